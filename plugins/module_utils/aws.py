@@ -1,0 +1,371 @@
+# -*- coding: utf-8 -*-
+# Copyright: iotfleet.provisioning contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The AWS core every module shares.
+
+One place knows how to build a client (credentials, region, endpoint, retries,
+user agent), how to turn a failed call into a message a person can act on, and
+how a module validates its input before the first call.
+"""
+
+from __future__ import annotations
+
+import re
+import traceback
+from typing import Any, Callable, Iterable, Iterator, Mapping
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+try:
+    import boto3
+    import botocore
+    from botocore.config import Config
+    from botocore.exceptions import (
+        BotoCoreError,
+        ClientError,
+        NoCredentialsError,
+        NoRegionError,
+        PartialCredentialsError,
+        ProfileNotFound,
+    )
+
+    HAS_BOTO3 = True
+    BOTO3_IMPORT_ERROR = None
+except ImportError:  # pragma: no cover - exercised by ansible-test's import test
+    HAS_BOTO3 = False
+    BOTO3_IMPORT_ERROR = traceback.format_exc()
+
+    class ClientError(Exception):  # type: ignore[no-redef]
+        """Stand-in so that except clauses stay valid without botocore."""
+
+    class BotoCoreError(Exception):  # type: ignore[no-redef]
+        """Stand-in so that except clauses stay valid without botocore."""
+
+
+COLLECTION_NAME = "iotfleet.provisioning"
+COLLECTION_VERSION = "0.1.0"
+DEFAULT_MAX_ATTEMPTS = 10
+
+# AWS reports hard quotas (an 11th policy on a certificate, ...) as
+# LimitExceededException, which botocore's standard and adaptive retry modes
+# treat as throttling. Retrying cannot succeed, so these codes stop at once.
+HARD_LIMIT_ERROR_CODES = frozenset({"LimitExceededException"})
+
+# A sentence per error code saying what the user can do about it.
+ERROR_HINTS: dict[str, str] = {
+    "UnauthorizedException": "The credentials lack permission for this call: grant the iot action named above.",
+    "AccessDeniedException": "The credentials lack permission for this call: grant the action named above.",
+    "ThrottlingException": "AWS kept throttling after all retries: lower the concurrency, raise max_attempts, or ask for a quota increase.",
+    "LimitExceededException": "An AWS hard limit was reached; retrying will not help: remove something first or ask AWS for a higher limit.",
+    "ResourceNotFoundException": "The resource does not exist in this account and region: check the name, region and endpoint.",
+    "ResourceAlreadyExistsException": "A resource with this name already exists with a different configuration.",
+    "VersionConflictException": "The resource changed while this task ran: run the task again.",
+    "ConflictingResourceUpdateException": "Another update to this resource is in progress: run the task again.",
+    "DeleteConflictException": "The resource is still referenced (attached things, policies or principals): detach them first or use force.",
+    "CertificateStateException": "The certificate is in a state that does not allow this: deactivate it first (status INACTIVE).",
+    "MalformedPolicyException": "AWS rejected the policy document: check its JSON and the IoT policy grammar.",
+    "InvalidRequestException": "AWS rejected the request parameters: check the values named in the message.",
+    "ServiceUnavailableException": "AWS IoT is temporarily unavailable: run the task again later.",
+    "InternalFailureException": "AWS IoT failed internally: run the task again later.",
+    "InvalidClientTokenId": "The access key is not valid for this account or endpoint.",
+    "UnrecognizedClientException": "The access key is not valid for this account or endpoint.",
+    "ExpiredTokenException": "The session token has expired: refresh the credentials.",
+}
+
+MISSING_REGION_MESSAGE = (
+    "No AWS region is set: give the module the 'region' option (alias 'aws_region'), "
+    "set AWS_REGION or AWS_DEFAULT_REGION, or set a region in the AWS profile."
+)
+MISSING_CREDENTIALS_MESSAGE = (
+    "No AWS credentials were found: set 'access_key' and 'secret_key' (or 'profile'), "
+    "or the AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_PROFILE environment variables, "
+    "or run where an instance or task role provides them."
+)
+
+
+def aws_common_argument_spec() -> dict[str, Any]:
+    """The connection options of every module, named and aliased as in amazon.aws."""
+    return dict(
+        region=dict(type="str", aliases=["aws_region", "ec2_region"]),
+        access_key=dict(type="str", aliases=["aws_access_key_id", "aws_access_key", "ec2_access_key"], no_log=False),
+        secret_key=dict(type="str", aliases=["aws_secret_access_key", "aws_secret_key", "ec2_secret_key"], no_log=True),
+        session_token=dict(
+            type="str", aliases=["aws_session_token", "security_token", "aws_security_token"], no_log=True
+        ),
+        profile=dict(type="str", aliases=["aws_profile"]),
+        endpoint_url=dict(type="str", aliases=["aws_endpoint_url", "ec2_url", "s3_url"]),
+        validate_certs=dict(type="bool", default=True),
+        aws_ca_bundle=dict(type="path"),
+        aws_config=dict(type="dict"),
+        max_attempts=dict(type="int", default=DEFAULT_MAX_ATTEMPTS),
+        debug_botocore_endpoint_logs=dict(type="bool", default=False),
+    )
+
+
+class ValidationError(ValueError):
+    """Input that fails a documented rule; raised before any AWS call."""
+
+    def __init__(self, field: str, rule: str):
+        super().__init__(f"{field}: {rule}")
+        self.field = field
+        self.rule = rule
+
+
+class AwsCallError(Exception):
+    """A failed AWS call, carrying everything the user needs to act on it."""
+
+    def __init__(self, operation: str, code: str, message: str, request_id: str | None = None, hint: str = ""):
+        self.operation = operation
+        self.code = code
+        self.message = message
+        self.request_id = request_id
+        self.hint = hint or ERROR_HINTS.get(code, "")
+        text = f"{operation} failed with {code}: {message}"
+        if request_id:
+            text += f" (request id {request_id})"
+        if self.hint:
+            text += f". {self.hint}"
+        super().__init__(text)
+
+    @classmethod
+    def from_client_error(cls, error: ClientError, operation: str | None = None) -> AwsCallError:
+        response = getattr(error, "response", {}) or {}
+        err = response.get("Error", {})
+        meta = response.get("ResponseMetadata", {})
+        return cls(
+            operation=operation or getattr(error, "operation_name", None) or "AWS call",
+            code=err.get("Code", "Unknown"),
+            message=err.get("Message", str(error)),
+            request_id=meta.get("RequestId"),
+        )
+
+
+def error_code(error: BaseException) -> str | None:
+    """The AWS error code of a ClientError, or None for anything else."""
+    if isinstance(error, AwsCallError):
+        return error.code
+    if isinstance(error, ClientError):
+        return getattr(error, "response", {}).get("Error", {}).get("Code")
+    return None
+
+
+def is_error(error: BaseException, *codes: str) -> bool:
+    return error_code(error) in codes
+
+
+def _stop_retrying_hard_limits(response: Any = None, operation: Any = None, **_kwargs: Any) -> None:
+    """needs-retry hook: raise hard-limit errors before botocore schedules a retry.
+
+    Registered first, so it runs before the retry handler and the adaptive rate
+    limiter (which would otherwise also slow down for a non-throttle).
+    """
+    if not response:
+        return
+    parsed = response[1] if isinstance(response, tuple) and len(response) > 1 else None
+    if not isinstance(parsed, dict):
+        return
+    code = parsed.get("Error", {}).get("Code")
+    if code in HARD_LIMIT_ERROR_CODES:
+        raise ClientError(parsed, operation.name if operation is not None else "AWS call")
+
+
+def botocore_config(max_attempts: int = DEFAULT_MAX_ATTEMPTS, extra: Mapping[str, Any] | None = None) -> Config:
+    """Adaptive retries (client-side rate limiting on throttles) and our user agent."""
+    settings: dict[str, Any] = dict(extra or {})
+    settings.setdefault("retries", {"mode": "adaptive", "max_attempts": max_attempts})
+    settings["user_agent_extra"] = f"{COLLECTION_NAME.replace('.', '-')}/{COLLECTION_VERSION}"
+    return Config(**settings)
+
+
+def make_client(
+    service: str,
+    region: str | None = None,
+    access_key: str | None = None,
+    secret_key: str | None = None,
+    session_token: str | None = None,
+    profile: str | None = None,
+    endpoint_url: str | None = None,
+    validate_certs: bool = True,
+    aws_ca_bundle: str | None = None,
+    aws_config: Mapping[str, Any] | None = None,
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+) -> Any:
+    """A boto3 client; unset options fall back to boto3's own resolution."""
+    session = boto3.session.Session(
+        aws_access_key_id=access_key,
+        aws_secret_access_key=secret_key,
+        aws_session_token=session_token,
+        profile_name=profile,
+        region_name=region,
+    )
+    verify: bool | str = aws_ca_bundle if (validate_certs and aws_ca_bundle) else validate_certs
+    client = session.client(
+        service,
+        endpoint_url=endpoint_url,
+        verify=verify,
+        config=botocore_config(max_attempts, aws_config),
+    )
+    client.meta.events.register_first(f"needs-retry.{client.meta.service_model.service_id.hyphenize()}",
+                                      _stop_retrying_hard_limits)
+    if client.meta.region_name is None:
+        raise NoRegionError()
+    return client
+
+
+def paginate(client: Any, operation: str, result_key: str, **params: Any) -> list[Any]:
+    """Every item of a paged list call, following nextToken/marker to the end."""
+    items: list[Any] = []
+    for page in iter_pages(client, operation, **params):
+        items.extend(page.get(result_key, []))
+    return items
+
+
+def iter_pages(client: Any, operation: str, **params: Any) -> Iterator[dict[str, Any]]:
+    params = {k: v for k, v in params.items() if v is not None}
+    if client.can_paginate(operation):
+        yield from client.get_paginator(operation).paginate(**params)
+        return
+    # A few IoT list calls have no botocore paginator: follow nextToken by hand.
+    call: Callable[..., dict[str, Any]] = getattr(client, operation)
+    while True:
+        page = call(**params)
+        yield page
+        token = page.get("nextToken") or page.get("nextMarker")
+        if not token:
+            return
+        params["nextToken" if "nextToken" in page else "marker"] = token
+
+
+_CAMEL_BOUNDARY = re.compile(r"((?<=[a-z0-9])[A-Z]|(?!^)[A-Z](?=[a-z]))")
+
+
+def snake_case(name: str) -> str:
+    return _CAMEL_BOUNDARY.sub(r"_\1", name).lower()
+
+
+def snake_dict(value: Any, keep_keys_of: Iterable[str] = ("attributes", "tags")) -> Any:
+    """Convert AWS camelCase keys to snake_case, leaving user-named maps (attributes, tags) alone."""
+    keep = set(keep_keys_of)
+    if isinstance(value, dict):
+        out = {}
+        for key, item in value.items():
+            new_key = snake_case(key)
+            out[new_key] = item if new_key in keep else snake_dict(item, keep)
+        return out
+    if isinstance(value, list):
+        return [snake_dict(item, keep) for item in value]
+    return value
+
+
+def drop_response_metadata(response: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in response.items() if k != "ResponseMetadata"}
+
+
+class IoTModule:
+    """AnsibleModule plus the AWS connection options, a client factory and AWS-aware failures."""
+
+    def __init__(self, argument_spec: dict[str, Any], **kwargs: Any):
+        spec = aws_common_argument_spec()
+        spec.update(argument_spec)
+        kwargs.setdefault("supports_check_mode", True)
+        self.module = AnsibleModule(argument_spec=spec, **kwargs)
+        self.params = self.module.params
+        self.check_mode = self.module.check_mode
+        if not HAS_BOTO3:
+            self.module.fail_json(msg=missing_required_lib("boto3 and botocore"), exception=BOTO3_IMPORT_ERROR)
+        self._clients: dict[str, Any] = {}
+        self.resource_actions: set[str] = set()
+
+    @property
+    def diff_mode(self) -> bool:
+        return bool(self.module._diff)
+
+    def client(self, service: str = "iot") -> Any:
+        if service not in self._clients:
+            p = self.params
+            try:
+                self._clients[service] = make_client(
+                    service,
+                    region=p.get("region"),
+                    access_key=p.get("access_key"),
+                    secret_key=p.get("secret_key"),
+                    session_token=p.get("session_token"),
+                    profile=p.get("profile"),
+                    endpoint_url=p.get("endpoint_url"),
+                    validate_certs=p.get("validate_certs", True),
+                    aws_ca_bundle=p.get("aws_ca_bundle"),
+                    aws_config=p.get("aws_config"),
+                    max_attempts=p.get("max_attempts") or DEFAULT_MAX_ATTEMPTS,
+                )
+            except NoRegionError:
+                self.module.fail_json(msg=MISSING_REGION_MESSAGE)
+            except ProfileNotFound as e:
+                self.module.fail_json(msg=f"profile: {e}. Set 'profile' to a profile in your AWS config.")
+            if p.get("debug_botocore_endpoint_logs"):
+                self._clients[service].meta.events.register("before-call.*.*", self._record_action)
+        return self._clients[service]
+
+    def _record_action(self, model: Any = None, **_kwargs: Any) -> None:
+        if model is not None:
+            self.resource_actions.add(f"{model.service_model.signing_name}:{model.name}")
+
+    def warn(self, message: str) -> None:
+        self.module.warn(message)
+
+    def exit_json(self, **result: Any) -> None:
+        self.module.exit_json(**result)
+
+    def fail_json(self, msg: str, **kwargs: Any) -> None:
+        self.module.fail_json(msg=msg, **kwargs)
+
+    def run(self, action: Callable[[], dict[str, Any]]) -> None:
+        """Run the module's work and exit, turning every expected failure into a clear message."""
+        try:
+            result = action()
+        except ValidationError as e:
+            self.module.fail_json(msg=str(e))
+        except AwsCallError as e:
+            self.module.fail_json(msg=str(e), error={"code": e.code, "message": e.message},
+                                  request_id=e.request_id, operation=e.operation)
+        except ClientError as e:
+            err = AwsCallError.from_client_error(e)
+            self.module.fail_json(msg=str(err), error={"code": err.code, "message": err.message},
+                                  request_id=err.request_id, operation=err.operation,
+                                  exception=traceback.format_exc())
+        except NoRegionError:
+            self.module.fail_json(msg=MISSING_REGION_MESSAGE)
+        except (NoCredentialsError, PartialCredentialsError) as e:
+            self.module.fail_json(msg=f"{MISSING_CREDENTIALS_MESSAGE} ({e})")
+        except BotoCoreError as e:
+            self.module.fail_json(
+                msg=f"AWS call failed before a response arrived: {e}. "
+                "Check endpoint_url, network access and TLS settings (validate_certs, aws_ca_bundle).",
+                exception=traceback.format_exc(),
+            )
+        else:
+            if self.params.get("debug_botocore_endpoint_logs"):
+                result["resource_actions"] = sorted(self.resource_actions)
+            self.module.exit_json(**result)
+
+
+def result_with_diff(module: IoTModule, changed: bool, before: Any, after: Any, **extra: Any) -> dict[str, Any]:
+    """The standard result: changed, the resource as it is now (or would be), and diff when asked."""
+    result: dict[str, Any] = dict(changed=changed, **extra)
+    if module.diff_mode:
+        result["diff"] = {"before": before or {}, "after": after or {}}
+    return result
+
+
+__all__ = [
+    "AwsCallError",
+    "IoTModule",
+    "ValidationError",
+    "aws_common_argument_spec",
+    "botocore",
+    "error_code",
+    "is_error",
+    "make_client",
+    "paginate",
+    "result_with_diff",
+    "snake_dict",
+]

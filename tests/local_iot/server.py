@@ -1,0 +1,112 @@
+#!/usr/bin/env python3
+"""The local AWS IoT endpoint: moto's server plus our fidelity fixes.
+
+Run it with ``python tests/local_iot/server.py --port 5123``. Every test, the demo
+and the benchmarks use this one command. It imports nothing from ``plugins/``: the
+fixes here are a reading of the AWS documentation independent of the collection's.
+
+Besides the AWS APIs it serves a few control paths for tests:
+
+* ``GET /_local/health``: 200 once the server is up.
+* ``GET /_local/calls``: the IoT operations called since the last reset, in order.
+* ``DELETE /_local/calls``: forget the recorded calls.
+* ``POST /moto-api/reset``: moto's own reset of all state.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import threading
+from typing import Any, Callable, Iterable
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+if HERE not in sys.path:
+    sys.path.insert(0, HERE)
+
+import fidelity  # noqa: E402  (sibling module; this file runs as a script)
+from moto.moto_server.werkzeug_app import (  # noqa: E402
+    DomainDispatcherApplication,
+    MotoRequestHandler,
+    create_backend_app,
+)
+from werkzeug.serving import make_server  # noqa: E402
+
+
+class CallRecorder:
+    """Remembers which IoT operations were called, so tests can assert on them."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._calls: list[str] = []
+
+    def record(self, operation: str) -> None:
+        with self._lock:
+            self._calls.append(operation)
+
+    def snapshot(self) -> list[str]:
+        with self._lock:
+            return list(self._calls)
+
+    def reset(self) -> None:
+        with self._lock:
+            self._calls.clear()
+
+
+RECORDER = CallRecorder()
+
+
+def _json_response(start_response: Callable[..., Any], status: str, payload: Any) -> Iterable[bytes]:
+    body = json.dumps(payload).encode()
+    start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+class LocalIoTApp:
+    """WSGI wrapper: control paths first, everything else to moto."""
+
+    def __init__(self, moto_app: Any) -> None:
+        self.moto_app = moto_app
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        method = environ.get("REQUEST_METHOD", "GET")
+        if path == "/_local/health":
+            return _json_response(start_response, "200 OK", {"status": "ok"})
+        if path == "/_local/calls":
+            if method == "DELETE":
+                RECORDER.reset()
+                return _json_response(start_response, "200 OK", {"calls": []})
+            return _json_response(start_response, "200 OK", {"calls": RECORDER.snapshot()})
+        return self.moto_app(environ, start_response)
+
+
+def build_app() -> LocalIoTApp:
+    fidelity.install(RECORDER.record)
+    return LocalIoTApp(DomainDispatcherApplication(create_backend_app))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Local AWS IoT endpoint (moto plus fidelity fixes)")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("LOCAL_IOT_PORT", "5123")))
+    args = parser.parse_args(argv)
+
+    # moto builds ARNs and URLs from these; keep them deterministic.
+    os.environ.setdefault("MOTO_PORT", str(args.port))
+    server = make_server(args.host, args.port, build_app(), threaded=True, request_handler=MotoRequestHandler)
+
+    def _stop(_signum: int, _frame: Any) -> None:
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    print(f"local AWS IoT endpoint listening on http://{args.host}:{args.port}", flush=True)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
