@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright: iotfleet.provisioning contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The AWS core every module shares.
@@ -205,8 +204,9 @@ def make_client(
         verify=verify,
         config=botocore_config(max_attempts, aws_config),
     )
-    client.meta.events.register_first(f"needs-retry.{client.meta.service_model.service_id.hyphenize()}",
-                                      _stop_retrying_hard_limits)
+    client.meta.events.register_first(
+        f"needs-retry.{client.meta.service_model.service_id.hyphenize()}", _stop_retrying_hard_limits
+    )
     if client.meta.region_name is None:
         raise NoRegionError()
     return client
@@ -325,13 +325,18 @@ class IoTModule:
         except ValidationError as e:
             self.module.fail_json(msg=str(e))
         except AwsCallError as e:
-            self.module.fail_json(msg=str(e), error={"code": e.code, "message": e.message},
-                                  request_id=e.request_id, operation=e.operation)
+            self.module.fail_json(
+                msg=str(e), error={"code": e.code, "message": e.message}, request_id=e.request_id, operation=e.operation
+            )
         except ClientError as e:
             err = AwsCallError.from_client_error(e)
-            self.module.fail_json(msg=str(err), error={"code": err.code, "message": err.message},
-                                  request_id=err.request_id, operation=err.operation,
-                                  exception=traceback.format_exc())
+            self.module.fail_json(
+                msg=str(err),
+                error={"code": err.code, "message": err.message},
+                request_id=err.request_id,
+                operation=err.operation,
+                exception=traceback.format_exc(),
+            )
         except NoRegionError:
             self.module.fail_json(msg=MISSING_REGION_MESSAGE)
         except (NoCredentialsError, PartialCredentialsError) as e:

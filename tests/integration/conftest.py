@@ -12,7 +12,7 @@ import pytest
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(REPO, "tests", "local_iot"))
 
-import launcher  # noqa: E402
+import launcher
 
 
 @pytest.fixture(scope="session")

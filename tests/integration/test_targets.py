@@ -15,12 +15,16 @@ import pytest
 from conftest import REPO, reset_endpoint
 
 TARGETS_DIR = os.path.join(REPO, "tests", "integration", "targets")
-TARGETS = sorted(
-    name
-    for name in os.listdir(TARGETS_DIR)
-    if os.path.isfile(os.path.join(TARGETS_DIR, name, "tasks", "main.yml"))
-    and "disabled" not in open(os.path.join(TARGETS_DIR, name, "aliases")).read().split()
-) if os.path.isdir(TARGETS_DIR) else []
+TARGETS = (
+    sorted(
+        name
+        for name in os.listdir(TARGETS_DIR)
+        if os.path.isfile(os.path.join(TARGETS_DIR, name, "tasks", "main.yml"))
+        and "disabled" not in open(os.path.join(TARGETS_DIR, name, "aliases")).read().split()
+    )
+    if os.path.isdir(TARGETS_DIR)
+    else []
+)
 
 PLAYBOOK = """
 - name: Integration target {target}
@@ -59,8 +63,9 @@ def ansible_env(endpoint: str, collections_path: str, tmp_path: str) -> dict[str
     return env
 
 
-def run_playbook(playbook: str, endpoint: str, collections_path: str, tmp_path: str,
-                 extra_vars: dict[str, str]) -> subprocess.CompletedProcess:
+def run_playbook(
+    playbook: str, endpoint: str, collections_path: str, tmp_path: str, extra_vars: dict[str, str]
+) -> subprocess.CompletedProcess:
     path = os.path.join(tmp_path, "play.yml")
     with open(path, "w") as handle:
         handle.write(playbook)
@@ -70,8 +75,9 @@ def run_playbook(playbook: str, endpoint: str, collections_path: str, tmp_path: 
     ansible_playbook = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
     if os.path.exists(ansible_playbook):
         args[0] = ansible_playbook
-    return subprocess.run(args, env=ansible_env(endpoint, collections_path, tmp_path),
-                          capture_output=True, text=True, timeout=900)
+    return subprocess.run(
+        args, env=ansible_env(endpoint, collections_path, tmp_path), capture_output=True, text=True, timeout=900
+    )
 
 
 @pytest.mark.parametrize("target", TARGETS)
@@ -90,4 +96,6 @@ def test_target(target: str, local_iot_endpoint: str, collections_path: str, tmp
         },
     )
     if result.returncode != 0:
-        pytest.fail(f"target {target} failed (rc={result.returncode})\n{result.stdout[-20000:]}\n{result.stderr[-5000:]}")
+        pytest.fail(
+            f"target {target} failed (rc={result.returncode})\n{result.stdout[-20000:]}\n{result.stderr[-5000:]}"
+        )

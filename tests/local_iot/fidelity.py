@@ -48,8 +48,14 @@ def _install_create_thing_conflict() -> None:
     # AWS: CreateThing for an existing name succeeds (and returns the same thing)
     # only when the configuration is identical; otherwise ResourceAlreadyExistsException.
     @_wrap(IoTBackend, "create_thing")
-    def create_thing(original: Callable[..., Any], self: IoTBackend, thing_name: str, thing_type_name: str,
-                     attribute_payload: dict[str, Any] | None, billing_group_name: str | None = None) -> Any:
+    def create_thing(
+        original: Callable[..., Any],
+        self: IoTBackend,
+        thing_name: str,
+        thing_type_name: str,
+        attribute_payload: dict[str, Any] | None,
+        billing_group_name: str | None = None,
+    ) -> Any:
         existing = next((t for t in self.things.values() if t.thing_name == thing_name), None)
         if existing is not None:
             wanted_attributes = (attribute_payload or {}).get("attributes", {}) or {}

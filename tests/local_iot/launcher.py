@@ -54,8 +54,9 @@ def spawn(port: int, extra_args: list[str] | None = None, log_path: str | None =
 
 
 @contextlib.contextmanager
-def running_endpoint(port: int | None = None, extra_args: list[str] | None = None,
-                     log_path: str | None = None) -> Iterator[str]:
+def running_endpoint(
+    port: int | None = None, extra_args: list[str] | None = None, log_path: str | None = None
+) -> Iterator[str]:
     """Yield the URL of a fresh endpoint, stopped on exit."""
     port = port or free_port()
     process = spawn(port, extra_args, log_path)

@@ -27,13 +27,13 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
-import fidelity  # noqa: E402  (sibling module; this file runs as a script)
-from moto.moto_server.werkzeug_app import (  # noqa: E402
+import fidelity
+from moto.moto_server.werkzeug_app import (
     DomainDispatcherApplication,
     MotoRequestHandler,
     create_backend_app,
 )
-from werkzeug.serving import make_server  # noqa: E402
+from werkzeug.serving import make_server
 
 
 class CallRecorder:
