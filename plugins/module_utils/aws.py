@@ -171,7 +171,7 @@ def _stop_retrying_hard_limits(response: Any = None, operation: Any = None, **_k
 def botocore_config(max_attempts: int = DEFAULT_MAX_ATTEMPTS, extra: Mapping[str, Any] | None = None) -> Config:
     """Adaptive retries (client-side rate limiting on throttles) and our user agent."""
     settings: dict[str, Any] = dict(extra or {})
-    settings.setdefault("retries", {"mode": "adaptive", "max_attempts": max_attempts})
+    settings.setdefault("retries", {"mode": "adaptive", "total_max_attempts": max_attempts})
     settings["user_agent_extra"] = f"{COLLECTION_NAME.replace('.', '-')}/{COLLECTION_VERSION}"
     return Config(**settings)
 

@@ -23,6 +23,7 @@ options:
     choices: [iot:Data-ATS, iot:Data, iot:CredentialProvider, iot:Jobs]
 extends_documentation_fragment:
   - iotfleet.provisioning.aws
+  - iotfleet.provisioning.attributes
 attributes:
   check_mode:
     support: full
@@ -30,13 +31,10 @@ attributes:
     support: none
   idempotent:
     support: full
-  action_group:
-    support: full
-    membership: [iotfleet.provisioning.aws]
 notes:
   - "IAM permission: C(iot:DescribeEndpoint)."
 author:
-  - iotfleet.provisioning developers
+  - iotfleet.provisioning developers (@iotfleet)
 """
 
 EXAMPLES = r"""

@@ -5,11 +5,10 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
-import urllib.request
 
 import pytest
+from harness import REPO
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(REPO, "tests", "local_iot"))
 
 import launcher
@@ -36,10 +35,3 @@ def collections_path() -> str:
     os.makedirs(namespace)
     os.symlink(REPO, os.path.join(namespace, "provisioning"))
     return root
-
-
-def reset_endpoint(url: str) -> None:
-    request = urllib.request.Request(f"{url}/moto-api/reset", method="POST")
-    urllib.request.urlopen(request, timeout=10).close()
-    request = urllib.request.Request(f"{url}/_local/calls", method="DELETE")
-    urllib.request.urlopen(request, timeout=10).close()

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """An independent look at the local endpoint's state, for integration targets.
 
 Targets call it with ``ansible.builtin.command`` and parse its JSON output, so

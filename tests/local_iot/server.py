@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """The local AWS IoT endpoint: moto's server plus our fidelity fixes.
 
 Run it with ``python tests/local_iot/server.py --port 5123``. Every test, the demo

@@ -1,0 +1,59 @@
+# The two set-up commands on a fresh machine:
+#   make demo   runs the demo playbooks against the local AWS IoT endpoint
+#   make test   runs every test (lint, unit, local endpoint, integration, ansible-test sanity)
+# Both create .venv from the repo's own requirement files first.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PORT ?= 5123
+
+.PHONY: all venv demo test lint format unit integration pytest sanity build changelog clean
+
+all: test
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt tests/unit/requirements.txt tests/integration/requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+demo: venv
+	VENV=$(VENV) PORT=$(PORT) bash scripts/demo.sh
+
+# lint first (fast), sanity next, then the pytest run whose summary closes the output.
+test: venv lint sanity pytest
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/antsibull-changelog lint
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/ansible-lint --offline
+
+format: venv
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+unit: venv
+	$(BIN)/python -m pytest -q tests/unit
+
+integration: venv
+	$(BIN)/python -m pytest -q tests/integration
+
+# One pytest run for unit, local endpoint and integration tests.
+pytest: venv
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/unit tests/local_iot tests/integration
+
+sanity: venv
+	VENV_BIN=$(CURDIR)/$(BIN) bash scripts/ansible_test.sh sanity --venv --python 3.11
+
+build: venv
+	mkdir -p build
+	$(BIN)/ansible-galaxy collection build --force --output-path build .
+
+changelog: venv
+	$(BIN)/antsibull-changelog release
+
+clean:
+	rm -rf build tests/output demo-output .pytest_cache .ruff_cache
