@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# make demo: start the local AWS IoT endpoint, run playbooks/demo.yml twice (the second run must
+# report changed=0), show what was written, and stop the endpoint.
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+cd "$repo"
+venv=${VENV:-.venv}
+port=${PORT:-5123}
+bin=$repo/$venv/bin
+out=$repo/demo-output
+endpoint=http://127.0.0.1:$port
+pidfile=$repo/.local_iot.pid
+
+collections=$repo/build/collections
+mkdir -p "$collections/ansible_collections/iotfleet"
+ln -sfn "$repo" "$collections/ansible_collections/iotfleet/provisioning"
+
+"$bin/python" tests/local_iot/launcher.py start --port "$port" --pidfile "$pidfile" --log "$repo/.local_iot.log"
+trap '"$bin/python" tests/local_iot/launcher.py stop --pidfile "$pidfile"' EXIT
+"$bin/python" - "$endpoint" <<'PY'
+import sys, urllib.request
+urllib.request.urlopen(urllib.request.Request(sys.argv[1] + "/moto-api/reset", method="POST")).close()
+PY
+
+export ANSIBLE_COLLECTIONS_PATH=$collections
+export ANSIBLE_PYTHON_INTERPRETER=$bin/python
+export ANSIBLE_LOCALHOST_WARNING=false ANSIBLE_INVENTORY_UNPARSED_WARNING=false
+export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1
+export AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null
+rm -rf "$out"
+
+run() {
+  "$bin/ansible-playbook" -i localhost, -c local playbooks/demo.yml \
+    -e "iot_endpoint_url=$endpoint" -e "demo_output_dir=$out" "$@"
+}
+
+echo "== first run: provisions the demo device"
+run
+echo "== second run: must change nothing"
+run | tee "$repo/build/demo-second-run.log"
+if ! grep -Eq 'localhost +: ok=[0-9]+ +changed=0 ' "$repo/build/demo-second-run.log"; then
+  echo "demo: the second run changed something; it must be idempotent" >&2
+  exit 1
+fi
+echo
+echo "== demo done. Local AWS IoT endpoint: $endpoint (stopped now). Files written:"
+find "$out" -type f -printf '%m %p\n' | sort -k2
