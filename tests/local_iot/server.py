@@ -96,6 +96,8 @@ def main(argv: list[str] | None = None) -> None:
 
     # moto builds ARNs and URLs from these; keep them deterministic.
     os.environ.setdefault("MOTO_PORT", str(args.port))
+    # AWS has its managed policies (AWSIoTThingsRegistration, ...); attaching one must work as there.
+    os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
     server = make_server(args.host, args.port, build_app(), threaded=True, request_handler=MotoRequestHandler)
 
     def _stop(_signum: int, _frame: Any) -> None:
