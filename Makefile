@@ -29,7 +29,9 @@ lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/antsibull-changelog lint
-	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/ansible-lint --offline
+	mkdir -p build/collections/ansible_collections/iotfleet
+	ln -sfn $(CURDIR) build/collections/ansible_collections/iotfleet/provisioning
+	PATH=$(CURDIR)/$(BIN):$$PATH ANSIBLE_COLLECTIONS_PATH=$(CURDIR)/build/collections $(BIN)/ansible-lint --offline
 
 format: venv
 	$(BIN)/ruff check --fix .
