@@ -1,0 +1,200 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: iotfleet.provisioning contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: csr
+short_description: Ensure a device private key and return a certificate signing request for it
+version_added: 0.1.0
+description:
+  - Ensures a private key at O(private_key_path) (mode 0600, written atomically) and returns a PEM certificate
+    signing request (CSR) for it with the given subject.
+  - Runs on any host and makes no AWS call. Run it on the device itself, so that the private key is born where it
+    is used and never travels; send only the CSR to AWS (for example with M(iotfleet.provisioning.certificate)
+    or M(iotfleet.provisioning.register_thing)).
+  - An existing key of the requested type and size is kept. An existing key of another type or size is never
+    replaced silently: the task fails unless O(force=true).
+  - With O(csr_path), the CSR is also written there and kept on later runs while it still matches the key
+    and subject.
+  - Not part of the C(iotfleet.provisioning.aws) action group, as it takes no AWS options.
+options:
+  private_key_path:
+    description:
+      - Where the private key is, or is to be created (PEM, PKCS#8, unencrypted, mode 0600).
+    type: path
+    required: true
+  key_type:
+    description:
+      - The key algorithm. AWS IoT accepts EC P-256/P-384 and RSA 2048 or larger.
+    type: str
+    choices: [EC, RSA]
+    default: EC
+  curve:
+    description:
+      - The curve of an EC key.
+    type: str
+    choices: [P-256, P-384]
+    default: P-256
+  key_size:
+    description:
+      - The size in bits of an RSA key, at least 2048.
+    type: int
+    default: 2048
+  subject:
+    description:
+      - The CSR subject. AWS IoT ignores it for certificates it signs from a CSR, but templates and people read it.
+    type: dict
+    required: true
+    suboptions:
+      common_name:
+        description: CN.
+        type: str
+      country:
+        description: C, a two-letter country code.
+        type: str
+      state_or_province:
+        description: ST.
+        type: str
+      locality:
+        description: L.
+        type: str
+      organization:
+        description: O.
+        type: str
+      organizational_unit:
+        description: OU.
+        type: str
+      distinguished_name_qualifier:
+        description: dnQualifier.
+        type: str
+      serial_number:
+        description: The subject's serialNumber attribute (not the certificate serial).
+        type: str
+  csr_path:
+    description:
+      - Also write the CSR to this path (mode 0644), and keep it on later runs while it matches.
+    type: path
+  force:
+    description:
+      - Replace an existing key whose type or size differs from the request. The old key is lost.
+    type: bool
+    default: false
+attributes:
+  check_mode:
+    description: Can run in check mode and predict the change without writing anything.
+    support: full
+  diff_mode:
+    description: Returns the key and CSR actions as before and after in diff mode.
+    support: full
+  idempotent:
+    description: A second run with the same arguments keeps the key and reports no change.
+    support: full
+requirements:
+  - cryptography >= 3.0 on the host that runs the module
+author:
+  - iotfleet.provisioning developers (@iotfleet)
+"""
+
+EXAMPLES = r"""
+- name: Make the device key on the device and get a CSR
+  iotfleet.provisioning.csr:
+    private_key_path: /etc/iot/private.pem.key
+    subject:
+      common_name: sensor-001
+      organization: Example Corp
+  register: device_csr
+
+- name: Have AWS IoT sign it, from the controller
+  iotfleet.provisioning.certificate:
+    csr: "{{ device_csr.csr }}"
+    certificate_path: /tmp/sensor-001.pem.crt
+    thing: sensor-001
+  delegate_to: localhost
+"""
+
+RETURN = r"""
+csr:
+  description: The CSR in PEM form (null in check mode when the key does not exist yet).
+  returned: always
+  type: str
+private_key_path:
+  description: Where the private key is.
+  returned: always
+  type: str
+csr_path:
+  description: Where the CSR was written, when O(csr_path) was given.
+  returned: when csr_path is given
+  type: str
+key:
+  description: The key's type and curve or size.
+  returned: always
+  type: dict
+  sample: {"type": "EC", "curve": "P-256"}
+key_action:
+  description: What happened to the key, one of V(kept), V(created), V(replaced), V(fixed mode), V(create).
+  returned: always
+  type: str
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.iotfleet.provisioning.plugins.module_utils import crypto, keys
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import ValidationError
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec=dict(
+            private_key_path=dict(type="path", required=True, no_log=False),
+            key_type=dict(type="str", choices=["EC", "RSA"], default="EC"),
+            curve=dict(type="str", choices=["P-256", "P-384"], default="P-256"),
+            key_size=dict(type="int", default=2048),
+            subject=dict(
+                type="dict",
+                required=True,
+                options={name: dict(type="str") for name, _ in keys.SUBJECT_FIELDS},
+            ),
+            csr_path=dict(type="path"),
+            force=dict(type="bool", default=False),
+        ),
+        supports_check_mode=True,
+    )
+    params = module.params
+    try:
+        crypto.require_cryptography()
+        spec = keys.validate_key_spec(params)
+        subject = keys.validate_subject("subject", params["subject"])
+        key_changed, key, key_info = keys.ensure_private_key(
+            params["private_key_path"], spec, params["force"], module.check_mode
+        )
+        csr_changed, csr_pem = keys.ensure_csr(key, subject, params["csr_path"], module.check_mode)
+    except ValidationError as error:
+        module.fail_json(msg=str(error))
+    except crypto.CryptoError as error:
+        module.fail_json(msg=f"private_key_path: {error}")
+    except OSError as error:
+        module.fail_json(msg=f"Could not write the key or CSR: {error}")
+
+    result = dict(
+        changed=key_changed or csr_changed,
+        csr=csr_pem,
+        private_key_path=params["private_key_path"],
+        key=key_info["key"],
+        key_action=key_info["action"],
+    )
+    if params["csr_path"]:
+        result["csr_path"] = params["csr_path"]
+    if module._diff:
+        result["diff"] = {
+            "before": {"private_key": "absent" if key_info["action"] in ("create", "created") else "present"},
+            "after": {"private_key": key_info["action"], "csr_written": csr_changed},
+        }
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
