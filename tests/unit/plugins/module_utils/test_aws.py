@@ -158,7 +158,12 @@ def test_snake_case(name, expected):
 
 
 def test_snake_dict_keeps_user_keys():
-    value = {"thingName": "t", "attributes": {"serialNumber": "1"}, "tags": {"CostCenter": "x"}, "nestedList": [{"aB": 1}]}
+    value = {
+        "thingName": "t",
+        "attributes": {"serialNumber": "1"},
+        "tags": {"CostCenter": "x"},
+        "nestedList": [{"aB": 1}],
+    }
     assert aws.snake_dict(value) == {
         "thing_name": "t",
         "attributes": {"serialNumber": "1"},
