@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
+import subprocess
+import sys
 import urllib.request
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -13,3 +17,55 @@ def reset_endpoint(url: str) -> None:
     for path, method in (("/moto-api/reset", "POST"), ("/_local/calls", "DELETE")):
         request = urllib.request.Request(f"{url}{path}", method=method)
         urllib.request.urlopen(request, timeout=10).close()
+
+
+def ansible_env(endpoint: str, collections_path: str, tmp_path: str) -> dict[str, str]:
+    """Ansible and AWS settings for a run against the local endpoint, isolated from the user's config."""
+    env = dict(os.environ)
+    env.update(
+        ANSIBLE_COLLECTIONS_PATH=collections_path,
+        ANSIBLE_PYTHON_INTERPRETER=sys.executable,
+        ANSIBLE_LOCALHOST_WARNING="false",
+        ANSIBLE_INVENTORY_UNPARSED_WARNING="false",
+        ANSIBLE_FORCE_COLOR="false",
+        ANSIBLE_NOCOLOR="true",
+        ANSIBLE_HOME=os.path.join(tmp_path, "ansible_home"),
+        ANSIBLE_LOCAL_TEMP=os.path.join(tmp_path, "ansible_tmp"),
+        LOCAL_IOT_ENDPOINT=endpoint,
+        AWS_REGION="us-east-1",
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_CONFIG_FILE=os.devnull,
+        AWS_SHARED_CREDENTIALS_FILE=os.devnull,
+    )
+    return env
+
+
+def run_playbook(
+    playbook: str,
+    endpoint: str,
+    collections_path: str,
+    tmp_path: str,
+    extra_vars: dict[str, object] | None = None,
+    extra_env: dict[str, str] | None = None,
+    check: bool = False,
+) -> subprocess.CompletedProcess:
+    """ansible-playbook on localhost with --diff (and --check), extra vars passed as JSON."""
+    ansible_playbook = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
+    args = [ansible_playbook if os.path.exists(ansible_playbook) else "ansible-playbook"]
+    args += ["-i", "localhost,", "-c", "local", playbook, "--diff"]
+    if check:
+        args.append("--check")
+    if extra_vars:
+        args += ["-e", json.dumps(extra_vars)]
+    env = ansible_env(endpoint, collections_path, tmp_path)
+    env.update(extra_env or {})
+    return subprocess.run(args, env=env, capture_output=True, text=True, timeout=900, check=False)
+
+
+def recap(output: str) -> dict[str, int]:
+    """The PLAY RECAP counts of localhost (ok, changed, failed, ...)."""
+    match = re.search(r"^localhost\s+:\s+(.*)$", output, re.MULTILINE)
+    if not match:
+        raise AssertionError(f"no PLAY RECAP in output:\n{output[-3000:]}")
+    return {key: int(value) for key, value in re.findall(r"(\w+)=(\d+)", match.group(1))}

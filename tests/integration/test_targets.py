@@ -8,11 +8,9 @@ and the endpoint's state (read by iot_probe.py, a client independent of ours).
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 
 import pytest
-from harness import REPO, reset_endpoint
+from harness import REPO, reset_endpoint, run_playbook
 
 TARGETS_DIR = os.path.join(REPO, "tests", "integration", "targets")
 
@@ -52,53 +50,18 @@ PLAYBOOK = """
 """
 
 
-def ansible_env(endpoint: str, collections_path: str, tmp_path: str) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        ANSIBLE_COLLECTIONS_PATH=collections_path,
-        ANSIBLE_ROLES_PATH=TARGETS_DIR,
-        ANSIBLE_PYTHON_INTERPRETER=sys.executable,
-        ANSIBLE_LOCALHOST_WARNING="false",
-        ANSIBLE_INVENTORY_UNPARSED_WARNING="false",
-        ANSIBLE_FORCE_COLOR="false",
-        ANSIBLE_NOCOLOR="true",
-        ANSIBLE_HOME=os.path.join(tmp_path, "ansible_home"),
-        ANSIBLE_LOCAL_TEMP=os.path.join(tmp_path, "ansible_tmp"),
-        LOCAL_IOT_ENDPOINT=endpoint,
-        AWS_REGION="us-east-1",
-        AWS_ACCESS_KEY_ID="testing",
-        AWS_SECRET_ACCESS_KEY="testing",
-        AWS_CONFIG_FILE=os.devnull,
-        AWS_SHARED_CREDENTIALS_FILE=os.devnull,
-    )
-    return env
-
-
-def run_playbook(
-    playbook: str, endpoint: str, collections_path: str, tmp_path: str, extra_vars: dict[str, str]
-) -> subprocess.CompletedProcess:
-    path = os.path.join(tmp_path, "play.yml")
-    with open(path, "w") as handle:
-        handle.write(playbook)
-    args = ["ansible-playbook", "-i", "localhost,", "-c", "local", path, "--diff"]
-    for key, value in extra_vars.items():
-        args += ["-e", f"{key}={value}"]
-    ansible_playbook = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
-    if os.path.exists(ansible_playbook):
-        args[0] = ansible_playbook
-    env = ansible_env(endpoint, collections_path, tmp_path)
-    return subprocess.run(args, env=env, capture_output=True, text=True, timeout=900, check=False)
-
-
 @pytest.mark.parametrize("target", TARGETS)
 def test_target(target: str, local_iot_endpoint: str, collections_path: str, tmp_path) -> None:
     reset_endpoint(local_iot_endpoint)
+    playbook = tmp_path / "play.yml"
+    playbook.write_text(PLAYBOOK.format(target=target))
     result = run_playbook(
-        PLAYBOOK.format(target=target),
+        str(playbook),
         local_iot_endpoint,
         collections_path,
         str(tmp_path),
-        {
+        extra_env={"ANSIBLE_ROLES_PATH": TARGETS_DIR},
+        extra_vars={
             "local_iot_endpoint": local_iot_endpoint,
             "iot_probe": os.path.join(REPO, "tests", "integration", "iot_probe.py"),
             "output_dir": str(tmp_path / "output"),
