@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
 
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import ValidationError, is_error, paginate
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.policies import normalize_document
 
 try:
     from ansible.module_utils.common.yaml import HAS_YAML, yaml_load
@@ -1339,32 +1340,8 @@ def _plan_thing_principal(
 
 
 def normalise_policy_document(document: Any) -> Any:
-    """A comparable form: JSON parsed, single values of Statement/Action/Resource made lists, those lists sorted."""
-    if isinstance(document, str):
-        try:
-            document = json.loads(document)
-        except ValueError:
-            return document
-    if not isinstance(document, dict):
-        return document
-    out = dict(document)
-    statements = out.get("Statement")
-    if statements is not None:
-        statements = statements if isinstance(statements, list) else [statements]
-        out["Statement"] = [_normalise_statement(s) for s in statements]
-    return out
-
-
-def _normalise_statement(statement: Any) -> Any:
-    if not isinstance(statement, dict):
-        return statement
-    out = dict(statement)
-    for key in ("Action", "NotAction", "Resource", "NotResource"):
-        if isinstance(out.get(key), str):
-            out[key] = [out[key]]
-        if isinstance(out.get(key), list) and all(isinstance(x, str) for x in out[key]):
-            out[key] = sorted(set(out[key]))
-    return out
+    """A comparable form of a policy document: the policy module's normalisation, so both agree on equality."""
+    return normalize_document(document)
 
 
 def plan_policy(desired: Mapping[str, Any], current: Optional[Mapping[str, Any]]) -> Dict[str, Any]:

