@@ -7,6 +7,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 PORT ?= 5123
+PYTEST_WORKERS ?= 2
 
 .PHONY: all venv demo test lint format unit integration pytest sanity build changelog clean
 
@@ -45,7 +46,7 @@ integration: venv
 
 # One pytest run for unit, local endpoint and integration tests.
 pytest: venv
-	$(BIN)/python -m pytest -q -p no:cacheprovider tests/unit tests/local_iot tests/integration
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(PYTEST_WORKERS) tests/unit tests/local_iot tests/integration
 
 sanity: venv
 	VENV_BIN=$(CURDIR)/$(BIN) bash scripts/ansible_test.sh sanity --venv --python 3.11
