@@ -377,7 +377,9 @@ def test_delete_template(iot: Any) -> None:
 def test_template_used_by_a_ca_cannot_be_deleted(iot: Any) -> None:
     create_template(iot, name="jitp", type="JITP")
     ca_pem, _ = make_cert("Local CA", ca=True)
-    iot.register_ca_certificate(caCertificate=ca_pem, setAsActive=True, registrationConfig={"templateName": "jitp"})
+    iot.register_ca_certificate(
+        caCertificate=ca_pem, certificateMode="SNI_ONLY", setAsActive=True, registrationConfig={"templateName": "jitp"}
+    )
     code, _, status = error_of(iot.delete_provisioning_template, templateName="jitp")
     assert (code, status) == ("DeleteConflictException", 409)
     assert iot.describe_provisioning_template(templateName="jitp")["templateName"] == "jitp"
@@ -583,7 +585,7 @@ def test_register_thing_with_certificate_pem_and_ca(iot: Any) -> None:
     assert code == "ResourceRegistrationFailureException" and "not registered" in message
     assert counts(iot) == (0, 0, 0)
 
-    iot.register_ca_certificate(caCertificate=ca_pem, setAsActive=True)
+    iot.register_ca_certificate(caCertificate=ca_pem, certificateMode="SNI_ONLY", setAsActive=True)
     code, message, _ = error_of(
         iot.register_thing, templateBody=cert_pem_template(True), parameters=dict(parameters, Cert=stranger_pem)
     )
