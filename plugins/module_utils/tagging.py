@@ -5,32 +5,14 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
-from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import ValidationError
-
-TAG_KEY_PATTERN = re.compile(r"^[\w\s.:/=+\-@]{1,128}$", re.UNICODE)
-MAX_TAG_VALUE_LENGTH = 256
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.validation import check_tags
 
 
 def validate_tags(field: str, tags: dict[str, Any] | None) -> dict[str, str] | None:
-    if tags is None:
-        return None
-    result = {}
-    for key, value in tags.items():
-        key = str(key)
-        if key.lower().startswith("aws:"):
-            raise ValidationError(field, f"tag keys starting with 'aws:' are reserved by AWS (got {key!r})")
-        if not TAG_KEY_PATTERN.match(key):
-            raise ValidationError(
-                field, f"tag key {key!r} must be 1-128 letters, digits, spaces or _.:/=+-@ characters"
-            )
-        value = "" if value is None else str(value)
-        if len(value) > MAX_TAG_VALUE_LENGTH:
-            raise ValidationError(field, f"tag {key!r}: value must be at most {MAX_TAG_VALUE_LENGTH} characters")
-        result[key] = value
-    return result
+    """None (leave tags alone) or the checked tags (see validation.check_tags for the rules)."""
+    return None if tags is None else check_tags(field, tags)
 
 
 def read_tags(client: Any, arn: str) -> dict[str, str]:

@@ -1,0 +1,245 @@
+# Copyright: iotfleet.provisioning contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""AWS IoT input limits, checked before the first AWS call.
+
+The lengths and patterns come from botocore's IoT service model (the shapes
+ThingName, ThingTypeName, ThingGroupName, AttributeName, AttributeValue,
+ThingTypeDescription, ThingGroupDescription, TagKey, TagValue); the counts from
+the AWS IoT quotas. botocore checks types and minimum lengths on the client but
+neither patterns nor maximum lengths, so without these checks a bad value would
+only fail at AWS, after earlier calls may already have changed something.
+
+Every check raises ``ValidationError(field, rule)`` so that the message names the
+option and the rule that was broken. The functions are small and general so
+that every resource family can use them.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Mapping
+
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import ValidationError
+
+# ThingName, ThingTypeName, ThingGroupName, BillingGroupName share one shape.
+RESOURCE_NAME_PATTERN = r"[a-zA-Z0-9:_-]+"
+RESOURCE_NAME_RULE = "letters, digits, ':', '_' and '-'"
+RESOURCE_NAME_MAX = 128
+
+ATTRIBUTE_NAME_PATTERN = r"[a-zA-Z0-9_.,@/:#-]+"
+ATTRIBUTE_NAME_RULE = "letters, digits and _ . , @ / : # -"
+ATTRIBUTE_NAME_MAX = 128
+ATTRIBUTE_VALUE_PATTERN = r"[a-zA-Z0-9_.,@/:#=\[\]-]*"
+ATTRIBUTE_VALUE_RULE = "letters, digits and _ . , @ / : # = [ ] -"
+ATTRIBUTE_VALUE_MAX = 800
+
+# ThingTypeDescription and ThingGroupDescription: [\p{Graph}\x20]* in the model,
+# that is printable ASCII and the space (Java's \p{Graph} is ASCII-only).
+DESCRIPTION_PATTERN = r"[\x20-\x7e]*"
+DESCRIPTION_RULE = "printable ASCII and spaces, no tabs or line breaks"
+DESCRIPTION_MAX = 2028
+
+TAG_KEY_MAX = 128
+TAG_VALUE_MAX = 256
+TAG_KEY_EXTRA_CHARACTERS = "_.:/=+-@"
+MAX_TAGS = 50
+
+MAX_ATTRIBUTES_WITHOUT_TYPE = 3
+MAX_ATTRIBUTES_WITH_TYPE = 50
+MAX_THING_GROUP_ATTRIBUTES = 50
+MAX_THING_GROUPS_PER_THING = 10
+MAX_SEARCHABLE_ATTRIBUTES = 3
+
+
+def _shown(value: str, limit: int = 40) -> str:
+    """The value as it goes into a message: quoted, long ones cut."""
+    text = value if len(value) <= limit else value[:limit] + "..."
+    return repr(text)
+
+
+def check_string(field: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValidationError(field, f"must be a string, got {type(value).__name__}")
+    return value
+
+
+def check_length(field: str, value: str, max_len: int, min_len: int = 0) -> str:
+    if len(value) < min_len:
+        if min_len == 1:
+            raise ValidationError(field, "must not be empty")
+        raise ValidationError(field, f"must be at least {min_len} characters, got {len(value)}")
+    if len(value) > max_len:
+        raise ValidationError(field, f"must be at most {max_len} characters, got {len(value)}")
+    return value
+
+
+def check_pattern(field: str, value: str, pattern: str, rule: str = "") -> str:
+    if re.fullmatch(pattern, value) is None:
+        allowed = f" ({rule})" if rule else ""
+        raise ValidationError(field, f"must match {pattern}{allowed}, got {_shown(value)}")
+    return value
+
+
+def check_name(
+    field: str,
+    value: Any,
+    max_len: int = RESOURCE_NAME_MAX,
+    pattern: str = RESOURCE_NAME_PATTERN,
+    rule: str = RESOURCE_NAME_RULE,
+    min_len: int = 1,
+) -> str:
+    """A resource name: a string of min_len..max_len characters matching pattern."""
+    value = check_string(field, value)
+    check_length(field, value, max_len, min_len)
+    return check_pattern(field, value, pattern, rule)
+
+
+def check_thing_name(field: str, value: Any) -> str:
+    return check_name(field, value)
+
+
+def check_thing_type_name(field: str, value: Any) -> str:
+    return check_name(field, value)
+
+
+def check_thing_group_name(field: str, value: Any) -> str:
+    return check_name(field, value)
+
+
+def check_description(field: str, value: Any, max_len: int = DESCRIPTION_MAX) -> str:
+    """A thing type or thing group description (may be empty)."""
+    return check_name(field, value, max_len, DESCRIPTION_PATTERN, DESCRIPTION_RULE, min_len=0)
+
+
+def attribute_value_text(field: str, value: Any) -> str:
+    """The string AWS stores for a YAML scalar: numbers as written, booleans as true/false."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, str):
+        return value
+    if value is None:
+        raise ValidationError(field, 'must be a string; use "" to remove the attribute')
+    raise ValidationError(field, f"must be a string, got {type(value).__name__}")
+
+
+def check_attribute_name(field: str, name: Any) -> str:
+    return check_name(field, name, ATTRIBUTE_NAME_MAX, ATTRIBUTE_NAME_PATTERN, ATTRIBUTE_NAME_RULE)
+
+
+def check_attribute_value(field: str, value: Any) -> str:
+    text = attribute_value_text(field, value)
+    return check_name(field, text, ATTRIBUTE_VALUE_MAX, ATTRIBUTE_VALUE_PATTERN, ATTRIBUTE_VALUE_RULE, min_len=0)
+
+
+def check_attributes(field: str, attributes: Any) -> dict[str, str]:
+    """A name -> value map of thing or thing group attributes, values as strings.
+
+    An empty value is kept: AWS reads it as "remove this attribute".
+    """
+    if not isinstance(attributes, Mapping):
+        raise ValidationError(
+            field, f"must be a dictionary of attribute names to values, got {type(attributes).__name__}"
+        )
+    result: dict[str, str] = {}
+    for name, value in attributes.items():
+        name = check_attribute_name(f"{field}", name)
+        result[name] = check_attribute_value(f"{field}.{name}", value)
+    return result
+
+
+def check_count(field: str, count: int, limit: int, subject: str, noun: str, verb: str = "can have") -> int:
+    """Fail when count exceeds limit: "<subject> <verb> at most <limit> <noun>, got <count>"."""
+    if count > limit:
+        raise ValidationError(field, f"{subject} {verb} at most {limit} {noun}, got {count}")
+    return count
+
+
+def max_thing_attributes(has_thing_type: bool) -> int:
+    return MAX_ATTRIBUTES_WITH_TYPE if has_thing_type else MAX_ATTRIBUTES_WITHOUT_TYPE
+
+
+def check_thing_attribute_count(field: str, count: int, has_thing_type: bool) -> int:
+    """3 attributes for a thing without a thing type, 50 with one."""
+    kind = "with" if has_thing_type else "without"
+    return check_count(field, count, max_thing_attributes(has_thing_type), f"a thing {kind} a thing type", "attributes")
+
+
+def check_unique_names(field: str, values: Any, check: Any = check_name) -> list[str]:
+    """A list of names, each checked with `check(field, name)`, duplicates dropped, order kept."""
+    if not isinstance(values, (list, tuple)):
+        raise ValidationError(field, f"must be a list, got {type(values).__name__}")
+    seen: list[str] = []
+    for value in values:
+        name = check(field, value)
+        if name not in seen:
+            seen.append(name)
+    return seen
+
+
+def _is_tag_key_character(char: str) -> bool:
+    # TagKey: ^([\p{L}\p{Z}\p{N}_.:/=+\-@]*)$ -- any letter, separator or number.
+    return char.isalpha() or char.isnumeric() or char.isspace() or char in TAG_KEY_EXTRA_CHARACTERS
+
+
+def check_tags(field: str, tags: Any) -> dict[str, str]:
+    """A key -> value map of resource tags; keys starting with 'aws:' are reserved by AWS."""
+    if not isinstance(tags, Mapping):
+        raise ValidationError(field, f"must be a dictionary of tag keys to values, got {type(tags).__name__}")
+    check_count(field, len(tags), MAX_TAGS, "a resource", "tags")
+    result: dict[str, str] = {}
+    for key, value in tags.items():
+        key = check_string(field, key)
+        check_length(field, key, TAG_KEY_MAX, 1)
+        bad = [c for c in key if not _is_tag_key_character(c)]
+        if bad:
+            raise ValidationError(
+                field, f"tag key {_shown(key)} may hold letters, numbers, spaces and {TAG_KEY_EXTRA_CHARACTERS} only"
+            )
+        if key.lower().startswith("aws:"):
+            raise ValidationError(field, f"tag key {_shown(key)}: keys starting with 'aws:' are reserved for AWS")
+        text = attribute_value_text(f"{field}.{key}", value)
+        result[key] = check_length(f"{field}.{key}", text, TAG_VALUE_MAX)
+    return result
+
+
+def check_positive_int(field: str, value: Any, allow_zero: bool = True) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValidationError(field, f"must be an integer, got {type(value).__name__}")
+    if value < 0 or (value == 0 and not allow_zero):
+        raise ValidationError(field, f"must be {'zero or more' if allow_zero else 'more than zero'}, got {value}")
+    return value
+
+
+__all__ = [
+    "ATTRIBUTE_NAME_MAX",
+    "ATTRIBUTE_NAME_PATTERN",
+    "ATTRIBUTE_VALUE_MAX",
+    "ATTRIBUTE_VALUE_PATTERN",
+    "DESCRIPTION_MAX",
+    "MAX_ATTRIBUTES_WITHOUT_TYPE",
+    "MAX_ATTRIBUTES_WITH_TYPE",
+    "MAX_SEARCHABLE_ATTRIBUTES",
+    "MAX_THING_GROUPS_PER_THING",
+    "MAX_THING_GROUP_ATTRIBUTES",
+    "RESOURCE_NAME_MAX",
+    "RESOURCE_NAME_PATTERN",
+    "check_attribute_name",
+    "check_attribute_value",
+    "check_attributes",
+    "check_count",
+    "check_description",
+    "check_length",
+    "check_name",
+    "check_pattern",
+    "check_positive_int",
+    "check_string",
+    "check_tags",
+    "check_thing_attribute_count",
+    "check_thing_group_name",
+    "check_thing_name",
+    "check_thing_type_name",
+    "check_unique_names",
+    "max_thing_attributes",
+]
