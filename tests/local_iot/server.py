@@ -1,7 +1,7 @@
 """The local AWS IoT endpoint: moto's server plus our fidelity fixes.
 
-Run it with ``python tests/local_iot/server.py --port 5123``. Every test, the demo
-and the benchmarks use this one command. It imports nothing from ``plugins/``: the
+Run it with ``python tests/local_iot/server.py --port 5123`` (``--help`` lists the
+options). Every test, the demo and the benchmarks use this one command. It imports nothing from ``plugins/``: the
 fixes here are a reading of the AWS documentation independent of the collection's.
 
 Besides the AWS APIs it serves a few control paths for tests:
@@ -10,6 +10,7 @@ Besides the AWS APIs it serves a few control paths for tests:
 * ``GET /_local/calls``: the IoT operations called since the last reset, in order.
 * ``DELETE /_local/calls``: forget the recorded calls.
 * ``POST /moto-api/reset``: moto's own reset of all state.
+* ``POST /_local/jitp/connect``, ``GET /_local/jitp/events``: a device's first connection (JITP/JITR), see JITP.md.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
 import fidelity
+import jitp
+import provisioning_api
 from moto.moto_server.werkzeug_app import (
     DomainDispatcherApplication,
     MotoRequestHandler,
@@ -64,6 +67,26 @@ def _json_response(start_response: Callable[..., Any], status: str, payload: Any
     return [body]
 
 
+def _health(_method: str) -> tuple[str, Any]:
+    return "200 OK", {"status": "ok"}
+
+
+def _calls(method: str) -> tuple[str, Any]:
+    if method == "DELETE":
+        RECORDER.reset()
+        return "200 OK", {"calls": []}
+    return "200 OK", {"calls": RECORDER.snapshot()}
+
+
+# Control paths: path -> handler(method) -> (status, JSON payload). New features register theirs here.
+# A handler with ``takes_environ = True`` is called as handler(method, environ) (to read a body or a query).
+CONTROL_ROUTES: dict[str, Callable[..., tuple[str, Any]]] = {
+    "/_local/health": _health,
+    "/_local/calls": _calls,
+    **jitp.CONTROL_ROUTES,  # /_local/jitp/connect, /_local/jitp/events
+}
+
+
 class LocalIoTApp:
     """WSGI wrapper: control paths first, everything else to moto."""
 
@@ -71,34 +94,72 @@ class LocalIoTApp:
         self.moto_app = moto_app
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        path = environ.get("PATH_INFO", "")
-        method = environ.get("REQUEST_METHOD", "GET")
-        if path == "/_local/health":
-            return _json_response(start_response, "200 OK", {"status": "ok"})
-        if path == "/_local/calls":
-            if method == "DELETE":
-                RECORDER.reset()
-                return _json_response(start_response, "200 OK", {"calls": []})
-            return _json_response(start_response, "200 OK", {"calls": RECORDER.snapshot()})
+        handler = CONTROL_ROUTES.get(environ.get("PATH_INFO", ""))
+        if handler is not None:
+            method = environ.get("REQUEST_METHOD", "GET")
+            if getattr(handler, "takes_environ", False):
+                status, payload = handler(method, environ)
+            else:
+                status, payload = handler(method)
+            return _json_response(start_response, status, payload)
         return self.moto_app(environ, start_response)
 
 
-def build_app() -> LocalIoTApp:
-    fidelity.install(RECORDER.record)
+def build_parser() -> argparse.ArgumentParser:
+    """The command line; each feature adds its own argument group (fidelity now; quotas, latency, faults later)."""
+    parser = argparse.ArgumentParser(description="Local AWS IoT endpoint (moto plus fidelity fixes)")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("LOCAL_IOT_PORT", "5123")))
+    defaults = fidelity.Options()
+    group = parser.add_argument_group("fidelity", "AWS behaviours that depend on time or on undocumented defaults")
+    group.add_argument(
+        "--detach-consistency-delay",
+        type=float,
+        default=defaults.detach_consistency_delay,
+        metavar="SECONDS",
+        help="after DetachThingPrincipal, DeleteThing still sees the principal for this long (default: %(default)s)",
+    )
+    group.add_argument(
+        "--thing-type-delete-wait",
+        type=float,
+        default=defaults.thing_type_delete_wait,
+        metavar="SECONDS",
+        help="a thing type can be deleted this long after its deprecation (default: %(default)s, as AWS)",
+    )
+    group.add_argument(
+        "--default-page-size",
+        type=int,
+        default=defaults.default_page_size,
+        metavar="N",
+        help="items per page of a list call that sends no maxResults/pageSize (default: %(default)s)",
+    )
+    return parser
+
+
+def fidelity_options(args: argparse.Namespace) -> fidelity.Options:
+    return fidelity.Options(
+        detach_consistency_delay=args.detach_consistency_delay,
+        thing_type_delete_wait=args.thing_type_delete_wait,
+        default_page_size=args.default_page_size,
+    )
+
+
+def build_app(args: argparse.Namespace | None = None) -> LocalIoTApp:
+    args = args or build_parser().parse_args([])
+    fidelity.install(RECORDER.record, fidelity_options(args))
+    provisioning_api.install()
+    jitp.install()
     return LocalIoTApp(DomainDispatcherApplication(create_backend_app))
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Local AWS IoT endpoint (moto plus fidelity fixes)")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=int(os.environ.get("LOCAL_IOT_PORT", "5123")))
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
 
     # moto builds ARNs and URLs from these; keep them deterministic.
     os.environ.setdefault("MOTO_PORT", str(args.port))
     # AWS has its managed policies (AWSIoTThingsRegistration, ...); attaching one must work as there.
     os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
-    server = make_server(args.host, args.port, build_app(), threaded=True, request_handler=MotoRequestHandler)
+    server = make_server(args.host, args.port, build_app(args), threaded=True, request_handler=MotoRequestHandler)
 
     def _stop(_signum: int, _frame: Any) -> None:
         threading.Thread(target=server.shutdown, daemon=True).start()
