@@ -13,6 +13,7 @@ from fidelity_core import (
     local_state,
     now,
 )
+from moto.core.responses import EmptyResult
 from moto.core.utils import utcnow
 from moto.iot.models import IoTBackend
 from moto.iot.responses import IoTResponse
@@ -224,6 +225,25 @@ def _install_thing_types() -> None:
             raise InvalidRequestException(f"Thing type {thing_type_name} is still associated with one or more things")
         original(self, thing_type_name)
         local_state(self)["deprecated_at"].pop(thing_type_name, None)
+
+    IoTResponse.update_thing_type = _update_thing_type
+
+
+def _update_thing_type(self: IoTResponse) -> Any:
+    """UpdateThingType, which moto lacks: replaces the type's properties (description, searchable attributes,
+    MQTT 5 configuration). AWS refuses it for a deprecated type (InvalidRequestException)."""
+    self.parse_parameters(self.normalized_request)
+    params = dict(self.params)
+    thing_type = self.iot_backend.describe_thing_type(params["thingTypeName"])
+    if thing_type.metadata["deprecated"]:
+        raise InvalidRequestException(f"Thing type {thing_type.thing_type_name} is deprecated and cannot be updated")
+    properties = params.get("thingTypeProperties") or {}
+    if len(properties.get("searchableAttributes") or []) > MAX_SEARCHABLE_ATTRIBUTES:
+        raise InvalidRequestException(
+            f"A thing type can have at most {MAX_SEARCHABLE_ATTRIBUTES} searchable attributes"
+        )
+    thing_type.thing_type_properties = properties
+    return EmptyResult()
 
 
 # --- thing groups -------------------------------------------------------------------------------------------
