@@ -41,14 +41,22 @@ def wait_healthy(url: str, timeout: float = 30.0, process: subprocess.Popen | No
     raise RuntimeError(f"local endpoint at {url} did not answer within {timeout}s")
 
 
+def port_in_use(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
 def spawn(port: int, extra_args: list[str] | None = None, log_path: str | None = None) -> subprocess.Popen:
-    log = open(log_path or os.devnull, "ab")
-    process = subprocess.Popen(
-        [sys.executable, SERVER, "--port", str(port), *(extra_args or [])],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    # Another server on the port would answer the health check in our place.
+    if port_in_use(port):
+        raise RuntimeError(f"port {port} is already in use: stop what listens there or choose another port")
+    with open(log_path or os.devnull, "ab") as log:  # the child keeps its own copy of the descriptor
+        process = subprocess.Popen(
+            [sys.executable, SERVER, "--port", str(port), *(extra_args or [])],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     wait_healthy(f"http://127.0.0.1:{port}", process=process)
     return process
 
