@@ -118,9 +118,12 @@ def make_csr(key: Any, subject: dict[str, str]) -> bytes:
 
 
 def ensure_private_key(
-    path: str, spec: dict[str, Any], replace_mismatch: bool, check_mode: bool
+    path: str, spec: dict[str, Any], replace_mismatch: bool, check_mode: bool, kind: str = "device key"
 ) -> tuple[bool, Optional[Any], dict[str, Any]]:
-    """Keep a matching key at `path`, or make one (0600, atomically). Returns (changed, key, info)."""
+    """Keep a matching key at `path`, or make one (0600, atomically). Returns (changed, key, info).
+
+    ``kind`` names the key in the refusal message (a device key, a CA key, ...).
+    """
     existing = crypto.read_file(path)
     if existing is not None:
         try:
@@ -140,7 +143,7 @@ def ensure_private_key(
             raise ValidationError(
                 "private_key_path",
                 f"{path} holds a {_spec_text(found)} key but a {_spec_text(spec)} key was asked for; "
-                "a device key is never replaced silently: set force: true to replace it",
+                f"a {kind} is never replaced silently: set force: true to replace it",
             )
     if check_mode:
         return True, None, {"key": spec, "action": "create"}
