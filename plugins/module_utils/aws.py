@@ -54,14 +54,24 @@ HARD_LIMIT_ERROR_CODES = frozenset({"LimitExceededException"})
 ERROR_HINTS: dict[str, str] = {
     "UnauthorizedException": "The credentials lack permission for this call: grant the iot action named above.",
     "AccessDeniedException": "The credentials lack permission for this call: grant the action named above.",
-    "ThrottlingException": "AWS kept throttling after all retries: lower the concurrency, raise max_attempts, or ask for a quota increase.",
-    "LimitExceededException": "An AWS hard limit was reached; retrying will not help: remove something first or ask AWS for a higher limit.",
-    "ResourceNotFoundException": "The resource does not exist in this account and region: check the name, region and endpoint.",
+    "ThrottlingException": (
+        "AWS kept throttling after all retries: lower the concurrency, raise max_attempts, or ask for a quota increase."
+    ),
+    "LimitExceededException": (
+        "An AWS hard limit was reached; retrying will not help: remove something first or ask AWS for a higher limit."
+    ),
+    "ResourceNotFoundException": (
+        "The resource does not exist in this account and region: check the name, region and endpoint."
+    ),
     "ResourceAlreadyExistsException": "A resource with this name already exists with a different configuration.",
     "VersionConflictException": "The resource changed while this task ran: run the task again.",
     "ConflictingResourceUpdateException": "Another update to this resource is in progress: run the task again.",
-    "DeleteConflictException": "The resource is still referenced (attached things, policies or principals): detach them first or use force.",
-    "CertificateStateException": "The certificate is in a state that does not allow this: deactivate it first (status INACTIVE).",
+    "DeleteConflictException": (
+        "The resource is still referenced (attached things, policies or principals): detach them first or use force."
+    ),
+    "CertificateStateException": (
+        "The certificate is in a state that does not allow this: deactivate it first (status INACTIVE)."
+    ),
     "MalformedPolicyException": "AWS rejected the policy document: check its JSON and the IoT policy grammar.",
     "InvalidRequestException": "AWS rejected the request parameters: check the values named in the message.",
     "ServiceUnavailableException": "AWS IoT is temporarily unavailable: run the task again later.",

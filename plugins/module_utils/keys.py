@@ -42,6 +42,9 @@ SUBJECT_FIELDS = (
 )
 
 
+SUBJECT_FIELD_NAMES = tuple(name for name, _oid in SUBJECT_FIELDS)
+
+
 def validate_key_spec(params: dict[str, Any]) -> dict[str, Any]:
     key_type = (params.get("key_type") or "EC").upper()
     if key_type not in KEY_TYPES:
@@ -72,7 +75,7 @@ def validate_subject(field: str, subject: dict[str, Any] | None) -> dict[str, st
         raise ValidationError(f"{field}.country", "must be a two-letter country code")
     if not subject:
         raise ValidationError(field, "needs at least one field, such as common_name")
-    return {key: str(subject[key]) for key, _ in SUBJECT_FIELDS if key in subject}
+    return {key: str(subject[key]) for key in SUBJECT_FIELD_NAMES if key in subject}
 
 
 def x509_name(subject: dict[str, str]) -> Any:

@@ -125,7 +125,7 @@ def register(client: Any, desired: dict[str, Any], check_mode: bool) -> dict[str
     if desired["private_key_path"]:
         # The key lives on the host that runs the module; only the CSR leaves it.
         subject = keys.validate_subject("csr_subject", desired["csr_subject"] or {"common_name": "iot-device"})
-        key_changed, key, _info = keys.ensure_private_key(
+        key_changed, key, _key_info = keys.ensure_private_key(
             desired["private_key_path"], desired["key_spec"], False, check_mode
         )
         files_changed |= key_changed

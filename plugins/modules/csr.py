@@ -17,7 +17,7 @@ description:
     is used and never travels; send only the CSR to AWS (for example with M(iotfleet.provisioning.certificate)
     or M(iotfleet.provisioning.register_thing)).
   - An existing key of the requested type and size is kept. An existing key of another type or size is never
-    replaced silently: the task fails unless O(force=true).
+    replaced silently, and the task fails unless O(force=true).
   - With O(csr_path), the CSR is also written there and kept on later runs while it still matches the key
     and subject.
   - Not part of the C(iotfleet.provisioning.aws) action group, as it takes no AWS options.
@@ -156,7 +156,7 @@ def main() -> None:
             subject=dict(
                 type="dict",
                 required=True,
-                options={name: dict(type="str") for name, _ in keys.SUBJECT_FIELDS},
+                options={name: dict(type="str") for name in keys.SUBJECT_FIELD_NAMES},
             ),
             csr_path=dict(type="path"),
             force=dict(type="bool", default=False),

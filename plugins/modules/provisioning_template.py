@@ -12,8 +12,8 @@ short_description: Manage AWS IoT provisioning templates and their versions
 version_added: 0.1.0
 description:
   - Creates, updates and deletes a provisioning template (fleet provisioning or just-in-time provisioning).
-  - The template body is parsed and validated offline before any AWS call: sections, resource types and
-    properties, certificate sources, OverrideSettings and intrinsic functions. Errors name the path in the
+  - The template body is parsed and validated offline before any AWS call (sections, resource types and
+    properties, certificate sources, OverrideSettings and intrinsic functions). Errors name the path in the
     template, such as C(Resources.thing.Properties.ThingName).
   - A changed body becomes a new default version. When the template already holds the maximum number of
     versions, the oldest non-default version is deleted first. If an older version already has the desired

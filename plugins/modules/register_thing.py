@@ -37,7 +37,7 @@ options:
   csr:
     description:
       - A PEM certificate signing request, passed in the parameter the template's C(CertificateSigningRequest)
-        refers to (C({"Ref": NAME})).
+        refers to with a C(Ref) to a parameter.
     type: str
   csr_path:
     description:
@@ -134,8 +134,8 @@ EXAMPLES = r"""
 RETURN = r"""
 plan:
   description:
-    - What RegisterThing does (or would do): one entry per resource, with C(resource), C(logical_id), C(action)
-      (V(create), V(update), V(none), V(fail)), C(reason), C(changes) and, where known, C(before) and C(after).
+    - What RegisterThing does (or would do), one entry per resource, with C(resource), C(logical_id), C(action)
+      (V(create), V(update), V(none) or V(fail)), C(reason), C(changes) and, where known, C(before) and C(after).
   returned: always
   type: list
   elements: dict

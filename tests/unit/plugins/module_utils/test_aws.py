@@ -21,7 +21,7 @@ class _ScriptedIoT(http.server.BaseHTTPRequestHandler):
     body: dict = {}
     requests: list = []
 
-    def do_POST(self) -> None:  # noqa: N802 (http.server naming)
+    def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         self.rfile.read(length)
         type(self).requests.append({"path": self.path, "user_agent": self.headers.get("User-Agent", "")})
