@@ -135,9 +135,9 @@ def _install_certificates() -> None:
             raise CertificateStateException(
                 "Certificate must be deactivated (not ACTIVE) before deletion.", cert.certificate_id
             )
-        if any(principal == cert.arn for principal, _ in self.principal_things):
+        if any(principal == cert.arn for principal, _unused in self.principal_things):
             raise DeleteConflictException(f"Things must be detached before deletion (arn: {cert.arn})")
-        if not force_delete and any(principal == cert.arn for principal, _ in self.principal_policies):
+        if not force_delete and any(principal == cert.arn for principal, _unused in self.principal_policies):
             raise DeleteConflictException(f"Certificate policies must be detached before deletion (arn: {cert.arn})")
 
     # AWS: UpdateCertificate cannot set PENDING_ACTIVATION or PENDING_TRANSFER (InvalidRequestException), and a

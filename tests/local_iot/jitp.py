@@ -202,7 +202,7 @@ def check_registration_config(backend: IoTBackend, config: Any) -> dict[str, str
     try:
         provisioning_api.validate_role_arn(role_arn)
     except IoTError as error:
-        raise invalid(f"registrationConfig.roleArn: {error.message}") from error
+        raise invalid(f"registrationConfig.roleArn: {error.message}") from None
     return {"templateBody": body, "roleArn": role_arn}
 
 

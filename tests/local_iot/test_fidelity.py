@@ -129,11 +129,11 @@ def test_create_thing_is_idempotent_only_for_the_same_configuration(iot: Any) ->
     again = iot.create_thing(thingName="dev1", thingTypeName="sensor", attributePayload={"attributes": {"a": "1"}})
     assert again["thingArn"] == first["thingArn"] and again["thingId"] == first["thingId"]
 
-    code, status, _ = refused(
+    code, status, _unused = refused(
         iot.create_thing, thingName="dev1", thingTypeName="sensor", attributePayload={"attributes": {"a": "2"}}
     )
     assert (code, status) == ("ResourceAlreadyExistsException", 409)
-    code, status, _ = refused(iot.create_thing, thingName="dev1", attributePayload={"attributes": {"a": "1"}})
+    code, status, _unused = refused(iot.create_thing, thingName="dev1", attributePayload={"attributes": {"a": "1"}})
     assert (code, status) == ("ResourceAlreadyExistsException", 409)
     assert iot.describe_thing(thingName="dev1")["attributes"] == {"a": "1"}
 
@@ -161,7 +161,7 @@ def test_thing_type_and_group_names_follow_the_model(iot: Any) -> None:
     assert refused(iot.create_thing_group, thingGroupName="bad/group")[:2] == ("InvalidRequestException", 400)
     assert refused(iot.create_thing_group, thingGroupName="g" * 129)[:2] == ("InvalidRequestException", 400)
     description = {"thingTypeDescription": "line one\nline two"}
-    code, _, message = refused(iot.create_thing_type, thingTypeName="ok", thingTypeProperties=description)
+    code, _unused, message = refused(iot.create_thing_type, thingTypeName="ok", thingTypeProperties=description)
     assert code == "InvalidRequestException" and "thingTypeDescription" in message
     iot.create_thing_type(thingTypeName="ok:type_1-a", thingTypeProperties={"thingTypeDescription": "plain words 1"})
     iot.create_thing_group(thingGroupName="ok:group_1-a")
@@ -176,7 +176,7 @@ def test_attribute_names_and_values_follow_the_model(iot: Any, attributes: dict[
     assert (code, status) == ("InvalidRequestException", 400)
     assert "attributes" in message
     iot.create_thing(thingName="t")
-    code, _, _ = refused(iot.update_thing, thingName="t", attributePayload={"attributes": attributes})
+    code, _unused, _unused = refused(iot.update_thing, thingName="t", attributePayload={"attributes": attributes})
     assert code == "InvalidRequestException"
     assert iot.describe_thing(thingName="t")["attributes"] == {}
 
@@ -188,7 +188,7 @@ def test_attribute_edge_values_are_accepted(iot: Any) -> None:
 
 
 def test_validation_reports_every_violation_with_aws_wording(iot: Any) -> None:
-    _, _, message = refused(iot.list_things, maxResults=251, thingTypeName="bad type")
+    _unused, _unused, message = refused(iot.list_things, maxResults=251, thingTypeName="bad type")
     assert message.startswith("2 validation errors detected: ")
     assert (
         "Value '251' at 'maxResults' failed to satisfy constraint: Member must have value less than or equal to 250"
@@ -210,7 +210,7 @@ def test_attribute_limit_without_and_with_a_thing_type(iot: Any) -> None:
     iot.create_thing_type(thingTypeName="typed")
     fifty = {f"a{i}": "v" for i in range(50)}
     iot.create_thing(thingName="typed1", thingTypeName="typed", attributePayload={"attributes": fifty})
-    code, _, message = refused(
+    code, _unused, message = refused(
         iot.create_thing,
         thingName="typed2",
         thingTypeName="typed",
@@ -221,14 +221,16 @@ def test_attribute_limit_without_and_with_a_thing_type(iot: Any) -> None:
 
 def test_update_thing_counts_attributes_after_the_merge(iot: Any) -> None:
     iot.create_thing(thingName="t", attributePayload={"attributes": {"a": "1", "b": "2", "c": "3"}})
-    code, _, _ = refused(iot.update_thing, thingName="t", attributePayload={"attributes": {"d": "4"}, "merge": True})
+    code, _unused, _unused = refused(
+        iot.update_thing, thingName="t", attributePayload={"attributes": {"d": "4"}, "merge": True}
+    )
     assert code == "InvalidRequestException"
     # A merge that removes one (empty value) while adding one stays at 3; a replace of 3 is fine too.
     iot.update_thing(thingName="t", attributePayload={"attributes": {"a": "", "d": "4"}, "merge": True})
     assert iot.describe_thing(thingName="t")["attributes"] == {"b": "2", "c": "3", "d": "4"}
     iot.update_thing(thingName="t", attributePayload={"attributes": {"x": "1", "y": "2", "z": "3"}})
     assert iot.describe_thing(thingName="t")["attributes"] == {"x": "1", "y": "2", "z": "3"}
-    code, _, _ = refused(
+    code, _unused, _unused = refused(
         iot.update_thing, thingName="t", attributePayload={"attributes": {f"k{i}": "v" for i in range(4)}}
     )
     assert code == "InvalidRequestException"
@@ -238,7 +240,7 @@ def test_update_thing_counts_against_the_resulting_thing_type(iot: Any) -> None:
     iot.create_thing_type(thingTypeName="typed")
     five = {f"a{i}": "v" for i in range(5)}
     iot.create_thing(thingName="t", thingTypeName="typed", attributePayload={"attributes": five})
-    code, _, _ = refused(iot.update_thing, thingName="t", removeThingType=True)
+    code, _unused, _unused = refused(iot.update_thing, thingName="t", removeThingType=True)
     assert code == "InvalidRequestException"
     assert iot.describe_thing(thingName="t")["thingTypeName"] == "typed"
     iot.update_thing(thingName="t", removeThingType=True, attributePayload={"attributes": {"a0": "v"}})
@@ -254,7 +256,7 @@ def test_update_thing_versions(iot: Any) -> None:
     assert iot.describe_thing(thingName="t")["version"] == 1
     iot.update_thing(thingName="t", attributePayload={"attributes": {"a": "1"}})
     assert iot.describe_thing(thingName="t")["version"] == 2
-    code, status, _ = refused(
+    code, status, _unused = refused(
         iot.update_thing, thingName="t", attributePayload={"attributes": {"a": "2"}}, expectedVersion=1
     )
     assert (code, status) == ("VersionConflictException", 409)
@@ -270,7 +272,7 @@ def test_update_thing_versions(iot: Any) -> None:
 
 def test_delete_thing_with_a_principal_and_after_detach(iot: Any) -> None:
     iot.create_thing(thingName="t")
-    _, arn = new_certificate(iot)
+    _unused, arn = new_certificate(iot)
     iot.attach_thing_principal(thingName="t", principal=arn)
     code, status, message = refused(iot.delete_thing, thingName="t")
     assert (code, status) == ("InvalidRequestException", 400)
@@ -329,7 +331,7 @@ def test_undeprecating_resets_the_wait_and_used_types_stay(iot: Any) -> None:
     assert refused(iot.delete_thing_type, thingTypeName="used")[0] == "InvalidRequestException"
     iot.deprecate_thing_type(thingTypeName="used")
     time.sleep(TYPE_DELETE_WAIT + 0.2)
-    code, _, message = refused(iot.delete_thing_type, thingTypeName="used")
+    code, _unused, message = refused(iot.delete_thing_type, thingTypeName="used")
     assert code == "InvalidRequestException" and "still associated" in message
     iot.update_thing(thingName="t", removeThingType=True)
     iot.delete_thing_type(thingTypeName="used")
@@ -343,7 +345,7 @@ def test_create_thing_type_is_idempotent_and_limits_searchable_attributes(iot: A
     assert (
         iot.create_thing_type(thingTypeName="ty", thingTypeProperties=reordered)["thingTypeId"] == first["thingTypeId"]
     )
-    code, status, _ = refused(
+    code, status, _unused = refused(
         iot.create_thing_type, thingTypeName="ty", thingTypeProperties={"thingTypeDescription": "x"}
     )
     assert (code, status) == ("ResourceAlreadyExistsException", 409)
@@ -357,7 +359,7 @@ def test_create_thing_type_is_idempotent_and_limits_searchable_attributes(iot: A
 def test_delete_thing_group_with_children_fails(iot: Any) -> None:
     iot.create_thing_group(thingGroupName="parent")
     iot.create_thing_group(thingGroupName="child", parentGroupName="parent")
-    code, status, _ = refused(iot.delete_thing_group, thingGroupName="parent")
+    code, status, _unused = refused(iot.delete_thing_group, thingGroupName="parent")
     assert (code, status) == ("InvalidRequestException", 400)
     iot.delete_thing_group(thingGroupName="child")
     iot.delete_thing_group(thingGroupName="parent")
@@ -365,12 +367,12 @@ def test_delete_thing_group_with_children_fails(iot: Any) -> None:
 
 
 def test_thing_group_parent_depth_and_children(iot: Any) -> None:
-    code, status, _ = refused(iot.create_thing_group, thingGroupName="orphan", parentGroupName="missing")
+    code, status, _unused = refused(iot.create_thing_group, thingGroupName="orphan", parentGroupName="missing")
     assert (code, status) == ("InvalidRequestException", 400)
     iot.create_thing_group(thingGroupName="level1")
     for level in range(2, 8):
         iot.create_thing_group(thingGroupName=f"level{level}", parentGroupName=f"level{level - 1}")
-    code, _, message = refused(iot.create_thing_group, thingGroupName="level8", parentGroupName="level7")
+    code, _unused, message = refused(iot.create_thing_group, thingGroupName="level8", parentGroupName="level7")
     assert code == "InvalidRequestException" and "7" in message
 
     iot.create_thing_group(thingGroupName="wide")
@@ -388,9 +390,9 @@ def test_a_thing_is_in_at_most_ten_groups(iot: Any) -> None:
     for index in range(10):
         iot.add_thing_to_thing_group(thingGroupName=f"g{index}", thingName="t")
     iot.add_thing_to_thing_group(thingGroupName="g0", thingName="t")  # already a member: no change, no error
-    code, status, _ = refused(iot.add_thing_to_thing_group, thingGroupName="g10", thingName="t")
+    code, status, _unused = refused(iot.add_thing_to_thing_group, thingGroupName="g10", thingName="t")
     assert (code, status) == ("InvalidRequestException", 400)
-    code, _, _ = refused(iot.update_thing_groups_for_thing, thingName="t", thingGroupsToAdd=["g10"])
+    code, _unused, _unused = refused(iot.update_thing_groups_for_thing, thingName="t", thingGroupsToAdd=["g10"])
     assert code == "InvalidRequestException"
     assert len(iot.list_thing_groups_for_thing(thingName="t", maxResults=50)["thingGroups"]) == 10
     iot.update_thing_groups_for_thing(thingName="t", thingGroupsToAdd=["g10"], thingGroupsToRemove=["g0"])
@@ -451,9 +453,9 @@ def test_recursive_listings_include_child_and_parent_groups(iot: Any) -> None:
 
 
 def test_update_certificate_refuses_pending_statuses(iot: Any) -> None:
-    certificate_id, _ = new_certificate(iot)
+    certificate_id, _unused = new_certificate(iot)
     for status in ("PENDING_ACTIVATION", "PENDING_TRANSFER"):
-        code, http, _ = refused(iot.update_certificate, certificateId=certificate_id, newStatus=status)
+        code, http, _unused = refused(iot.update_certificate, certificateId=certificate_id, newStatus=status)
         assert (code, http) == ("InvalidRequestException", 400)
     assert (
         refused(iot.update_certificate, certificateId=certificate_id, newStatus="BOGUS")[0] == "InvalidRequestException"
@@ -465,9 +467,9 @@ def test_update_certificate_refuses_pending_statuses(iot: Any) -> None:
 
 
 def test_a_revoked_certificate_stays_revoked(iot: Any) -> None:
-    certificate_id, _ = new_certificate(iot, active=True)
+    certificate_id, _unused = new_certificate(iot, active=True)
     iot.update_certificate(certificateId=certificate_id, newStatus="REVOKED")
-    code, status, _ = refused(iot.update_certificate, certificateId=certificate_id, newStatus="ACTIVE")
+    code, status, _unused = refused(iot.update_certificate, certificateId=certificate_id, newStatus="ACTIVE")
     assert (code, status) == ("CertificateStateException", 406)
     iot.update_certificate(certificateId=certificate_id, newStatus="REVOKED")
     iot.delete_certificate(certificateId=certificate_id)
@@ -476,10 +478,12 @@ def test_a_revoked_certificate_stays_revoked(iot: Any) -> None:
 def test_certificate_ids_are_the_sha256_of_the_der(iot: Any) -> None:
     created = iot.create_keys_and_certificate(setAsActive=False)
     assert created["certificateId"] == der_id(created["certificatePem"])
-    _, certificate = make_certificate("device")
+    _unused, certificate = make_certificate("device")
     registered = iot.register_certificate_without_ca(certificatePem=pem(certificate), status="INACTIVE")
     assert registered["certificateId"] == der_id(pem(certificate))
-    code, status, _ = refused(iot.register_certificate_without_ca, certificatePem=pem(certificate), status="INACTIVE")
+    code, status, _unused = refused(
+        iot.register_certificate_without_ca, certificatePem=pem(certificate), status="INACTIVE"
+    )
     assert (code, status) == ("ResourceAlreadyExistsException", 409)
 
 
@@ -491,8 +495,10 @@ def test_register_certificate_checks_the_pem_and_the_ca(iot: Any) -> None:
     assert iot.list_certificates()["certificates"] == []
     ca = make_certificate("ca", ca=True)
     other_ca = make_certificate("other ca", ca=True)
-    _, device = make_certificate("device", issuer=ca)
-    code, _, _ = refused(iot.register_certificate, certificatePem=pem(device), caCertificatePem=pem(other_ca[1]))
+    _unused, device = make_certificate("device", issuer=ca)
+    code, _unused, _unused = refused(
+        iot.register_certificate, certificatePem=pem(device), caCertificatePem=pem(other_ca[1])
+    )
     assert code == "CertificateValidationException"
     registered = iot.register_certificate(certificatePem=pem(device), caCertificatePem=pem(ca[1]), status="ACTIVE")
     assert registered["certificateId"] == der_id(pem(device))
@@ -525,7 +531,7 @@ def test_delete_certificate_conflicts(iot: Any) -> None:
     assert refused(iot.delete_certificate, certificateId=certificate_id)[:2] == ("CertificateStateException", 406)
     iot.update_certificate(certificateId=certificate_id, newStatus="INACTIVE")
     assert refused(iot.delete_certificate, certificateId=certificate_id)[:2] == ("DeleteConflictException", 409)
-    code, _, _ = refused(iot.delete_certificate, certificateId=certificate_id, forceDelete=True)
+    code, _unused, _unused = refused(iot.delete_certificate, certificateId=certificate_id, forceDelete=True)
     assert code == "DeleteConflictException"  # forceDelete covers policies, not things
     iot.detach_thing_principal(thingName="t", principal=arn)
     assert refused(iot.delete_certificate, certificateId=certificate_id)[0] == "DeleteConflictException"
@@ -545,7 +551,7 @@ def test_delete_certificate_with_a_cognito_identity_on_a_thing(iot: Any, endpoin
     identity = cognito.get_id(IdentityPoolId=pool["IdentityPoolId"])["IdentityId"]
     iot.create_thing(thingName="t")
     iot.attach_thing_principal(thingName="t", principal=identity)
-    certificate_id, _ = new_certificate(iot)
+    certificate_id, _unused = new_certificate(iot)
     iot.delete_certificate(certificateId=certificate_id)
     assert refused(iot.describe_certificate, certificateId=certificate_id)[0] == "ResourceNotFoundException"
 
@@ -555,7 +561,7 @@ def test_delete_certificate_with_a_cognito_identity_on_a_thing(iot: Any, endpoin
 
 @pytest.mark.parametrize("api", ["attach_policy", "attach_principal_policy"])
 def test_an_eleventh_policy_on_a_certificate_is_refused(iot: Any, api: str) -> None:
-    _, arn = new_certificate(iot)
+    _unused, arn = new_certificate(iot)
     for index in range(11):
         iot.create_policy(policyName=f"p{index}", policyDocument=POLICY)
 
@@ -581,11 +587,13 @@ def test_an_eleventh_policy_on_a_certificate_is_refused(iot: Any, api: str) -> N
 def test_exclusive_thing_principals(iot: Any) -> None:
     for name in ("a", "b", "c"):
         iot.create_thing(thingName=name)
-    _, arn = new_certificate(iot)
+    _unused, arn = new_certificate(iot)
     iot.attach_thing_principal(thingName="a", principal=arn, thingPrincipalType="EXCLUSIVE_THING")
     iot.attach_thing_principal(thingName="a", principal=arn, thingPrincipalType="EXCLUSIVE_THING")  # same again
     for kind in ("EXCLUSIVE_THING", "NON_EXCLUSIVE_THING"):
-        code, status, _ = refused(iot.attach_thing_principal, thingName="b", principal=arn, thingPrincipalType=kind)
+        code, status, _unused = refused(
+            iot.attach_thing_principal, thingName="b", principal=arn, thingPrincipalType=kind
+        )
         assert (code, status) == ("InvalidRequestException", 400)
     assert refused(iot.attach_thing_principal, thingName="b", principal=arn)[0] == "InvalidRequestException"
     objects = iot.list_thing_principals_v2(thingName="a")["thingPrincipalObjects"]
@@ -597,7 +605,9 @@ def test_exclusive_thing_principals(iot: Any) -> None:
     iot.detach_thing_principal(thingName="a", principal=arn)
     iot.attach_thing_principal(thingName="b", principal=arn)
     iot.attach_thing_principal(thingName="c", principal=arn, thingPrincipalType="NON_EXCLUSIVE_THING")
-    code, _, _ = refused(iot.attach_thing_principal, thingName="a", principal=arn, thingPrincipalType="EXCLUSIVE_THING")
+    code, _unused, _unused = refused(
+        iot.attach_thing_principal, thingName="a", principal=arn, thingPrincipalType="EXCLUSIVE_THING"
+    )
     assert code == "InvalidRequestException"
     things = iot.list_principal_things_v2(principal=arn, thingPrincipalType="NON_EXCLUSIVE_THING")[
         "principalThingObjects"
@@ -614,11 +624,13 @@ def test_exclusive_thing_principals(iot: Any) -> None:
 
 @pytest.mark.parametrize("document", ["not json", "[1, 2]", "", json.dumps({"Statement": "x" * 2040})])
 def test_malformed_policy_documents_are_refused(iot: Any, document: str) -> None:
-    code, status, _ = refused(iot.create_policy, policyName="p", policyDocument=document)
+    code, status, _unused = refused(iot.create_policy, policyName="p", policyDocument=document)
     assert (code, status) == ("MalformedPolicyException", 400)
     assert refused(iot.get_policy, policyName="p")[0] == "ResourceNotFoundException"
     iot.create_policy(policyName="q", policyDocument=POLICY)
-    code, _, _ = refused(iot.create_policy_version, policyName="q", policyDocument=document, setAsDefault=True)
+    code, _unused, _unused = refused(
+        iot.create_policy_version, policyName="q", policyDocument=document, setAsDefault=True
+    )
     assert code == "MalformedPolicyException"
     assert [v["versionId"] for v in iot.list_policy_versions(policyName="q")["policyVersions"]] == ["1"]
 
@@ -639,14 +651,14 @@ def test_policy_size_excludes_whitespace(iot: Any) -> None:
 
 
 def test_policy_delete_conflicts_and_versions(iot: Any) -> None:
-    _, arn = new_certificate(iot)
+    _unused, arn = new_certificate(iot)
     iot.create_policy(policyName="p", policyDocument=POLICY)
     iot.attach_policy(policyName="p", target=arn)
     assert refused(iot.delete_policy, policyName="p")[:2] == ("DeleteConflictException", 409)
     iot.detach_policy(policyName="p", target=arn)
-    for _ in range(4):
+    for _unused in range(4):
         iot.create_policy_version(policyName="p", policyDocument=POLICY, setAsDefault=True)
-    code, _, _ = refused(iot.create_policy_version, policyName="p", policyDocument=POLICY)
+    code, _unused, _unused = refused(iot.create_policy_version, policyName="p", policyDocument=POLICY)
     assert code == "VersionsLimitExceededException"
     assert refused(iot.delete_policy, policyName="p")[0] == "DeleteConflictException"
     assert refused(iot.set_default_policy_version, policyName="p", policyVersionId="9")[:2] == (
@@ -663,7 +675,7 @@ def test_policy_delete_conflicts_and_versions(iot: Any) -> None:
 
 def test_list_targets_for_policy_pages(iot: Any) -> None:
     iot.create_policy(policyName="p", policyDocument=POLICY)
-    arns = [new_certificate(iot)[1] for _ in range(3)]
+    arns = [new_certificate(iot)[1] for _unused in range(3)]
     for arn in arns:
         iot.attach_policy(policyName="p", target=arn)
     first = iot.list_targets_for_policy(policyName="p", pageSize=2)

@@ -260,7 +260,7 @@ def test_registration_code_is_stable_until_deleted(iot: Any) -> None:
     assert iot.get_registration_code()["registrationCode"] == fresh
     # a verification certificate made for the old code no longer proves anything
     authority = make_ca()
-    code_, _, status = error_of(
+    code_, _unused, status = error_of(
         iot.register_ca_certificate,
         caCertificate=authority.pem,
         verificationCertificate=verification(iot, authority, code),
@@ -299,7 +299,9 @@ def test_register_ca_defaults_inactive_without_auto_registration(iot: Any) -> No
 def test_verification_certificate_with_the_wrong_common_name(iot: Any) -> None:
     authority = make_ca()
     wrong = verification(iot, authority, "0" * 64)
-    code, _, status = error_of(iot.register_ca_certificate, caCertificate=authority.pem, verificationCertificate=wrong)
+    code, _unused, status = error_of(
+        iot.register_ca_certificate, caCertificate=authority.pem, verificationCertificate=wrong
+    )
     assert (code, status) == ("RegistrationCodeValidationException", 400)
     assert ca_ids(iot) == []
 
@@ -326,7 +328,7 @@ def test_default_mode_requires_a_verification_certificate(iot: Any) -> None:
 
 def test_sni_only_takes_no_verification_certificate(iot: Any) -> None:
     authority = make_ca()
-    code, message, _ = error_of(
+    code, message, _unused = error_of(
         iot.register_ca_certificate,
         caCertificate=authority.pem,
         verificationCertificate=verification(iot, authority),
@@ -365,9 +367,9 @@ def test_a_ca_registers_once(iot: Any) -> None:
 
 
 def test_at_most_ten_cas_with_the_same_subject(iot: Any) -> None:
-    for _ in range(10):
+    for _unused in range(10):
         iot.register_ca_certificate(caCertificate=make_ca("Shared").pem, certificateMode="SNI_ONLY")
-    code, _, status = error_of(
+    code, _unused, status = error_of(
         iot.register_ca_certificate, caCertificate=make_ca("Shared").pem, certificateMode="SNI_ONLY"
     )
     assert (code, status) == ("LimitExceededException", 410)
@@ -422,7 +424,7 @@ def test_update_ca_certificate_flows(iot: Any) -> None:
     assert describe_ca(iot, ca_id)["registrationConfig"] == {"templateName": "jitp"}
     assert describe_ca(iot, ca_id)["certificateDescription"]["status"] == "INACTIVE"  # unset: left alone
 
-    code, _, _ = error_of(
+    code, _unused, _unused = error_of(
         iot.update_ca_certificate,
         certificateId=ca_id,
         registrationConfig={"templateName": "jitp"},
@@ -455,7 +457,7 @@ def test_update_ca_certificate_flows(iot: Any) -> None:
 
 def test_delete_ca_certificate_only_when_inactive(iot: Any) -> None:
     ca_id = register_ca(iot, make_ca())
-    code, _, status = error_of(iot.delete_ca_certificate, certificateId=ca_id)
+    code, _unused, status = error_of(iot.delete_ca_certificate, certificateId=ca_id)
     assert (code, status) == ("CertificateStateException", 406)
     assert ca_ids(iot) == [ca_id]
     iot.update_ca_certificate(certificateId=ca_id, newStatus="INACTIVE")
@@ -710,7 +712,7 @@ def test_the_chain_picks_the_issuer_among_cas_with_the_same_subject(iot: Any, en
 def test_the_chain_decides_between_reissued_cas_with_the_same_key(iot: Any, endpoint: str) -> None:
     jitp_world(iot)
     old = make_ca("Reissued")
-    _, renewed = issue(old.certificate.subject, None, key=old.key, ca=True)  # same subject, same key
+    _unused, renewed = issue(old.certificate.subject, None, key=old.key, ca=True)  # same subject, same key
     new = Authority(old.key, renewed)
     old_id = register_ca(iot, old, registrationConfig={"templateName": "jitp"})
     new_id = register_ca(iot, new, registrationConfig={"templateName": "jitp"})

@@ -223,7 +223,7 @@ def test_create_template_refuses_invalid_input(iot: Any, kwargs: dict[str, Any],
 
 def test_fifty_one_tags_exceed_the_limit(iot: Any) -> None:
     tags = [{"Key": f"k{i}", "Value": "v"} for i in range(51)]
-    code, _, status = error_of(
+    code, _unused, status = error_of(
         iot.create_provisioning_template, templateName="t", templateBody=SIMPLE, provisioningRoleArn=ROLE, tags=tags
     )
     assert (code, status) == ("LimitExceededException", 410)
@@ -234,7 +234,7 @@ def test_pre_provisioning_hook_rules(iot: Any) -> None:
     create_template(iot, preProvisioningHook={"targetArn": LAMBDA})
     hook = iot.describe_provisioning_template(templateName="tmpl")["preProvisioningHook"]
     assert hook == {"targetArn": LAMBDA, "payloadVersion": "2020-04-01"}
-    code, message, _ = error_of(
+    code, message, _unused = error_of(
         iot.update_provisioning_template,
         templateName="tmpl",
         preProvisioningHook={"targetArn": LAMBDA},
@@ -248,7 +248,7 @@ def test_pre_provisioning_hook_rules(iot: Any) -> None:
 
     create_template(iot, name="jitp", type="JITP")
     assert iot.describe_provisioning_template(templateName="jitp")["type"] == "JITP"
-    code, message, _ = error_of(
+    code, message, _unused = error_of(
         iot.update_provisioning_template, templateName="jitp", preProvisioningHook={"targetArn": LAMBDA}
     )
     assert code == "InvalidRequestException" and "FLEET_PROVISIONING" in message
@@ -305,7 +305,9 @@ def test_update_template(iot: Any) -> None:
     assert (
         error_of(iot.update_provisioning_template, templateName="nope", enabled=True)[0] == "ResourceNotFoundException"
     )
-    code, message, _ = error_of(iot.update_provisioning_template, templateName="tmpl", provisioningRoleArn="x" * 25)
+    code, message, _unused = error_of(
+        iot.update_provisioning_template, templateName="tmpl", provisioningRoleArn="x" * 25
+    )
     assert code == "InvalidRequestException" and "provisioningRoleArn" in message
 
 
@@ -322,13 +324,13 @@ def test_template_versions_cap_and_default_rules(iot: Any) -> None:
     described = iot.describe_provisioning_template(templateName="tmpl")
     assert described["defaultVersionId"] == 3 and described["templateBody"] == bodies[3]
 
-    code, _, status = error_of(
+    code, _unused, status = error_of(
         iot.create_provisioning_template_version, templateName="tmpl", templateBody=body({"t": thing_resource("v6")})
     )
     assert (code, status) == ("VersionsLimitExceededException", 409)
     assert len(iot.list_provisioning_template_versions(templateName="tmpl")["versions"]) == 5
 
-    code, _, status = error_of(iot.delete_provisioning_template_version, templateName="tmpl", versionId=3)
+    code, _unused, status = error_of(iot.delete_provisioning_template_version, templateName="tmpl", versionId=3)
     assert (code, status) == ("DeleteConflictException", 409)
     iot.delete_provisioning_template_version(templateName="tmpl", versionId=1)
     created = iot.create_provisioning_template_version(
@@ -359,7 +361,7 @@ def test_template_versions_cap_and_default_rules(iot: Any) -> None:
     assert error_of(iot.delete_provisioning_template_version, templateName="tmpl", versionId=1)[0] == (
         "ResourceNotFoundException"
     )
-    code, message, _ = error_of(iot.create_provisioning_template_version, templateName="tmpl", templateBody="{}")
+    code, message, _unused = error_of(iot.create_provisioning_template_version, templateName="tmpl", templateBody="{}")
     assert code == "InvalidRequestException" and "Resources" in message
     assert error_of(iot.list_provisioning_template_versions, templateName="nope")[0] == "ResourceNotFoundException"
 
@@ -376,11 +378,11 @@ def test_delete_template(iot: Any) -> None:
 
 def test_template_used_by_a_ca_cannot_be_deleted(iot: Any) -> None:
     create_template(iot, name="jitp", type="JITP")
-    ca_pem, _ = make_cert("Local CA", ca=True)
+    ca_pem, _unused = make_cert("Local CA", ca=True)
     iot.register_ca_certificate(
         caCertificate=ca_pem, certificateMode="SNI_ONLY", setAsActive=True, registrationConfig={"templateName": "jitp"}
     )
-    code, _, status = error_of(iot.delete_provisioning_template, templateName="jitp")
+    code, _unused, status = error_of(iot.delete_provisioning_template, templateName="jitp")
     assert (code, status) == ("DeleteConflictException", 409)
     assert iot.describe_provisioning_template(templateName="jitp")["templateName"] == "jitp"
 
@@ -400,9 +402,9 @@ def test_tags_on_templates(iot: Any) -> None:
         "ResourceNotFoundException"
     )
     thing_arn = iot.create_thing(thingName="t")["thingArn"]
-    code, message, _ = error_of(iot.list_tags_for_resource, resourceArn=thing_arn)
+    code, message, _unused = error_of(iot.list_tags_for_resource, resourceArn=thing_arn)
     assert code == "InvalidRequestException" and "only on provisioning templates" in message
-    code, _, status = error_of(
+    code, _unused, status = error_of(
         iot.tag_resource, resourceArn=arn, tags=[{"Key": f"k{i}", "Value": "v"} for i in range(50)]
     )
     assert (code, status) == ("LimitExceededException", 410)
@@ -484,7 +486,7 @@ def test_register_thing_with_csr(iot: Any) -> None:
     assert [p["policyName"] for p in attached] == [policy_name]
 
     # Again with a new CSR: a second certificate, the same policy reused, the thing left alone.
-    csr2, _ = make_csr("device-1")
+    csr2, _unused = make_csr("device-1")
     second = iot.register_thing(templateBody=template, parameters={"ThingName": "device-1", "CSR": csr2})
     assert second["resourceArns"]["certificate"] != arns["certificate"]
     assert second["resourceArns"]["policy"] == arns["policy"]
@@ -541,7 +543,7 @@ def cert_pem_template(with_ca: bool, status: str = "ACTIVE", override: str | Non
 
 
 def test_register_thing_with_certificate_pem(iot: Any) -> None:
-    device_pem, _ = make_cert("device")
+    device_pem, _unused = make_cert("device")
     response = iot.register_thing(
         templateBody=cert_pem_template(False), parameters={"ThingName": "d", "Cert": device_pem}
     )
@@ -561,7 +563,7 @@ def test_register_thing_with_certificate_pem(iot: Any) -> None:
         "status"
     ] == ("ACTIVE")
     # FAIL with a different status conflicts; REPLACE (the default for Status) applies it.
-    code, _, _ = error_of(
+    code, _unused, _unused = error_of(
         iot.register_thing,
         templateBody=cert_pem_template(False, status="INACTIVE", override="FAIL"),
         parameters={"ThingName": "d", "Cert": device_pem},
@@ -577,16 +579,16 @@ def test_register_thing_with_certificate_pem(iot: Any) -> None:
 
 def test_register_thing_with_certificate_pem_and_ca(iot: Any) -> None:
     ca_pem, ca_issuer = make_cert("Local CA", ca=True)
-    device_pem, _ = make_cert("device", issuer=ca_issuer)
-    stranger_pem, _ = make_cert("stranger")
+    device_pem, _unused = make_cert("device", issuer=ca_issuer)
+    stranger_pem, _unused = make_cert("stranger")
     parameters = {"ThingName": "d", "Cert": device_pem, "CA": ca_pem}
 
-    code, message, _ = error_of(iot.register_thing, templateBody=cert_pem_template(True), parameters=parameters)
+    code, message, _unused = error_of(iot.register_thing, templateBody=cert_pem_template(True), parameters=parameters)
     assert code == "ResourceRegistrationFailureException" and "not registered" in message
     assert counts(iot) == (0, 0, 0)
 
     iot.register_ca_certificate(caCertificate=ca_pem, certificateMode="SNI_ONLY", setAsActive=True)
-    code, message, _ = error_of(
+    code, message, _unused = error_of(
         iot.register_thing, templateBody=cert_pem_template(True), parameters=dict(parameters, Cert=stranger_pem)
     )
     assert code == "ResourceRegistrationFailureException" and "not signed by" in message
@@ -644,7 +646,7 @@ def test_override_merge(iot: Any) -> None:
 
 def test_override_fail(iot: Any) -> None:
     existing_thing(iot)
-    csr_pem, _ = make_csr("dev")
+    csr_pem, _unused = make_csr("dev")
     thing = thing_resource(AttributePayload={"a": "9"})
     thing["OverrideSettings"] = {"AttributePayload": "FAIL"}
     template = body(
@@ -654,7 +656,7 @@ def test_override_fail(iot: Any) -> None:
         },
         {"ThingName": {"Type": "String"}},
     )
-    code, message, _ = error_of(iot.register_thing, templateBody=template, parameters={"ThingName": "dev"})
+    code, message, _unused = error_of(iot.register_thing, templateBody=template, parameters={"ThingName": "dev"})
     assert code == "ResourceConflictsException" and "AttributePayload" in message
     assert thing_state(iot) == ({"a": "1", "b": "2"}, "old-type", ["g-old"])
     assert iot.list_certificates()["certificates"] == []  # nothing created on failure
@@ -665,7 +667,7 @@ def test_override_fail(iot: Any) -> None:
 
 
 def test_missing_parameter_and_defaults(iot: Any) -> None:
-    csr_pem, _ = make_csr("x")
+    csr_pem, _unused = make_csr("x")
     code, message, status = error_of(iot.register_thing, templateBody=full_template(), parameters={"ThingName": "dev"})
     assert (code, status) == ("InvalidRequestException", 400)
     assert "CSR" in message
@@ -683,7 +685,7 @@ def test_missing_parameter_and_defaults(iot: Any) -> None:
     ],
 )
 def test_missing_referenced_resources_fail_registration(iot: Any, properties: dict[str, Any], message: str) -> None:
-    csr_pem, _ = make_csr("dev")
+    csr_pem, _unused = make_csr("dev")
     code, text, status = error_of(
         iot.register_thing, templateBody=full_template(**properties), parameters={"ThingName": "dev", "CSR": csr_pem}
     )
@@ -696,7 +698,7 @@ def test_unknown_policy_name_fails_registration(iot: Any) -> None:
     template = body(
         {"thing": thing_resource("dev"), "policy": {"Type": "AWS::IoT::Policy", "Properties": {"PolicyName": "ghost"}}}
     )
-    code, message, _ = error_of(iot.register_thing, templateBody=template)
+    code, message, _unused = error_of(iot.register_thing, templateBody=template)
     assert code == "ResourceRegistrationFailureException" and "Policy ghost not found" in message
     assert counts(iot) == (0, 0, 0)
 
@@ -738,7 +740,7 @@ def test_bad_templates_fail_before_anything_is_created(
     iot: Any, name: Any, parameters: dict[str, str], fragment: str
 ) -> None:
     template = body({"thing": thing_resource(name)}, Mappings={"Sites": {"paris": {"Url": "u"}}})
-    code, message, _ = error_of(iot.register_thing, templateBody=template, parameters=parameters)
+    code, message, _unused = error_of(iot.register_thing, templateBody=template, parameters=parameters)
     assert code == "InvalidRequestException" and fragment in message
     assert counts(iot) == (0, 0, 0)
 
@@ -757,7 +759,7 @@ def test_sub_escape_and_declared_names() -> None:
 
 def test_attribute_limits(iot: Any) -> None:
     attributes = {f"k{i}": "v" for i in range(4)}
-    code, message, _ = error_of(
+    code, message, _unused = error_of(
         iot.register_thing, templateBody=body({"t": thing_resource("d", AttributePayload=attributes)})
     )
     assert code == "InvalidRequestException"
@@ -770,7 +772,7 @@ def test_attribute_limits(iot: Any) -> None:
 
 
 def test_certificate_status_and_source_rules(iot: Any) -> None:
-    csr_pem, _ = make_csr("x")
+    csr_pem, _unused = make_csr("x")
     bad_status = body(
         {
             "c": {
@@ -779,7 +781,7 @@ def test_certificate_status_and_source_rules(iot: Any) -> None:
             }
         }
     )
-    code, message, _ = error_of(iot.register_thing, templateBody=bad_status)
+    code, message, _unused = error_of(iot.register_thing, templateBody=bad_status)
     assert code == "InvalidRequestException" and "ACTIVE or INACTIVE" in message
     inactive = body(
         {
@@ -793,14 +795,14 @@ def test_certificate_status_and_source_rules(iot: Any) -> None:
     status = iot.describe_certificate(certificateId=certificate_arn.split("/")[-1])["certificateDescription"]["status"]
     assert status == "INACTIVE"
     not_a_csr = body({"c": {"Type": "AWS::IoT::Certificate", "Properties": {"CertificateSigningRequest": "nonsense"}}})
-    code, message, _ = error_of(iot.register_thing, templateBody=not_a_csr)
+    code, message, _unused = error_of(iot.register_thing, templateBody=not_a_csr)
     assert code == "InvalidRequestException" and "CertificateSigningRequest" in message
     assert len(iot.list_certificates()["certificates"]) == 1
 
 
 def test_several_policies_by_logical_id(iot: Any) -> None:
     iot.create_policy(policyName="named", policyDocument=POLICY_DOC)
-    csr_pem, _ = make_csr("x")
+    csr_pem, _unused = make_csr("x")
     other_doc = POLICY_DOC.replace("iot:Connect", "iot:Publish")
     template = body(
         {
@@ -814,7 +816,7 @@ def test_several_policies_by_logical_id(iot: Any) -> None:
     attached = sorted(p["policyName"] for p in iot.list_attached_policies(target=arns["cert"])["policies"])
     assert attached == sorted(["named", hashlib.sha256(other_doc.encode()).hexdigest()])
     bad_doc = body({"p": {"Type": "AWS::IoT::Policy", "Properties": {"PolicyDocument": "not json"}}})
-    code, message, _ = error_of(iot.register_thing, templateBody=bad_doc)
+    code, message, _unused = error_of(iot.register_thing, templateBody=bad_doc)
     assert code == "InvalidRequestException" and "PolicyDocument" in message
 
 
@@ -822,7 +824,7 @@ def test_thing_groups_one_per_hierarchy(iot: Any) -> None:
     iot.create_thing_group(thingGroupName="root")
     iot.create_thing_group(thingGroupName="child", parentGroupName="root")
     template = body({"t": thing_resource("dev", ThingGroups=["root", "child"])})
-    code, message, _ = error_of(iot.register_thing, templateBody=template)
+    code, message, _unused = error_of(iot.register_thing, templateBody=template)
     assert code == "InvalidRequestException" and "only one group of a hierarchy" in message
     assert counts(iot) == (0, 0, 0)
     # REPLACE moves an existing thing from the child to the root of the same hierarchy.
@@ -843,7 +845,7 @@ def test_revoked_certificate_is_refused(iot: Any) -> None:
             "c": {"Type": "AWS::IoT::Certificate", "Properties": {"CertificateId": created["certificateId"]}},
         }
     )
-    code, message, _ = error_of(iot.register_thing, templateBody=template)
+    code, message, _unused = error_of(iot.register_thing, templateBody=template)
     assert code == "ResourceRegistrationFailureException" and "REVOKED" in message
     assert error_of(iot.describe_thing, thingName="dev")[0] == "ResourceNotFoundException"
 
@@ -855,7 +857,7 @@ def test_apply_undoes_its_work_when_a_step_fails() -> None:
 
     backend = IoTBackend("us-east-1", "123456789012")
     backend.create_thing_group("g", None, {})
-    csr_pem, _ = make_csr("dev")
+    csr_pem, _unused = make_csr("dev")
     template = body(
         {
             "t": thing_resource("dev", AttributePayload={"a": "1"}, ThingGroups=["g"]),
