@@ -11,6 +11,7 @@ Besides the AWS APIs it serves a few control paths for tests:
 * ``DELETE /_local/calls``: forget the recorded calls.
 * ``POST /moto-api/reset``: moto's own reset of all state.
 * ``POST /_local/jitp/connect``, ``GET /_local/jitp/events``: a device's first connection (JITP/JITR), see JITP.md.
+* ``GET|POST|DELETE /_local/traffic``: quotas, latency and faults, settings and counters, see TRAFFIC.md.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ if HERE not in sys.path:
 import fidelity
 import jitp
 import provisioning_api
+import registration_tasks
+import traffic
 from moto.moto_server.werkzeug_app import (
     DomainDispatcherApplication,
     MotoRequestHandler,
@@ -84,6 +87,7 @@ CONTROL_ROUTES: dict[str, Callable[..., tuple[str, Any]]] = {
     "/_local/health": _health,
     "/_local/calls": _calls,
     **jitp.CONTROL_ROUTES,  # /_local/jitp/connect, /_local/jitp/events
+    **traffic.CONTROL_ROUTES,  # /_local/traffic
 }
 
 
@@ -133,6 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="items per page of a list call that sends no maxResults/pageSize (default: %(default)s)",
     )
+    traffic.add_argument_group(parser)  # --quotas, --quota-scale, --latency-ms, --fault-rate, ...
     return parser
 
 
@@ -149,6 +154,8 @@ def build_app(args: argparse.Namespace | None = None) -> LocalIoTApp:
     fidelity.install(RECORDER.record, fidelity_options(args))
     provisioning_api.install()
     jitp.install()
+    registration_tasks.install()
+    traffic.install(traffic.settings_from_args(args), RECORDER.record)  # after fidelity: its hook runs first
     return LocalIoTApp(DomainDispatcherApplication(create_backend_app))
 
 
