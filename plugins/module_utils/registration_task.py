@@ -23,10 +23,10 @@ import io
 import json
 import os
 import re
-import ssl
 import time
-import urllib.request
 from typing import Any, Callable, Dict, List, Optional, Tuple
+
+from ansible.module_utils.urls import open_url
 
 from ansible_collections.iotfleet.provisioning.plugins.module_utils import crypto, keys, registration, template_engine
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import ValidationError, is_error, iter_pages
@@ -130,7 +130,7 @@ def parse_devices_text(text: str, fmt: str, field: str = "devices_file") -> List
             data = json.loads(text)
         except ValueError as error:
             raise ValidationError(field, f"is not valid JSON: {error}") from None
-        return [(i, item) for i, item in enumerate(data, start=1)]
+        return list(enumerate(data, start=1))
     if fmt == "yaml":
         if not HAS_YAML:
             raise ValidationError(field, "YAML device files need PyYAML, which is not installed")
@@ -142,7 +142,7 @@ def parse_devices_text(text: str, fmt: str, field: str = "devices_file") -> List
             data = data["devices"]
         if not isinstance(data, list):
             raise ValidationError(field, "a YAML device file must be a list of parameter maps (or a map with devices)")
-        return [(i, item) for i, item in enumerate(data, start=1)]
+        return list(enumerate(data, start=1))
     reader = csv.reader(io.StringIO(text))
     header: Optional[List[str]] = None
     for number, row in enumerate(reader, start=1):
@@ -172,7 +172,7 @@ def load_devices(params: Dict[str, Any]) -> List[Dict[str, Any]]:
         records = parse_devices_text(data.decode("utf-8"), fmt, field)
         label = "devices_file line"
     else:
-        records = [(i, item) for i, item in enumerate(params.get("devices") or [], start=1)]
+        records = list(enumerate(params.get("devices") or [], start=1))
         field, label = "devices", "devices"
     devices = []
     for line, raw in records:
@@ -437,22 +437,13 @@ def wait_for_task(
         sleep(min(interval, max(deadline - clock(), 0)))
 
 
-def https_context(validate_certs: bool, ca_bundle: Optional[str]) -> Optional[ssl.SSLContext]:
-    if not validate_certs:
-        context = ssl.create_default_context()
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-        return context
-    if ca_bundle:
-        return ssl.create_default_context(cafile=ca_bundle)
-    return None
-
-
 def http_get(url: str, validate_certs: bool = True, ca_bundle: Optional[str] = None, timeout: float = 60) -> bytes:
-    """A plain GET of a report link (presigned S3 URL)."""
-    context = https_context(validate_certs, ca_bundle) if url.lower().startswith("https:") else None
-    with urllib.request.urlopen(url, timeout=timeout, context=context) as response:  # nosec - AWS-given link
+    """A plain GET of a report link (presigned S3 URL), with Ansible's TLS handling."""
+    response = open_url(url, method="GET", timeout=timeout, validate_certs=validate_certs, ca_path=ca_bundle)
+    try:
         return response.read()
+    finally:
+        response.close()
 
 
 def parse_report(data: bytes) -> List[Dict[str, Any]]:

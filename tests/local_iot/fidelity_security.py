@@ -122,6 +122,8 @@ def _install_certificates() -> None:
             raise InvalidRequestException("The certificate signing request is not a valid PEM CSR") from error
         if not request.is_signature_valid:
             raise InvalidRequestException("The certificate signing request's signature is not valid")
+        # moto's response layer passes setAsActive as the query string "false" (truthy); AWS reads a boolean.
+        set_as_active = set_as_active is True or str(set_as_active).lower() == "true"
         return self.register_certificate(sign_csr(request), None, set_as_active, "INACTIVE")
 
     # AWS: deleting an ACTIVE certificate is CertificateStateException; with things attached, or policies attached

@@ -520,6 +520,12 @@ def test_certificate_from_csr_keeps_the_csr_key(iot: Any) -> None:
     assert created["certificateId"] == der_id(created["certificatePem"])
     described = iot.describe_certificate(certificateId=created["certificateId"])["certificateDescription"]
     assert described["status"] == "ACTIVE"
+    # setAsActive=false must give an INACTIVE certificate (moto read the string "false" as true).
+    inactive = iot.create_certificate_from_csr(
+        certificateSigningRequest=csr.public_bytes(serialization.Encoding.PEM).decode(), setAsActive=False
+    )
+    described = iot.describe_certificate(certificateId=inactive["certificateId"])["certificateDescription"]
+    assert described["status"] == "INACTIVE"
 
 
 def test_delete_certificate_conflicts(iot: Any) -> None:

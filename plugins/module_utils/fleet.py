@@ -1,0 +1,1249 @@
+# Copyright: iotfleet.provisioning contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The fleet engine: the desired state of many devices, planned from list calls and applied concurrently.
+
+Stages, each a small function:
+
+* ``load_device_rows`` / ``validate_fleet(params) -> FleetSpec``: the input (a list or a CSV/YAML/JSON(L)
+  file), defaults merged under every device, every limit checked before any client exists.
+* ``read_fleet_state(call, spec) -> Snapshot``: the remote state from paged list calls
+  (ListThingsInThingGroup per named group, ListThings, ListCertificates, ListTargetsForPolicy per named
+  policy) plus ListThingPrincipals only for existing things that should carry a certificate, and the
+  local key/certificate files.
+* ``plan_fleet(spec, snapshot) -> FleetPlan``: a pure function: per device the steps that make it match.
+* ``apply_plan(call, spec, plan, ...)``: a thread pool over devices; each device's steps run in
+  dependency order (thing, groups, certificate, attach, policies, activate).
+
+Nothing is lost: a certificate is created INACTIVE; the private key and certificate are written (files
+prepared before the call, committed right after it) before the next step; it is attached, given its
+policies, and activated last. Before every certificate-creating call a marker file records the time, so
+a certificate whose answer never arrived (killed process, dropped connection) is found later by the
+orphan sweep: INACTIVE, attached to nothing, unknown to every device file, created after the marker.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import datetime
+import io
+import json
+import math
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Mapping, Optional, Set, Tuple
+
+from ansible_collections.iotfleet.provisioning.plugins.module_utils import crypto
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import ClientError, ValidationError, is_error
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.certificates import validate_policy_names
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.keys import ensure_private_key, make_csr
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.things import (
+    attribute_delta,
+    attributes_after,
+    visible_attributes,
+)
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.validation import (
+    MAX_ATTRIBUTES_WITH_TYPE,
+    MAX_ATTRIBUTES_WITHOUT_TYPE,
+    MAX_THING_GROUPS_PER_THING,
+    check_attributes,
+    check_thing_group_name,
+    check_thing_name,
+    check_thing_type_name,
+    check_unique_names,
+)
+
+try:
+    import yaml
+
+    HAS_YAML = True
+except ImportError:  # pragma: no cover
+    HAS_YAML = False
+
+CERTIFICATE_SOURCES = ("aws_keys", "csr", "pem", "none")
+DEVICE_KEYS = (
+    "name",
+    "thing_type",
+    "attributes",
+    "purge_attributes",
+    "thing_groups",
+    "certificate",
+    "certificate_pem",
+    "certificate_pem_path",
+    "policies",
+)
+PAGE_SIZE = 250
+PLAN_LISTING_LIMIT = 50
+KEY_FILE = "private.pem.key"
+CERT_FILE = "certificate.pem.crt"
+MARKER_FILE = ".fleet-pending.json"
+# A certificate made by a call whose answer was lost is at most this much older than its marker says
+# (clock skew between this host and AWS).
+MARKER_SKEW_SECONDS = 120
+KEY_SPEC = {"type": "EC", "curve": "P-256"}
+# DetachThingPrincipal is eventually consistent: DeleteThing/DeleteCertificate right after may conflict.
+DELETE_WAITS = (0.5, 1, 2, 4, 8)
+
+Call = Callable[..., Dict[str, Any]]
+
+
+# ---------------------------------------------------------------------------
+# Input
+# ---------------------------------------------------------------------------
+
+
+def _split_list(text: str) -> List[str]:
+    return [part.strip() for part in text.replace("|", ";").split(";") if part.strip()]
+
+
+def csv_rows(text: str) -> List[Dict[str, Any]]:
+    """CSV with a header. Columns: the device keys; lists separated by ';'; attributes as ``attributes.NAME``."""
+    rows = []
+    for row in csv.DictReader(io.StringIO(text)):
+        device: Dict[str, Any] = {}
+        for column, value in row.items():
+            if column is None or value is None:
+                continue
+            column = column.strip()
+            value = value.strip()
+            if value == "":
+                continue
+            if column.startswith("attributes.") or column.startswith("attr."):
+                device.setdefault("attributes", {})[column.split(".", 1)[1]] = value
+            elif column in ("thing_groups", "policies"):
+                device[column] = _split_list(value)
+            elif column == "purge_attributes":
+                device[column] = value.lower() in ("true", "yes", "1")
+            else:
+                device[column] = value
+        rows.append(device)
+    return rows
+
+
+def json_rows(text: str, field_name: str) -> List[Any]:
+    """A JSON list, or JSON lines (one object per line, blank lines skipped)."""
+    stripped = text.strip()
+    if stripped.startswith("["):
+        try:
+            data = json.loads(stripped)
+        except ValueError as e:
+            raise ValidationError(field_name, f"is not valid JSON: {e}") from None
+        return data
+    rows = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except ValueError as e:
+            raise ValidationError(f"{field_name} line {number}", f"is not valid JSON: {e}") from None
+    return rows
+
+
+def load_device_rows(path: str) -> List[Any]:
+    """The device entries of ``devices_file`` by its extension: .csv, .yml/.yaml, .json/.jsonl."""
+    field_name = "devices_file"
+    try:
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
+    except OSError as e:
+        raise ValidationError(field_name, f"cannot read {path}: {e.strerror or e}") from None
+    lower = path.lower()
+    if lower.endswith(".csv"):
+        return csv_rows(text)
+    if lower.endswith((".yml", ".yaml")):
+        if not HAS_YAML:
+            raise ValidationError(field_name, "reading YAML needs the Python library PyYAML")
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as e:
+            raise ValidationError(field_name, f"is not valid YAML: {e}") from None
+        if isinstance(data, dict) and "devices" in data:
+            data = data["devices"]
+        if data is None:
+            return []
+        if not isinstance(data, list):
+            raise ValidationError(field_name, f"must hold a list of devices, got {type(data).__name__}")
+        return data
+    if lower.endswith((".json", ".jsonl", ".ndjson")):
+        return json_rows(text, field_name)
+    raise ValidationError(field_name, f"must end in .csv, .yml, .yaml, .json or .jsonl, got {path!r}")
+
+
+def merge_defaults(defaults: Mapping[str, Any], device: Mapping[str, Any]) -> Dict[str, Any]:
+    """The device over the defaults; attributes merge key by key (the device wins), everything else replaces."""
+    merged = dict(defaults)
+    for key, value in device.items():
+        if key == "attributes" and isinstance(value, Mapping) and isinstance(merged.get("attributes"), Mapping):
+            attributes = dict(merged["attributes"])
+            attributes.update(value)
+            merged[key] = attributes
+        else:
+            merged[key] = value
+    return merged
+
+
+@dataclass
+class DesiredDevice:
+    name: str
+    thing_type: Optional[str] = None  # None: leave the remote type alone
+    attributes: Optional[Dict[str, str]] = None  # None: leave the remote attributes alone
+    purge_attributes: bool = True
+    thing_groups: Optional[List[str]] = None  # None: leave memberships alone (the fleet group is always added)
+    certificate: str = "none"
+    certificate_pem: Optional[str] = None
+    certificate_id: Optional[str] = None
+    policies: Optional[List[str]] = None
+
+
+@dataclass
+class FleetSpec:
+    devices: List[DesiredDevice]
+    fleet_group: str
+    output_dir: Optional[str] = None
+    prune: bool = False
+    max_prune: Any = "10%"
+    max_failures: int = 0
+    concurrency: int = 10
+    plan_path: Optional[str] = None
+    report_path: Optional[str] = None
+
+    @property
+    def named_groups(self) -> List[str]:
+        """The thing groups this fleet manages memberships of: the fleet group and every group a device names."""
+        groups = {self.fleet_group}
+        for device in self.devices:
+            groups.update(device.thing_groups or [])
+        return sorted(groups)
+
+    @property
+    def named_policies(self) -> List[str]:
+        policies: Set[str] = set()
+        for device in self.devices:
+            policies.update(device.policies or [])
+        return sorted(policies)
+
+
+def _device_label(index: int, device: Any, source: str) -> str:
+    name = device.get("name") if isinstance(device, Mapping) else None
+    return f"{source}[{index}] ({name})" if isinstance(name, str) and name else f"{source}[{index}]"
+
+
+def validate_device(raw: Any, label: str) -> DesiredDevice:
+    """One merged device entry; every message names the device (``label``) and the field."""
+    if not isinstance(raw, Mapping):
+        raise ValidationError(label, f"must be a dictionary with at least a name, got {type(raw).__name__}")
+    unknown = sorted(set(raw) - set(DEVICE_KEYS))
+    if unknown:
+        raise ValidationError(f"{label}.{unknown[0]}", f"is not a device option; use {', '.join(DEVICE_KEYS)}")
+    if raw.get("name") in (None, ""):
+        raise ValidationError(f"{label}.name", "is required")
+    device = DesiredDevice(name=check_thing_name(f"{label}.name", raw["name"]))
+    if raw.get("thing_type") is not None:
+        device.thing_type = check_thing_type_name(f"{label}.thing_type", raw["thing_type"])
+    if raw.get("attributes") is not None:
+        device.attributes = check_attributes(f"{label}.attributes", raw["attributes"])
+        # Without thing_type the device is checked as a thing without a type (3 attributes): the input names
+        # the type of every device that needs more.
+        _check_attribute_count(f"{label}.attributes", device.attributes, bool(device.thing_type))
+    if raw.get("purge_attributes") is not None:
+        if not isinstance(raw["purge_attributes"], bool):
+            raise ValidationError(f"{label}.purge_attributes", "must be true or false")
+        device.purge_attributes = raw["purge_attributes"]
+    if raw.get("thing_groups") is not None:
+        device.thing_groups = check_unique_names(f"{label}.thing_groups", raw["thing_groups"], check_thing_group_name)
+    source = raw.get("certificate") or "none"
+    if source not in CERTIFICATE_SOURCES:
+        raise ValidationError(
+            f"{label}.certificate", f"must be one of {', '.join(CERTIFICATE_SOURCES)}, got {source!r}"
+        )
+    device.certificate = source
+    pem_given = [k for k in ("certificate_pem", "certificate_pem_path") if raw.get(k) is not None]
+    if source == "pem":
+        if len(pem_given) != 1:
+            raise ValidationError(
+                f"{label}.certificate", "pem needs exactly one of certificate_pem or certificate_pem_path"
+            )
+        if pem_given[0] == "certificate_pem_path":
+            path = raw["certificate_pem_path"]
+            data = crypto.read_file(path) if isinstance(path, str) else None
+            if data is None:
+                raise ValidationError(f"{label}.certificate_pem_path", f"{path} does not exist")
+            text = data.decode("ascii", "replace")
+        else:
+            text = raw["certificate_pem"]
+        try:
+            device.certificate_id = crypto.certificate_id(text)
+        except crypto.CryptoError as e:
+            raise ValidationError(f"{label}.{pem_given[0]}", str(e)) from None
+        device.certificate_pem = text
+    elif pem_given:
+        raise ValidationError(f"{label}.{pem_given[0]}", f"is only used with certificate: pem, not {source}")
+    if raw.get("policies") is not None:
+        device.policies = validate_policy_names(raw["policies"], f"{label}.policies")
+        if device.policies and source == "none":
+            raise ValidationError(f"{label}.policies", "policies are attached to a certificate: certificate is none")
+    return device
+
+
+def _check_attribute_count(field_name: str, attributes: Mapping[str, str], typed: bool) -> None:
+    limit = MAX_ATTRIBUTES_WITH_TYPE if typed else MAX_ATTRIBUTES_WITHOUT_TYPE
+    count = len([v for v in attributes.values() if v != ""])
+    if count > limit:
+        kind = "with" if typed else "without"
+        raise ValidationError(
+            field_name, f"a thing {kind} a thing type can have at most {limit} attributes, got {count}"
+        )
+
+
+def parse_max_prune(value: Any) -> Tuple[str, float]:
+    """``("count", n)`` or ``("percent", p)`` from an int or a string like "10%" or "25"."""
+    if isinstance(value, bool):
+        raise ValidationError("max_prune", f"must be a count or a percentage like '10%', got {value!r}")
+    if isinstance(value, int):
+        if value < 0:
+            raise ValidationError("max_prune", f"must be zero or more, got {value}")
+        return ("count", float(value))
+    text = str(value).strip()
+    try:
+        if text.endswith("%"):
+            pct = float(text[:-1])
+            if not 0 <= pct <= 100:
+                raise ValueError
+            return ("percent", pct)
+        count = int(text)
+        if count < 0:
+            raise ValueError
+        return ("count", float(count))
+    except ValueError:
+        raise ValidationError(
+            "max_prune", f"must be a count (0 or more) or a percentage from 0% to 100%, got {value!r}"
+        ) from None
+
+
+def prune_allowance(max_prune: Tuple[str, float], managed: int) -> int:
+    kind, amount = max_prune
+    if kind == "count":
+        return int(amount)
+    return math.floor(managed * amount / 100.0 + 1e-9)
+
+
+def validate_fleet(params: Mapping[str, Any]) -> FleetSpec:
+    """Every option checked and every device validated; no AWS call, no file written."""
+    state = params.get("state") or "present"
+    if state != "present":
+        raise ValidationError("state", f"must be present, got {state!r}")
+    devices_given = params.get("devices") is not None
+    file_given = params.get("devices_file") is not None
+    if devices_given == file_given:
+        raise ValidationError("devices, devices_file", "give exactly one of them")
+    fleet_group = params.get("fleet_group")
+    if not fleet_group:
+        raise ValidationError("fleet_group", "is required: it marks the devices this fleet manages")
+    fleet_group = check_thing_group_name("fleet_group", fleet_group)
+    if devices_given:
+        rows, source = params["devices"], "devices"
+        if not isinstance(rows, list):
+            raise ValidationError("devices", f"must be a list, got {type(rows).__name__}")
+    else:
+        rows, source = load_device_rows(params["devices_file"]), "devices_file"
+    defaults = params.get("defaults") or {}
+    if not isinstance(defaults, Mapping):
+        raise ValidationError("defaults", f"must be a dictionary, got {type(defaults).__name__}")
+    if "name" in defaults:
+        raise ValidationError("defaults.name", "a name cannot be a default: every device needs its own")
+    devices: List[DesiredDevice] = []
+    seen: Dict[str, str] = {}
+    for index, raw in enumerate(rows):
+        label = _device_label(index, raw, source)
+        if not isinstance(raw, Mapping):
+            raise ValidationError(label, f"must be a dictionary with at least a name, got {type(raw).__name__}")
+        device = validate_device(merge_defaults(defaults, raw), label)
+        if device.name in seen:
+            raise ValidationError(f"{label}.name", f"{device.name!r} is listed twice (first as {seen[device.name]})")
+        seen[device.name] = label
+        groups = set(device.thing_groups or []) | {fleet_group}
+        if len(groups) > MAX_THING_GROUPS_PER_THING:
+            raise ValidationError(
+                f"{label}.thing_groups",
+                f"a thing can be in at most {MAX_THING_GROUPS_PER_THING} thing groups "
+                f"(the fleet group included), got {len(groups)}",
+            )
+        devices.append(device)
+    spec = FleetSpec(devices=devices, fleet_group=fleet_group)
+    spec.prune = bool(params.get("prune"))
+    spec.max_prune = parse_max_prune(params.get("max_prune", "10%") if params.get("max_prune") is not None else "10%")
+    for option, minimum in (("max_failures", 0), ("concurrency", 1)):
+        value = params.get(option)
+        if value is None:
+            value = 0 if option == "max_failures" else 10
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise ValidationError(option, f"must be an integer of at least {minimum}, got {value!r}")
+        setattr(spec, option, value)
+    spec.output_dir = params.get("output_dir")
+    needs_files = [d.name for d in devices if d.certificate in ("aws_keys", "csr")]
+    if needs_files and not spec.output_dir:
+        raise ValidationError(
+            "output_dir", f"is required when a device's certificate is aws_keys or csr (e.g. {needs_files[0]})"
+        )
+    if spec.output_dir:
+        _check_writable_dir("output_dir", spec.output_dir)
+    for option in ("plan_path", "report_path"):
+        path = params.get(option)
+        if path:
+            parent = os.path.dirname(os.path.abspath(path))
+            if not os.path.isdir(parent):
+                raise ValidationError(option, f"the directory {parent} does not exist")
+            setattr(spec, option, path)
+    return spec
+
+
+def _check_writable_dir(field_name: str, path: str) -> None:
+    probe = path
+    while not os.path.exists(probe):
+        parent = os.path.dirname(os.path.abspath(probe))
+        if parent == probe:
+            break
+        probe = parent
+    if not os.path.isdir(probe):
+        raise ValidationError(field_name, f"{probe} is not a directory")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise ValidationError(field_name, f"{probe} is not writable")
+
+
+# ---------------------------------------------------------------------------
+# Local files
+# ---------------------------------------------------------------------------
+
+
+def device_paths(output_dir: str, name: str) -> Dict[str, str]:
+    base = os.path.join(output_dir, name)
+    return {
+        "dir": base,
+        "key": os.path.join(base, KEY_FILE),
+        "cert": os.path.join(base, CERT_FILE),
+        "marker": os.path.join(base, MARKER_FILE),
+    }
+
+
+@dataclass
+class LocalDevice:
+    key_public: Optional[bytes] = None  # SPKI DER of the key on disk
+    key_error: Optional[str] = None
+    cert_id: Optional[str] = None
+    cert_public: Optional[bytes] = None
+    markers: List[float] = field(default_factory=list)  # start times of certificate calls not yet swept
+
+
+def read_local_device(output_dir: Optional[str], name: str) -> LocalDevice:
+    local = LocalDevice()
+    if not output_dir:
+        return local
+    paths = device_paths(output_dir, name)
+    key = crypto.read_file(paths["key"])
+    if key is not None:
+        try:
+            local.key_public = crypto.private_key_public_key(key)
+        except crypto.CryptoError as e:
+            local.key_error = f"{paths['key']} {e}"
+    cert = crypto.read_file(paths["cert"])
+    if cert is not None:
+        try:
+            local.cert_id = crypto.certificate_id(cert)
+            local.cert_public = crypto.certificate_public_key(cert)
+        except crypto.CryptoError as e:
+            local.key_error = f"{paths['cert']} {e}"
+    marker = crypto.read_file(paths["marker"])
+    if marker is not None:
+        try:
+            local.markers = [float(t) for t in json.loads(marker.decode()).get("started", [])]
+        except (ValueError, AttributeError):
+            local.markers = [0.0]  # unreadable: sweep everything unknown
+    return local
+
+
+def add_marker(output_dir: str, name: str, started: float) -> None:
+    """Record, durably and before the call, that a certificate-creating call starts now."""
+    paths = device_paths(output_dir, name)
+    os.makedirs(paths["dir"], mode=0o700, exist_ok=True)
+    local = read_local_device(output_dir, name)
+    data = json.dumps({"started": [*local.markers, started]}).encode()
+    crypto.write_file_atomic(paths["marker"], data, crypto.CERTIFICATE_MODE)
+
+
+def clear_marker(output_dir: str, name: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(device_paths(output_dir, name)["marker"])
+
+
+# ---------------------------------------------------------------------------
+# Reading the remote state
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class Snapshot:
+    """What exists: enough for the planner to decide every step without another call."""
+
+    groups: Dict[str, Optional[Set[str]]] = field(default_factory=dict)  # group -> member names (None: no group)
+    things: Dict[str, Dict[str, Any]] = field(default_factory=dict)  # name -> thing_type, attributes, version
+    principals: Dict[str, List[str]] = field(default_factory=dict)  # thing -> principal ARNs (where read)
+    certificates: Dict[str, Dict[str, Any]] = field(default_factory=dict)  # id -> arn, status, created
+    policy_targets: Dict[str, Optional[Set[str]]] = field(default_factory=dict)  # policy -> target ARNs
+    local: Dict[str, LocalDevice] = field(default_factory=dict)
+    recovered: Dict[str, Dict[str, str]] = field(default_factory=dict)  # name -> {id, pem} found by public key
+
+
+def cert_id_of_arn(arn: str) -> Optional[str]:
+    if ":cert/" in arn:
+        return arn.rsplit("/", 1)[1]
+    return None
+
+
+def _timestamp(value: Any) -> float:
+    if isinstance(value, datetime.datetime):
+        return value.timestamp()
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return 0.0
+
+
+def read_group_members(call: Call, group: str) -> Optional[Set[str]]:
+    try:
+        return set(call.pages("list_things_in_thing_group", "things", thingGroupName=group, maxResults=PAGE_SIZE))
+    except ClientError as e:
+        if is_error(e, "ResourceNotFoundException"):
+            return None
+        raise
+
+
+def read_policy_targets(call: Call, policy: str) -> Optional[Set[str]]:
+    try:
+        return set(call.pages("list_targets_for_policy", "targets", policyName=policy, pageSize=PAGE_SIZE))
+    except ClientError as e:
+        if is_error(e, "ResourceNotFoundException"):
+            return None
+        raise
+
+
+def read_certificates(call: Call) -> Dict[str, Dict[str, Any]]:
+    certs = call.pages("list_certificates", "certificates", pageSize=PAGE_SIZE)
+    return {
+        c["certificateId"]: {
+            "arn": c["certificateArn"],
+            "status": c.get("status"),
+            "created": _timestamp(c.get("creationDate")),
+        }
+        for c in certs
+    }
+
+
+def _parallel(concurrency: int, func: Callable[[Any], Any], items: List[Any]) -> List[Any]:
+    if not items:
+        return []
+    with ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(items)))) as pool:
+        return list(pool.map(func, items))
+
+
+def read_fleet_state(call: Call, spec: FleetSpec) -> Snapshot:
+    """The state the planner needs, from as few calls as the input allows."""
+    snap = Snapshot()
+    for group in spec.named_groups:
+        snap.groups[group] = read_group_members(call, group)
+    for thing in call.pages("list_things", "things", maxResults=PAGE_SIZE):
+        snap.things[thing["thingName"]] = {
+            "thing_type": thing.get("thingTypeName") or None,
+            "attributes": visible_attributes(thing.get("attributes")),
+            "version": thing.get("version"),
+            "arn": thing.get("thingArn"),
+        }
+    wanted = {d.name for d in spec.devices}
+    pruned = sorted((snap.groups.get(spec.fleet_group) or set()) - wanted) if spec.prune else []
+    needs_certs = any(d.certificate != "none" for d in spec.devices)
+    for device in spec.devices:
+        snap.local[device.name] = read_local_device(spec.output_dir, device.name)
+    need_principals = [d.name for d in spec.devices if d.certificate != "none" and d.name in snap.things] + [
+        name for name in pruned if name in snap.things
+    ]
+    results = _parallel(
+        spec.concurrency,
+        lambda name: call.pages("list_thing_principals", "principals", thingName=name, maxResults=PAGE_SIZE),
+        need_principals,
+    )
+    snap.principals = dict(zip(need_principals, results))
+    markers = any(local.markers for local in snap.local.values())
+    if needs_certs or pruned or markers:
+        snap.certificates = read_certificates(call)
+    for policy in spec.named_policies:
+        snap.policy_targets[policy] = read_policy_targets(call, policy)
+    # A device with its key on disk but no certificate file: look for its certificate by public key
+    # among the certificates attached to its thing (DescribeCertificate only for those).
+    lookups = []
+    for device in spec.devices:
+        local = snap.local[device.name]
+        if device.certificate in ("aws_keys", "csr") and local.key_public and not local.cert_id:
+            for arn in snap.principals.get(device.name, []):
+                if cert_id_of_arn(arn):
+                    lookups.append((device.name, cert_id_of_arn(arn)))
+
+    def describe(item: Tuple[str, str]) -> Tuple[str, str, Optional[str]]:
+        name, cert_id = item
+        try:
+            pem = call("describe_certificate", certificateId=cert_id)["certificateDescription"].get("certificatePem")
+        except ClientError as e:
+            if is_error(e, "ResourceNotFoundException"):
+                return name, cert_id, None
+            raise
+        return name, cert_id, pem
+
+    for name, cert_id, pem in _parallel(spec.concurrency, describe, lookups):
+        if pem and name not in snap.recovered:
+            try:
+                if crypto.certificate_public_key(pem) == snap.local[name].key_public:
+                    snap.recovered[name] = {"id": cert_id, "pem": pem}
+            except crypto.CryptoError:
+                continue
+    return snap
+
+
+# ---------------------------------------------------------------------------
+# Planning (pure)
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class DevicePlan:
+    name: str
+    action: str = "unchanged"  # create | update | unchanged | prune | failed
+    changes: List[str] = field(default_factory=list)
+    create_thing: Optional[Dict[str, Any]] = None
+    update_thing: Optional[Dict[str, Any]] = None
+    groups_to_add: List[str] = field(default_factory=list)
+    groups_to_remove: List[str] = field(default_factory=list)
+    # Certificate: the one to use (id) or one to make (new_certificate = aws_keys|csr|pem).
+    certificate_id: Optional[str] = None
+    certificate_arn: Optional[str] = None
+    new_certificate: Optional[str] = None
+    write_certificate_pem: Optional[str] = None  # recovered by public key: write the file
+    attach_certificate: bool = False
+    policies_to_attach: List[str] = field(default_factory=list)
+    policies_to_detach: List[str] = field(default_factory=list)
+    activate: bool = False
+    error: Optional[str] = None
+    # Prune only: principal ARNs to decommission and groups to leave.
+    prune_principals: List[str] = field(default_factory=list)
+    before: Dict[str, Any] = field(default_factory=dict)
+    after: Dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class FleetPlan:
+    devices: List[DevicePlan]
+    groups_to_create: List[str]
+    orphan_windows: List[float]
+
+    def counts(self) -> Dict[str, int]:
+        counts = {"create": 0, "update": 0, "unchanged": 0, "prune": 0, "failed": 0}
+        for device in self.devices:
+            counts[device.action] = counts.get(device.action, 0) + 1
+        counts["create_thing_group"] = len(self.groups_to_create)
+        return counts
+
+    @property
+    def changing(self) -> List[DevicePlan]:
+        return [d for d in self.devices if d.action in ("create", "update", "prune")]
+
+
+def _certificate_view(status: Optional[str], cert_id: Optional[str], policies: List[str]) -> Dict[str, Any]:
+    return {"certificate_id": cert_id, "status": status, "policies": sorted(policies)}
+
+
+def plan_device(device: DesiredDevice, spec: FleetSpec, snap: Snapshot) -> DevicePlan:
+    plan = DevicePlan(name=device.name)
+    current = snap.things.get(device.name)
+    # Thing
+    if current is None:
+        attributes = attributes_after({}, device.attributes, True)
+        _check_attribute_count(f"{device.name}.attributes", attributes, bool(device.thing_type))
+        plan.create_thing = {"thingName": device.name}
+        if device.thing_type:
+            plan.create_thing["thingTypeName"] = device.thing_type
+        if attributes:
+            plan.create_thing["attributePayload"] = {"attributes": attributes}
+        plan.changes.append("create thing")
+        thing_type = device.thing_type
+    else:
+        thing_type = current["thing_type"] if device.thing_type is None else device.thing_type
+        attributes = attributes_after(current["attributes"], device.attributes, device.purge_attributes)
+        _check_attribute_count(f"{device.name}.attributes", attributes, bool(thing_type))
+        update: Dict[str, Any] = {}
+        if thing_type != current["thing_type"]:
+            update["thingTypeName"] = thing_type
+            plan.changes.append(f"set thing type {thing_type}")
+        delta = attribute_delta(current["attributes"], attributes)
+        if delta:
+            update["attributePayload"] = {"attributes": delta, "merge": True}
+            plan.changes.append("update attributes " + ", ".join(sorted(delta)))
+        if update:
+            update["thingName"] = device.name
+            if current.get("version") is not None:
+                update["expectedVersion"] = current["version"]
+            plan.update_thing = update
+    # Groups: the fleet group always; other named groups as the device lists them.
+    desired_groups = {spec.fleet_group} | set(device.thing_groups or [])
+    for group in sorted(desired_groups):
+        members = snap.groups.get(group)
+        if members is None or device.name not in members:
+            plan.groups_to_add.append(group)
+    if device.thing_groups is not None:
+        for group in spec.named_groups:
+            if group in desired_groups:
+                continue
+            members = snap.groups.get(group) or set()
+            if device.name in members:
+                plan.groups_to_remove.append(group)
+    if plan.groups_to_add:
+        plan.changes.append("add to groups " + ", ".join(plan.groups_to_add))
+    if plan.groups_to_remove:
+        plan.changes.append("remove from groups " + ", ".join(plan.groups_to_remove))
+    before_groups = sorted(g for g in spec.named_groups if device.name in (snap.groups.get(g) or set()))
+    after_groups = sorted((set(before_groups) | set(plan.groups_to_add)) - set(plan.groups_to_remove))
+    plan.before = (
+        {"thing_type": current["thing_type"], "attributes": current["attributes"], "thing_groups": before_groups}
+        if current
+        else {}
+    )
+    plan.after = {"thing_type": thing_type or None, "attributes": attributes, "thing_groups": after_groups}
+    # Certificate
+    if device.certificate != "none":
+        _plan_certificate(device, snap, plan)
+    if plan.error:
+        plan.action = "failed"
+    elif current is None:
+        plan.action = "create"
+    elif plan.changes:
+        plan.action = "update"
+    return plan
+
+
+def _plan_certificate(device: DesiredDevice, snap: Snapshot, plan: DevicePlan) -> None:
+    local = snap.local.get(device.name) or LocalDevice()
+    principals = snap.principals.get(device.name, [])
+    attached_ids = {cert_id_of_arn(arn) for arn in principals}
+    cert_id: Optional[str] = None
+    if device.certificate == "pem":
+        cert_id = device.certificate_id
+        if cert_id not in snap.certificates:
+            plan.new_certificate = "pem"
+    else:
+        if local.key_error:
+            plan.error = local.key_error
+            return
+        if local.cert_id:
+            if local.key_public is not None and local.cert_public != local.key_public:
+                plan.error = f"{CERT_FILE} does not match {KEY_FILE}: fix or remove the device's files"
+                return
+            if local.key_public is None and device.certificate == "aws_keys":
+                plan.error = f"{CERT_FILE} exists but {KEY_FILE} is missing: the key is lost; remove the files"
+                return
+            if local.cert_id in snap.certificates:
+                cert_id = local.cert_id
+        elif device.name in snap.recovered:
+            cert_id = snap.recovered[device.name]["id"]
+            plan.write_certificate_pem = snap.recovered[device.name]["pem"]
+            plan.changes.append(f"write {CERT_FILE} of the attached certificate")
+        if cert_id is None:
+            plan.new_certificate = device.certificate
+    if plan.new_certificate:
+        plan.changes.append(f"create certificate ({plan.new_certificate})")
+        plan.attach_certificate = True
+        plan.activate = True
+        plan.policies_to_attach = list(device.policies or [])
+        status = None
+        current_policies: List[str] = []
+    else:
+        info = snap.certificates[cert_id]
+        plan.certificate_id = cert_id
+        plan.certificate_arn = info["arn"]
+        status = info["status"]
+        plan.attach_certificate = cert_id not in attached_ids
+        plan.activate = status != "ACTIVE"
+        current_policies = sorted(p for p, targets in snap.policy_targets.items() if targets and info["arn"] in targets)
+        if device.policies is not None:
+            plan.policies_to_attach = [p for p in device.policies if p not in current_policies]
+            plan.policies_to_detach = [p for p in current_policies if p not in device.policies]
+    missing = [p for p in device.policies or [] if snap.policy_targets.get(p) is None]
+    if missing:
+        plan.error = f"policies: policy {missing[0]} does not exist"
+        return
+    if plan.new_certificate is None and plan.attach_certificate:
+        plan.changes.append("attach certificate")
+    if plan.policies_to_attach and not plan.new_certificate:
+        plan.changes.append("attach policies " + ", ".join(plan.policies_to_attach))
+    if plan.policies_to_detach:
+        plan.changes.append("detach policies " + ", ".join(plan.policies_to_detach))
+    if plan.activate and not plan.new_certificate:
+        plan.changes.append("activate certificate")
+    if plan.before:
+        plan.before["certificate"] = _certificate_view(status, plan.certificate_id, current_policies)
+    after_policies = device.policies if device.policies is not None else current_policies
+    plan.after["certificate"] = _certificate_view(
+        "ACTIVE", plan.certificate_id or "(new)" if plan.new_certificate else plan.certificate_id, after_policies
+    )
+
+
+def plan_fleet(spec: FleetSpec, snap: Snapshot) -> FleetPlan:
+    """Per device the steps that make it match, the prune list, and the guard. No call, no file."""
+    devices = []
+    for device in spec.devices:
+        try:
+            devices.append(plan_device(device, spec, snap))
+        except ValidationError as e:
+            devices.append(DevicePlan(name=device.name, action="failed", error=str(e)))
+    managed = snap.groups.get(spec.fleet_group) or set()
+    wanted = {d.name for d in spec.devices}
+    if spec.prune:
+        to_prune = sorted(managed - wanted)
+        allowed = prune_allowance(spec.max_prune, len(managed))
+        if len(to_prune) > allowed:
+            kind, amount = spec.max_prune
+            limit = f"{amount:g}%" if kind == "percent" else f"{int(amount)}"
+            raise ValidationError(
+                "max_prune",
+                f"prune would remove {len(to_prune)} of the {len(managed)} devices in thing group "
+                f"{spec.fleet_group} but max_prune {limit} allows {allowed}; nothing was changed. Check the input "
+                "(a truncated file?) or raise max_prune",
+            )
+        for name in to_prune:
+            plan = DevicePlan(name=name, action="prune", changes=["decommission"])
+            plan.prune_principals = list(snap.principals.get(name, []))
+            plan.groups_to_remove = sorted(g for g, members in snap.groups.items() if members and name in members)
+            thing = snap.things.get(name)
+            plan.before = {"thing_type": thing["thing_type"], "attributes": thing["attributes"]} if thing else {}
+            devices.append(plan)
+    groups_to_create = sorted(g for g in spec.named_groups if snap.groups.get(g) is None)
+    windows = sorted(t for local in snap.local.values() for t in local.markers)
+    return FleetPlan(devices=devices, groups_to_create=groups_to_create, orphan_windows=windows)
+
+
+def plan_result(plan: FleetPlan) -> Dict[str, Any]:
+    listing = [
+        {"name": d.name, "action": d.action, "changes": d.changes, **({"error": d.error} if d.error else {})}
+        for d in plan.devices
+        if d.action != "unchanged"
+    ]
+    return {
+        "counts": plan.counts(),
+        "thing_groups_to_create": plan.groups_to_create,
+        "devices": listing[:PLAN_LISTING_LIMIT],
+        "devices_listed": min(len(listing), PLAN_LISTING_LIMIT),
+        "devices_not_listed": max(0, len(listing) - PLAN_LISTING_LIMIT),
+        "pending_certificate_markers": len(plan.orphan_windows),
+    }
+
+
+def plan_diff(plan: FleetPlan) -> Dict[str, Any]:
+    before: Dict[str, Any] = {}
+    after: Dict[str, Any] = {}
+    for d in plan.changing[:PLAN_LISTING_LIMIT]:
+        if d.before:
+            before[d.name] = d.before
+        if d.action != "prune":
+            after[d.name] = d.after
+    return {"before": {"devices": before}, "after": {"devices": after}}
+
+
+def full_plan_document(plan: FleetPlan) -> Dict[str, Any]:
+    return {
+        "counts": plan.counts(),
+        "thing_groups_to_create": plan.groups_to_create,
+        "devices": [
+            {
+                "name": d.name,
+                "action": d.action,
+                "changes": d.changes,
+                "error": d.error,
+                "before": d.before,
+                "after": d.after,
+            }
+            for d in plan.devices
+        ],
+    }
+
+
+def write_json(path: str, data: Any) -> None:
+    crypto.write_file_atomic(path, json.dumps(data, indent=2, sort_keys=True, default=str).encode(), 0o644)
+
+
+# ---------------------------------------------------------------------------
+# Applying
+# ---------------------------------------------------------------------------
+
+
+class DeviceFailure(Exception):
+    def __init__(self, step: str, error: BaseException):
+        super().__init__(f"{step}: {error}")
+        self.step = step
+        self.error = error
+
+
+def _step(name: str, func: Callable[[], Any]) -> Any:
+    try:
+        return func()
+    except DeviceFailure:
+        raise
+    except Exception as e:  # every failure of one device is recorded; the others go on
+        raise DeviceFailure(name, e) from e
+
+
+def _ignore(call: Call, codes: Tuple[str, ...], method: str, **params: Any) -> Optional[Dict[str, Any]]:
+    try:
+        return call(method, **params)
+    except ClientError as e:
+        if is_error(e, *codes):
+            return None
+        raise
+
+
+def _create_certificate(call: Call, spec: FleetSpec, device: DesiredDevice, plan: DevicePlan) -> None:
+    """Make the device's certificate INACTIVE, its files on disk before this returns."""
+    if plan.new_certificate == "pem":
+        try:
+            response = call("register_certificate_without_ca", certificatePem=device.certificate_pem, status="INACTIVE")
+            plan.certificate_arn = response["certificateArn"]
+        except ClientError as e:
+            if not is_error(e, "ResourceAlreadyExistsException", "CertificateConflictException"):
+                raise
+            info = call("describe_certificate", certificateId=device.certificate_id)["certificateDescription"]
+            plan.certificate_arn = info["certificateArn"]
+        plan.certificate_id = device.certificate_id
+        return
+    paths = device_paths(spec.output_dir, device.name)
+    os.makedirs(paths["dir"], mode=0o700, exist_ok=True)
+    _remove_stale_temporaries(paths["dir"])
+    if plan.new_certificate == "csr":
+        existing = crypto.read_file(paths["key"])
+        if existing is not None:
+            key = crypto.load_private_key(existing)
+        else:
+            _changed, key, _info = ensure_private_key(paths["key"], KEY_SPEC, False, False)
+        csr = make_csr(key, {"common_name": device.name}).decode()
+        with crypto.PendingFile(paths["cert"], crypto.CERTIFICATE_MODE) as cert_file:
+            add_marker(spec.output_dir, device.name, time.time())
+            response = call("create_certificate_from_csr", certificateSigningRequest=csr, setAsActive=False)
+            cert_file.commit(response["certificatePem"].encode())
+    else:
+        with crypto.PendingFile(paths["key"], crypto.PRIVATE_KEY_MODE) as key_file, crypto.PendingFile(
+            paths["cert"], crypto.CERTIFICATE_MODE
+        ) as cert_file:
+            add_marker(spec.output_dir, device.name, time.time())
+            response = call("create_keys_and_certificate", setAsActive=False)
+            key_file.commit(response["keyPair"]["PrivateKey"].encode())
+            cert_file.commit(response["certificatePem"].encode())
+    plan.certificate_id = response["certificateId"]
+    plan.certificate_arn = response["certificateArn"]
+
+
+def _remove_stale_temporaries(directory: str) -> None:
+    """Temporary files of an interrupted run (PendingFile names them .<file>.<random>.tmp)."""
+    for entry in os.listdir(directory):
+        if entry.startswith((f".{KEY_FILE}.", f".{CERT_FILE}.")) and entry.endswith(".tmp"):
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(directory, entry))
+
+
+def _update_thing(call: Call, plan: DevicePlan) -> None:
+    """UpdateThing; a version conflict is fine when the thing already is as planned (a retried call that ran)."""
+    try:
+        call("update_thing", **plan.update_thing)
+    except ClientError as e:
+        if not is_error(e, "VersionConflictException"):
+            raise
+        thing = call("describe_thing", thingName=plan.name)
+        now = {
+            "thing_type": thing.get("thingTypeName") or None,
+            "attributes": visible_attributes(thing.get("attributes")),
+        }
+        if now != {"thing_type": plan.after["thing_type"], "attributes": plan.after["attributes"]}:
+            raise
+
+
+def apply_device(call: Call, spec: FleetSpec, device: DesiredDevice, plan: DevicePlan) -> None:
+    """One device's steps in dependency order: thing, groups, certificate, attach, policies, activate."""
+    if plan.create_thing:
+        _step("create thing", lambda: call("create_thing", **plan.create_thing))
+    if plan.update_thing:
+        _step("update thing", lambda: _update_thing(call, plan))
+    for group in plan.groups_to_add:
+        _step(
+            f"add to thing group {group}",
+            lambda group=group: call("add_thing_to_thing_group", thingGroupName=group, thingName=device.name),
+        )
+    for group in plan.groups_to_remove:
+        _step(
+            f"remove from thing group {group}",
+            lambda group=group: call("remove_thing_from_thing_group", thingGroupName=group, thingName=device.name),
+        )
+    if device.certificate == "none":
+        return
+    if plan.write_certificate_pem:
+        paths = device_paths(spec.output_dir, device.name)
+        _step(
+            "write certificate file",
+            lambda: crypto.write_file_atomic(paths["cert"], plan.write_certificate_pem.encode(), 0o644),
+        )
+    if plan.new_certificate:
+        _step("create certificate", lambda: _create_certificate(call, spec, device, plan))
+    arn = plan.certificate_arn
+    if plan.attach_certificate:
+        _step("attach certificate", lambda: call("attach_thing_principal", thingName=device.name, principal=arn))
+    for policy in plan.policies_to_attach:
+        _step(f"attach policy {policy}", lambda policy=policy: call("attach_policy", policyName=policy, target=arn))
+    for policy in plan.policies_to_detach:
+        _step(
+            f"detach policy {policy}",
+            lambda policy=policy: _ignore(
+                call, ("ResourceNotFoundException",), "detach_policy", policyName=policy, target=arn
+            ),
+        )
+    if plan.activate:
+        _step(
+            "activate certificate",
+            lambda: call("update_certificate", certificateId=plan.certificate_id, newStatus="ACTIVE"),
+        )
+
+
+def _retry_conflict(func: Callable[[], Any], codes: Tuple[str, ...], sleep: Callable[[float], None]) -> Any:
+    """Retry a delete that AWS refuses while a just-removed attachment is still visible (eventual consistency)."""
+    for wait in (*DELETE_WAITS, None):
+        try:
+            return func()
+        except ClientError as e:
+            if wait is None or not is_error(e, *codes):
+                raise
+            sleep(wait)
+    return None
+
+
+def delete_certificate(call: Call, cert_id: str, arn: str, sleep: Callable[[float], None] = time.sleep) -> None:
+    """Detach policies, delete; the certificate is already INACTIVE and detached from every thing."""
+    for policy in call.pages("list_attached_policies", "policies", target=arn, pageSize=PAGE_SIZE):
+        _ignore(call, ("ResourceNotFoundException",), "detach_policy", policyName=policy["policyName"], target=arn)
+    _retry_conflict(
+        lambda: _ignore(call, ("ResourceNotFoundException",), "delete_certificate", certificateId=cert_id),
+        ("DeleteConflictException", "CertificateStateException"),
+        sleep,
+    )
+
+
+def prune_device(call: Call, spec: FleetSpec, plan: DevicePlan, sleep: Callable[[float], None] = time.sleep) -> None:
+    """Decommission in the safe order: certificates INACTIVE, detached, deleted; groups left; thing deleted."""
+    name = plan.name
+    for arn in plan.prune_principals:
+        cert_id = cert_id_of_arn(arn)
+        if cert_id:
+            _step(
+                "deactivate certificate",
+                lambda cert_id=cert_id: _ignore(
+                    call,
+                    ("ResourceNotFoundException",),
+                    "update_certificate",
+                    certificateId=cert_id,
+                    newStatus="INACTIVE",
+                ),
+            )
+        _step(
+            "detach certificate",
+            lambda arn=arn: _ignore(
+                call, ("ResourceNotFoundException",), "detach_thing_principal", thingName=name, principal=arn
+            ),
+        )
+        if cert_id:
+            others = _step(
+                "list certificate things",
+                lambda arn=arn: call.pages("list_principal_things", "things", principal=arn, maxResults=PAGE_SIZE),
+            )
+            if not [t for t in others if t != name]:
+                _step(
+                    "delete certificate", lambda cert_id=cert_id, arn=arn: delete_certificate(call, cert_id, arn, sleep)
+                )
+    for group in plan.groups_to_remove:
+        _step(
+            f"remove from thing group {group}",
+            lambda group=group: _ignore(
+                call,
+                ("ResourceNotFoundException",),
+                "remove_thing_from_thing_group",
+                thingGroupName=group,
+                thingName=name,
+            ),
+        )
+    _step(
+        "delete thing",
+        lambda: _retry_conflict(
+            lambda: _ignore(call, ("ResourceNotFoundException",), "delete_thing", thingName=name),
+            ("InvalidRequestException", "DeleteConflictException"),
+            sleep,
+        ),
+    )
+    if spec.output_dir:
+        paths = device_paths(spec.output_dir, name)
+        for key in ("cert", "key", "marker"):
+            if os.path.exists(paths[key]):
+                os.unlink(paths[key])
+
+
+def sweep_orphans(
+    call: Call, windows: List[float], known_ids: Set[str], sleep: Callable[[float], None] = time.sleep
+) -> List[str]:
+    """Delete certificates a lost answer left behind: unknown to every device, attached to no thing, created
+    after the earliest marker. Returns the deleted ids.
+
+    They should be INACTIVE (created so); an ACTIVE one is deactivated first, so that a service that ignores
+    setAsActive=false still ends without orphans.
+    """
+    if not windows:
+        return []
+    since = min(windows) - MARKER_SKEW_SECONDS
+    deleted = []
+    for cert_id, info in read_certificates(call).items():
+        if cert_id in known_ids or info["status"] not in ("INACTIVE", "ACTIVE") or info["created"] < since:
+            continue
+        things = call.pages("list_principal_things", "things", principal=info["arn"], maxResults=PAGE_SIZE)
+        if things:
+            continue
+        if info["status"] == "ACTIVE":
+            call("update_certificate", certificateId=cert_id, newStatus="INACTIVE")
+        delete_certificate(call, cert_id, info["arn"], sleep)
+        deleted.append(cert_id)
+    return deleted
+
+
+@dataclass
+class RunOutcome:
+    outcomes: Dict[str, str] = field(default_factory=dict)  # name -> created|updated|unchanged|pruned|failed
+    failures: List[Dict[str, str]] = field(default_factory=list)
+    orphans_deleted: List[str] = field(default_factory=list)
+
+
+def _error_text(error: BaseException) -> str:
+    if isinstance(error, ClientError):
+        err = getattr(error, "response", {}).get("Error", {})
+        return f"{getattr(error, 'operation_name', 'AWS call')} failed with {err.get('Code')}: {err.get('Message')}"
+    return str(error) or type(error).__name__
+
+
+def apply_plan(
+    call: Call,
+    spec: FleetSpec,
+    plan: FleetPlan,
+    progress: Optional[Callable[[str, str], None]] = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> RunOutcome:
+    """Apply every device's plan on a thread pool; failures are collected, never stop the others."""
+    run = RunOutcome()
+    for group in plan.groups_to_create:
+        _ignore(call, ("ResourceAlreadyExistsException",), "create_thing_group", thingGroupName=group)
+    desired = {d.name: d for d in spec.devices}
+
+    def work(device_plan: DevicePlan) -> Tuple[str, str, Optional[Dict[str, str]]]:
+        name = device_plan.name
+        if device_plan.action == "failed":
+            return name, "failed", {"name": name, "step": "plan", "error": device_plan.error or "failed"}
+        if device_plan.action == "unchanged":
+            return name, "unchanged", None
+        try:
+            if device_plan.action == "prune":
+                prune_device(call, spec, device_plan, sleep)
+                return name, "pruned", None
+            apply_device(call, spec, desired[name], device_plan)
+        except DeviceFailure as e:
+            return name, "failed", {"name": name, "step": e.step, "error": _error_text(e.error)}
+        return name, "created" if device_plan.action == "create" else "updated", None
+
+    with ThreadPoolExecutor(max_workers=spec.concurrency) as pool:
+        for name, outcome, failure in pool.map(work, plan.devices):
+            run.outcomes[name] = outcome
+            if failure:
+                run.failures.append(failure)
+            if progress:
+                progress(name, outcome)
+    # Orphan sweep: certificates of calls whose answer was lost (now or in an interrupted earlier run).
+    windows = list(plan.orphan_windows)
+    known: Set[str] = set()
+    if spec.output_dir:
+        for device in spec.devices:
+            local = read_local_device(spec.output_dir, device.name)
+            windows.extend(local.markers)
+            if local.cert_id:
+                known.add(local.cert_id)
+    known.update(d.certificate_id for d in plan.devices if d.certificate_id)
+    if windows:
+        run.orphans_deleted = sweep_orphans(call, windows, known, sleep)
+        for device in spec.devices:
+            clear_marker(spec.output_dir, device.name)
+    return run
+
+
+def summary_result(run: RunOutcome, call_summary: Mapping[str, Any], duration: float) -> Dict[str, Any]:
+    counts = {"created": 0, "updated": 0, "unchanged": 0, "pruned": 0, "failed": 0}
+    for outcome in run.outcomes.values():
+        counts[outcome] = counts.get(outcome, 0) + 1
+    return {
+        **counts,
+        "orphaned_certificates_deleted": len(run.orphans_deleted),
+        **call_summary,
+        "duration": round(duration, 3),
+    }
+
+
+def write_report(path: str, summary: Mapping[str, Any], run: RunOutcome, plan: FleetPlan) -> None:
+    """The run report as JSON at ``path`` and a CSV (one row per device) beside it."""
+    errors = {f["name"]: f for f in run.failures}
+    rows = []
+    for d in plan.devices:
+        failure = errors.get(d.name, {})
+        rows.append(
+            {
+                "name": d.name,
+                "outcome": run.outcomes.get(d.name, "not run"),
+                "changes": "; ".join(d.changes),
+                "certificate_id": d.certificate_id or "",
+                "failed_step": failure.get("step", ""),
+                "error": failure.get("error", ""),
+            }
+        )
+    write_json(
+        path,
+        {
+            "summary": dict(summary),
+            "failures": run.failures,
+            "orphaned_certificates_deleted": run.orphans_deleted,
+            "devices": rows,
+        },
+    )
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=["name", "outcome", "changes", "certificate_id", "failed_step", "error"])
+    writer.writeheader()
+    writer.writerows(rows)
+    crypto.write_file_atomic(os.path.splitext(path)[0] + ".csv", out.getvalue().encode(), 0o644)
+
+
+def run_fleet(
+    call: Any, spec: FleetSpec, check_mode: bool, clock: Callable[[], float] = time.monotonic
+) -> Tuple[FleetPlan, Optional[RunOutcome], float]:
+    """Read, plan, and (unless check mode) apply. Returns the plan, the run (None in check mode), the duration."""
+    started = clock()
+    snap = read_fleet_state(call, spec)
+    plan = plan_fleet(spec, snap)
+    if spec.plan_path:
+        write_json(spec.plan_path, full_plan_document(plan))
+    if check_mode:
+        return plan, None, clock() - started
+    if spec.output_dir:
+        os.makedirs(spec.output_dir, mode=0o700, exist_ok=True)
+    run = apply_plan(call, spec, plan)
+    return plan, run, clock() - started

@@ -1,0 +1,340 @@
+#!/usr/bin/python
+# Copyright: iotfleet.provisioning contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: fleet
+short_description: Make many AWS IoT devices match a list, in one task
+version_added: 0.1.0
+description:
+  - Reconciles a fleet of devices (things, thing group memberships, certificates and policy attachments)
+    with a list given inline or in a file, in one process.
+  - The current state is read with paged list calls (C(ListThingsInThingGroup) per named group, C(ListThings),
+    C(ListCertificates), C(ListTargetsForPolicy) per named policy) plus C(ListThingPrincipals) only for
+    existing things that should carry a certificate; the plan is computed from that snapshot.
+  - Devices are applied concurrently, each in dependency order (thing, groups, certificate, attach,
+    policies, activate), with per-API rate budgets that start at AWS's default TPS quotas and halve on
+    throttling; throttles, 5xx answers and dropped connections are retried with jittered backoff.
+  - New certificates are created INACTIVE; the private key and certificate are written before the next
+    step and the certificate is activated last. A marker file written before every certificate-creating
+    call lets the same run, or the next one after an interruption, find and delete a certificate whose
+    answer was lost (attached to nothing, unknown to every device's files, created after the marker).
+  - A device that fails does not stop the others; the task fails at the end when more than
+    O(max_failures) devices failed.
+options:
+  devices:
+    description:
+      - The devices, each a dictionary with the keys below. Mutually exclusive with O(devices_file).
+      - C(name) (required) the thing name.
+      - C(thing_type) the thing type; unset leaves the remote type alone.
+      - C(attributes) a dictionary; it replaces the thing's attributes unless C(purge_attributes=false).
+      - C(thing_groups) a list of thing groups besides O(fleet_group); the device is removed from the other
+        groups named anywhere in the input; groups the input never names are left alone.
+        Missing groups are created.
+      - Without C(thing_type) a device may have at most 3 attributes (the AWS limit for a thing without a type).
+      - C(certificate) one of V(aws_keys) (AWS makes the key, written to O(output_dir)), V(csr) (the key is
+        made locally in O(output_dir) and only the CSR is sent), V(pem) (with C(certificate_pem) or
+        C(certificate_pem_path), registered without a CA), V(none) (default; principals are left alone).
+      - C(policies) a list of existing policy names attached to the device's certificate; policies named
+        elsewhere in the input but not here are detached; unset leaves the attachments alone.
+    type: list
+    elements: dict
+  devices_file:
+    description:
+      - A file with the devices. V(.csv) with a header (columns named as the device keys; C(thing_groups)
+        and C(policies) separated by C(;); attributes as columns C(attributes.NAME)), V(.yml)/V(.yaml) (a list,
+        or a dictionary with a C(devices) list), V(.json) (a list) or V(.jsonl) (one object per line).
+    type: path
+  defaults:
+    description:
+      - Keys merged under every device (the device wins; C(attributes) merge key by key).
+    type: dict
+    default: {}
+  fleet_group:
+    description:
+      - The thing group that marks the devices this fleet manages. Created if missing; every device is
+        added to it. O(prune) only ever removes members of this group.
+    type: str
+    required: true
+  output_dir:
+    description:
+      - Where each device's files go, C(<output_dir>/<name>/private.pem.key) (mode 0600) and
+        C(<output_dir>/<name>/certificate.pem.crt). Required when a device uses V(aws_keys) or V(csr).
+    type: path
+  prune:
+    description:
+      - Decommission members of O(fleet_group) that are not in the input, in the safe order (certificate
+        INACTIVE, detached, deleted; thing removed from its groups and deleted).
+    type: bool
+    default: false
+  max_prune:
+    description:
+      - The most devices O(prune) may remove, as a count (V(5)) or a percentage of the current members of
+        O(fleet_group) (V(10%)). Beyond it the task fails before any change.
+    type: raw
+    default: "10%"
+  max_failures:
+    description:
+      - How many devices may fail before the task fails (at the end, after every device was tried).
+    type: int
+    default: 0
+  concurrency:
+    description:
+      - How many devices are worked on at the same time.
+    type: int
+    default: 10
+  plan_path:
+    description:
+      - Write the full plan (every device) as JSON to this file, also in check mode.
+    type: path
+  report_path:
+    description:
+      - Write the run report as JSON to this file and a CSV (one row per device) beside it
+        (same name, C(.csv) extension).
+    type: path
+  state:
+    description:
+      - Only V(present).
+    type: str
+    default: present
+    choices: [present]
+extends_documentation_fragment:
+  - iotfleet.provisioning.aws
+  - iotfleet.provisioning.attributes
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+  idempotent:
+    support: full
+  action_group:
+    support: full
+    membership:
+      - iotfleet.provisioning.aws
+notes:
+  - "IAM permissions: C(iot:ListThings), C(iot:ListThingsInThingGroup), C(iot:ListThingPrincipals),
+    C(iot:ListCertificates), C(iot:ListTargetsForPolicy), C(iot:DescribeCertificate), C(iot:CreateThing),
+    C(iot:UpdateThing), C(iot:CreateThingGroup), C(iot:AddThingToThingGroup), C(iot:RemoveThingFromThingGroup),
+    C(iot:CreateKeysAndCertificate), C(iot:CreateCertificateFromCsr), C(iot:RegisterCertificateWithoutCA),
+    C(iot:AttachThingPrincipal), C(iot:AttachPolicy), C(iot:DetachPolicy), C(iot:UpdateCertificate); with prune
+    or orphan clean-up also C(iot:DetachThingPrincipal), C(iot:ListPrincipalThings), C(iot:ListAttachedPolicies),
+    C(iot:DeleteCertificate), C(iot:DeleteThing)."
+  - The orphan clean-up assumes that no other process creates certificates without attaching them, in the
+    same account, around the time a fleet run loses the answer of a certificate-creating call.
+  - The plan reads every thing of the account with C(ListThings) (pages of 250); in an account with many
+    more things than the fleet this read dominates.
+  - The per-API rate budgets never rise above AWS's default quotas; an account with higher quotas is not
+    used to its full rate.
+author:
+  - iotfleet.provisioning developers (@iotfleet)
+"""
+
+EXAMPLES = r"""
+- name: Provision the sensors listed by manufacturing
+  iotfleet.provisioning.fleet:
+    devices_file: files/sensors.csv
+    fleet_group: sensors
+    defaults:
+      thing_type: sensor
+      certificate: csr
+      policies: [sensor-policy]
+    output_dir: /srv/pki/sensors
+    report_path: /srv/pki/sensors-report.json
+
+- name: Review what would change (use with --check --diff)
+  iotfleet.provisioning.fleet:
+    devices:
+      - name: gw-001
+        thing_groups: [gateways]
+        certificate: aws_keys
+      - name: gw-002
+        attributes: {site: berlin}
+        certificate: none
+    fleet_group: gateways-fleet
+    output_dir: /srv/pki/gateways
+    plan_path: /tmp/gateways-plan.json
+  check_mode: true
+  register: gateways_plan
+
+- name: Remove devices no longer listed, at most 5 of them
+  iotfleet.provisioning.fleet:
+    devices_file: fleet.yml
+    fleet_group: sensors
+    output_dir: /srv/pki/sensors
+    prune: true
+    max_prune: 5
+"""
+
+RETURN = r"""
+plan:
+  description: What the run does (or would do in check mode).
+  returned: always
+  type: dict
+  contains:
+    counts:
+      description: Devices by action (create, update, unchanged, prune, failed) and thing groups to create.
+      type: dict
+      sample: {create: 10, update: 2, unchanged: 488, prune: 0, failed: 0, create_thing_group: 1}
+    thing_groups_to_create:
+      description: Thing groups that do not exist yet.
+      type: list
+      elements: str
+    devices:
+      description: The first 50 devices that change or fail, each with C(name), C(action), C(changes)
+        and, for a failure found while planning, C(error).
+      type: list
+      elements: dict
+    devices_listed:
+      description: How many devices C(devices) lists.
+      type: int
+    devices_not_listed:
+      description: How many changing devices were left out of C(devices) (see O(plan_path) for all).
+      type: int
+    pending_certificate_markers:
+      description: Certificate-creating calls of an earlier, interrupted run whose certificates are checked
+        for orphans.
+      type: int
+summary:
+  description: What the run did. In check mode only C(duration) and the read calls are meaningful.
+  returned: always
+  type: dict
+  contains:
+    created:
+      description: Devices created.
+      type: int
+    updated:
+      description: Devices changed.
+      type: int
+    unchanged:
+      description: Devices that already matched.
+      type: int
+    pruned:
+      description: Devices decommissioned.
+      type: int
+    failed:
+      description: Devices that failed.
+      type: int
+    orphaned_certificates_deleted:
+      description: Certificates left behind by lost answers that were deleted.
+      type: int
+    api_calls:
+      description: AWS calls by operation (retries included).
+      type: dict
+    api_calls_total:
+      description: All AWS calls.
+      type: int
+    throttles:
+      description: Calls answered with throttling.
+      type: int
+    retries:
+      description: Calls retried (throttles, 5xx, dropped connections).
+      type: int
+    duration:
+      description: Seconds the run took.
+      type: float
+failures:
+  description: Each failed device with the step that failed and the error.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{name: sensor-0042, step: "attach policy sensor-policy", error: "AttachPolicy failed with ..."}]
+diff:
+  description: With C(--diff), the thing type, attributes, managed groups and certificate of the first 50
+    changing devices before and after.
+  returned: when diff mode is on
+  type: dict
+"""
+
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import IoTModule, make_client, result_with_diff
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.fleet import (
+    plan_diff,
+    plan_result,
+    run_fleet,
+    summary_result,
+    validate_fleet,
+    write_report,
+)
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.fleet_rate import Caller, RateBudget
+
+
+def main() -> None:
+    module = IoTModule(
+        argument_spec=dict(
+            devices=dict(type="list", elements="dict"),
+            devices_file=dict(type="path"),
+            defaults=dict(type="dict", default={}),
+            fleet_group=dict(type="str", required=True),
+            output_dir=dict(type="path"),
+            prune=dict(type="bool", default=False),
+            max_prune=dict(type="raw", default="10%"),
+            max_failures=dict(type="int", default=0),
+            concurrency=dict(type="int", default=10),
+            plan_path=dict(type="path"),
+            report_path=dict(type="path"),
+            state=dict(type="str", default="present", choices=["present"]),
+        ),
+        mutually_exclusive=[["devices", "devices_file"]],
+        required_one_of=[["devices", "devices_file"]],
+    )
+
+    def run() -> dict:
+        spec = validate_fleet(module.params)
+        p = module.params
+        config = dict(p.get("aws_config") or {})
+        # The engine paces and retries itself: botocore's own retries would hide throttles from the budgets.
+        config["retries"] = {"mode": "standard", "total_max_attempts": 1}
+        config.setdefault("max_pool_connections", spec.concurrency + 4)
+        client = make_client(
+            "iot",
+            region=p.get("region"),
+            access_key=p.get("access_key"),
+            secret_key=p.get("secret_key"),
+            session_token=p.get("session_token"),
+            profile=p.get("profile"),
+            endpoint_url=p.get("endpoint_url"),
+            validate_certs=p.get("validate_certs", True),
+            aws_ca_bundle=p.get("aws_ca_bundle"),
+            aws_config=config,
+        )
+        call = Caller(client, RateBudget(), max_attempts=p.get("max_attempts") or 10)
+        plan, outcome, duration = run_fleet(call, spec, module.check_mode)
+        result = dict(plan=plan_result(plan), failures=[])
+        if outcome is None:
+            counts = plan.counts()
+            changed = bool(counts["create"] or counts["update"] or counts["prune"] or plan.groups_to_create)
+            result["summary"] = {**call.summary(), "duration": round(duration, 3)}
+            result["failures"] = [
+                {"name": d.name, "step": "plan", "error": d.error} for d in plan.devices if d.action == "failed"
+            ]
+        else:
+            summary = summary_result(outcome, call.summary(), duration)
+            changed = bool(
+                summary["created"]
+                or summary["updated"]
+                or summary["pruned"]
+                or plan.groups_to_create
+                or summary["orphaned_certificates_deleted"]
+            )
+            result["summary"] = summary
+            result["failures"] = outcome.failures
+            if spec.report_path:
+                write_report(spec.report_path, summary, outcome, plan)
+        diff = plan_diff(plan)
+        result = result_with_diff(module, changed, diff["before"], diff["after"], **result)
+        if len(result["failures"]) > spec.max_failures:
+            module.fail_json(
+                msg=f"{len(result['failures'])} device(s) failed, more than max_failures {spec.max_failures}: "
+                + "; ".join(f"{f['name']} ({f['step']}): {f['error']}" for f in result["failures"][:5]),
+                **result,
+            )
+        return result
+
+    module.run(run)
+
+
+if __name__ == "__main__":
+    main()
