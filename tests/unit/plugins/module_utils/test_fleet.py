@@ -384,7 +384,7 @@ class FakeClock:
 def test_budget_paces_at_the_default_rate():
     clock = FakeClock()
     budget = RateBudget({"ListThings": 10}, clock=clock, sleep=clock.sleep)
-    for _ in range(30):
+    for _unused in range(30):
         budget.acquire("ListThings")
     # 10 in the initial burst, then 20 more at 10 per second.
     assert clock.now == pytest.approx(2.0, abs=0.01)
@@ -393,7 +393,7 @@ def test_budget_paces_at_the_default_rate():
 def test_budget_unlisted_operation_uses_floor_rate():
     clock = FakeClock()
     budget = RateBudget({}, clock=clock, sleep=clock.sleep, unlisted=5)
-    for _ in range(15):
+    for _unused in range(15):
         budget.acquire("Whatever")
     assert clock.now == pytest.approx(2.0, abs=0.01)
 
@@ -405,17 +405,17 @@ def test_budget_halves_on_throttle_and_grows_back_slowly_to_start():
     assert op.rate == 50
     op.throttled()
     assert op.rate == 25
-    for _ in range(10):
+    for _unused in range(10):
         op.succeeded()
     assert 25 < op.rate < 30
-    for _ in range(100000):
+    for _unused in range(100000):
         op.succeeded()
     assert op.rate == 100
 
 
 def test_budget_rate_never_below_minimum():
     op = OperationBudget(1, FakeClock())
-    for _ in range(20):
+    for _unused in range(20):
         op.throttled()
     assert op.rate == 0.5
 
