@@ -98,8 +98,8 @@ def _fresh(url: str) -> None:
 def _setup_fleet(url: str, tmp_path, prefix: str, count: int) -> dict:
     """The policy and group the devices use (made with plain boto3, faults off meanwhile), and the devices file."""
     _control(url, "/_local/traffic", "POST", {"fault_rate": 0})
-    os.environ["LOCAL_IOT_ENDPOINT"] = url
-    iot = fleet_check.client()
+    # Never set LOCAL_IOT_ENDPOINT in this process: the session's endpoint fixture reads it.
+    iot = fleet_check.client(url)
     policy = f"{prefix}-policy"
     iot.create_policy(policyName=policy, policyDocument=POLICY_DOCUMENT)
     _control(url, "/_local/traffic", "DELETE")
@@ -137,9 +137,8 @@ def _extra_vars(url: str, fleet: dict, tmp_path) -> dict:
 
 def _check(url: str, fleet: dict) -> dict:
     # The checker's own boto3 retries cope with the faults; its reads change nothing.
-    os.environ["LOCAL_IOT_ENDPOINT"] = url
     expected = {"fleet_group": fleet["fleet_group"], "output_dir": fleet["output_dir"], "devices": fleet["devices"]}
-    return fleet_check.check(expected)
+    return fleet_check.check(expected, url)
 
 
 def _traffic_counters(url: str) -> dict:

@@ -27,10 +27,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 
-def client():
+def client(endpoint: str | None = None):
     return boto3.client(
         "iot",
-        endpoint_url=os.environ["LOCAL_IOT_ENDPOINT"],
+        endpoint_url=endpoint or os.environ["LOCAL_IOT_ENDPOINT"],
         region_name="us-east-1",
         aws_access_key_id="testing",
         aws_secret_access_key="testing",
@@ -58,8 +58,8 @@ def cert_id(pem: bytes) -> str:
     return hashlib.sha256(der).hexdigest()
 
 
-def check(expected: dict) -> dict:
-    iot = client()
+def check(expected: dict, endpoint: str | None = None) -> dict:
+    iot = client(endpoint)
     problems = []
     group = expected["fleet_group"]
     members = set(pages(iot, "list_things_in_thing_group", "things", thingGroupName=group, maxResults=250))
