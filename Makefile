@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 PORT ?= 5123
 PYTEST_WORKERS ?= 2
 
-.PHONY: all venv demo test lint format unit integration pytest sanity build changelog clean
+.PHONY: all venv demo test lint format unit integration pytest sanity build changelog benchmark clean
 
 all: test
 
@@ -54,6 +54,10 @@ sanity: venv
 build: venv
 	mkdir -p build
 	$(BIN)/ansible-galaxy collection build --force --output-path build .
+
+# Not part of the tests: prints and writes benchmarks/results.json (several minutes).
+benchmark: venv
+	$(BIN)/python benchmarks/run.py
 
 changelog: venv
 	$(BIN)/antsibull-changelog release

@@ -1,0 +1,241 @@
+"""Fleet benchmark: achieved wall time against the AWS quota lower bound.
+
+    .venv/bin/python benchmarks/run.py [--devices 500] [--naive-devices 10] [--latency-ms 50]
+
+Starts the local endpoint with AWS's default TPS quotas and a per-call latency, then runs:
+
+  (a) cold:  the fleet module on a new fleet (thing, fleet group, CSR certificate, policy, attachments);
+  (b) warm:  the same input again, nothing to change;
+  (c) naive: the single_thing role looped once per device on a smaller fleet, scaled to the full size.
+
+For each it prints wall time, the quota lower bound (the maximum over APIs of calls / TPS, from the calls
+the endpoint recorded and the quotas it enforced), their ratio, API calls per device and the peak memory
+of the ansible-playbook process tree, and writes them to benchmarks/results.json. Not part of the tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from typing import Any
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(REPO, "tests", "local_iot"))
+
+import launcher
+
+POLICY = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "iot:Connect", "Resource": "*"}]}
+
+# Runs a command and reports the peak resident memory of its process tree (ru_maxrss of the children, KiB).
+MEASURE = """
+import json, resource, subprocess, sys
+code = subprocess.call(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+print(json.dumps({"rc": code, "maxrss_kib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}))
+"""
+
+
+def _get(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=30) as response:
+        return json.load(response)
+
+
+def _delete(url: str) -> None:
+    urllib.request.urlopen(urllib.request.Request(url, method="DELETE"), timeout=30).close()
+
+
+def _collections_path() -> str:
+    root = tempfile.mkdtemp(prefix="iotfleet-bench-")
+    os.makedirs(os.path.join(root, "ansible_collections", "iotfleet"))
+    os.symlink(REPO, os.path.join(root, "ansible_collections", "iotfleet", "provisioning"))
+    return root
+
+
+def _environment(collections: str, endpoint: str) -> dict[str, str]:
+    bin_dir = os.path.dirname(sys.executable)
+    env = dict(os.environ)
+    env.update(
+        PATH=f"{bin_dir}:{env.get('PATH', '')}",
+        ANSIBLE_COLLECTIONS_PATH=collections,
+        ANSIBLE_PYTHON_INTERPRETER=sys.executable,
+        ANSIBLE_LOCALHOST_WARNING="false",
+        ANSIBLE_INVENTORY_UNPARSED_WARNING="false",
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_REGION="us-east-1",
+        AWS_CONFIG_FILE=os.devnull,
+        AWS_SHARED_CREDENTIALS_FILE=os.devnull,
+        LOCAL_IOT_ENDPOINT=endpoint,
+    )
+    return env
+
+
+def _fleet_playbook(path: str, devices_file: str, output_dir: str, endpoint: str) -> None:
+    play = [
+        {
+            "name": "Benchmark fleet",
+            "hosts": "localhost",
+            "gather_facts": False,
+            "module_defaults": {"group/iotfleet.provisioning.aws": {"endpoint_url": endpoint, "region": "us-east-1"}},
+            "tasks": [
+                {
+                    "name": "Policy",
+                    "iotfleet.provisioning.policy": {"name": "bench-policy", "document": POLICY},
+                },
+                {
+                    "name": "Fleet",
+                    "iotfleet.provisioning.fleet": {
+                        "devices_file": devices_file,
+                        "fleet_group": "bench-fleet",
+                        "output_dir": output_dir,
+                        "report_path": os.path.join(output_dir, "report.json"),
+                    },
+                },
+            ],
+        }
+    ]
+    with open(path, "w") as handle:
+        json.dump(play, handle)
+
+
+def _naive_playbook(path: str, count: int, output_dir: str, endpoint: str) -> None:
+    plays = [
+        {
+            "name": f"Naive device {index}",
+            "hosts": "localhost",
+            "gather_facts": False,
+            "module_defaults": {"group/iotfleet.provisioning.aws": {"endpoint_url": endpoint, "region": "us-east-1"}},
+            "roles": [
+                {
+                    "role": "iotfleet.provisioning.single_thing",
+                    "vars": {
+                        "single_thing_name": f"naive-{index:04d}",
+                        "single_thing_groups": ["naive-fleet"],
+                        "single_thing_attributes": {"model": "bench"},
+                        "single_thing_policy_name": "bench-policy",
+                        "single_thing_policy_document": POLICY,
+                        "single_thing_certificate_source": "device_csr",
+                        "single_thing_output_dir": os.path.join(output_dir, f"naive-{index:04d}"),
+                        "single_thing_controller_dir": os.path.join(output_dir, "controller", f"naive-{index:04d}"),
+                    },
+                }
+            ],
+        }
+        for index in range(count)
+    ]
+    with open(path, "w") as handle:
+        json.dump(plays, handle)
+
+
+def _bound(calls: list[str], quotas: dict[str, float], default_tps: float) -> tuple[float, str]:
+    counts = collections.Counter(calls)
+    worst = max(((count / quotas.get(op, default_tps), op) for op, count in counts.items()), default=(0.0, "-"))
+    return worst
+
+
+def _scenario(name: str, playbook: str, env: dict[str, str], endpoint: str, devices: int, scale: float = 1.0) -> dict:
+    _delete(f"{endpoint}/_local/calls")
+    start = time.monotonic()
+    measured = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            MEASURE,
+            os.path.join(os.path.dirname(sys.executable), "ansible-playbook"),
+            "-i",
+            "localhost,",
+            "-c",
+            "local",
+            playbook,
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    wall = time.monotonic() - start
+    outcome = json.loads(measured.stdout.strip().splitlines()[-1])
+    if outcome["rc"] != 0:
+        raise SystemExit(f"{name}: ansible-playbook failed (rc={outcome['rc']}); rerun it by hand: {playbook}")
+    calls = [c for c in _get(f"{endpoint}/_local/calls")["calls"] if c]
+    traffic = _get(f"{endpoint}/_local/traffic")
+    bound, limiting = _bound(calls, traffic["quota_tps"] or {}, traffic["unlisted_tps"] or 10.0)
+    return {
+        "scenario": name,
+        "devices": devices,
+        "scale": scale,
+        "wall_s": round(wall * scale, 2),
+        "bound_s": round(bound * scale, 2),
+        "ratio": round(wall / bound, 3) if bound else None,
+        "limiting_api": limiting,
+        "calls_per_device": round(len(calls) / devices, 2),
+        "peak_memory_mib": round(outcome["maxrss_kib"] / 1024, 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--devices", type=int, default=500)
+    parser.add_argument("--naive-devices", type=int, default=10)
+    parser.add_argument("--latency-ms", type=int, default=50)
+    parser.add_argument("--output", default=os.path.join(REPO, "benchmarks", "results.json"))
+    args = parser.parse_args()
+
+    work = tempfile.mkdtemp(prefix="iotfleet-bench-work-")
+    collections_path = _collections_path()
+    devices_file = os.path.join(work, "devices.jsonl")
+    with open(devices_file, "w") as handle:
+        for index in range(args.devices):
+            device = {
+                "name": f"bench-{index:05d}",
+                "attributes": {"model": "bench"},
+                "certificate": "csr",
+                "policies": ["bench-policy"],
+            }
+            handle.write(json.dumps(device) + "\n")
+
+    flags = ["--quotas", "aws-default", "--latency-ms", str(args.latency_ms)]
+    with launcher.running_endpoint(extra_args=flags, log_path=os.path.join(work, "endpoint.log")) as endpoint:
+        env = _environment(collections_path, endpoint)
+        os.makedirs(os.path.join(work, "fleet-output"), exist_ok=True)
+        fleet_playbook = os.path.join(work, "fleet.json")
+        _fleet_playbook(fleet_playbook, devices_file, os.path.join(work, "fleet-output"), endpoint)
+        naive_playbook = os.path.join(work, "naive.json")
+        _naive_playbook(naive_playbook, args.naive_devices, os.path.join(work, "naive-output"), endpoint)
+        results = [
+            _scenario("cold fleet (fleet module)", fleet_playbook, env, endpoint, args.devices),
+            _scenario("nothing to change (fleet module)", fleet_playbook, env, endpoint, args.devices),
+            _scenario(
+                f"naive single_thing loop ({args.naive_devices} devices, scaled)",
+                naive_playbook,
+                env,
+                endpoint,
+                args.naive_devices,
+                scale=args.devices / args.naive_devices,
+            ),
+        ]
+
+    header = f"{'scenario':48} {'wall s':>9} {'bound s':>9} {'ratio':>7} {'calls/dev':>9} {'peak MiB':>9}  limiting API"
+    print(header)
+    for row in results:
+        print(
+            f"{row['scenario']:48} {row['wall_s']:>9} {row['bound_s']:>9} {row['ratio']!s:>7} "
+            f"{row['calls_per_device']:>9} {row['peak_memory_mib']:>9}  {row['limiting_api']}"
+        )
+    with open(args.output, "w") as handle:
+        json.dump(
+            {"devices": args.devices, "latency_ms": args.latency_ms, "quotas": "aws-default", "results": results},
+            handle,
+            indent=2,
+        )
+    print(f"written to {args.output}")
+
+
+if __name__ == "__main__":
+    main()
