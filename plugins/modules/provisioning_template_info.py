@@ -99,7 +99,10 @@ def main() -> None:
     module = IoTModule(argument_spec=dict(name=dict(type="str")))
 
     def read() -> dict:
-        return dict(changed=False, templates=templates.list_templates(module.client("iot"), module.params["name"]))
+        name = module.params["name"]
+        if name is not None:
+            templates.validate({"name": name, "state": "absent"})  # the name rules, before any call
+        return dict(changed=False, templates=templates.list_templates(module.client("iot"), name))
 
     module.run(read)
 
