@@ -185,6 +185,7 @@ def main() -> None:
     parser.add_argument("--naive-devices", type=int, default=10)
     parser.add_argument("--latency-ms", type=int, default=50)
     parser.add_argument("--output", default=os.path.join(REPO, "benchmarks", "results.json"))
+    parser.add_argument("--skip-naive", action="store_true", help="run only the fleet scenarios (a) and (b)")
     args = parser.parse_args()
 
     work = tempfile.mkdtemp(prefix="iotfleet-bench-work-")
@@ -211,15 +212,18 @@ def main() -> None:
         results = [
             _scenario("cold fleet (fleet module)", fleet_playbook, env, endpoint, args.devices),
             _scenario("nothing to change (fleet module)", fleet_playbook, env, endpoint, args.devices),
-            _scenario(
-                f"naive single_thing loop ({args.naive_devices} devices, scaled)",
-                naive_playbook,
-                env,
-                endpoint,
-                args.naive_devices,
-                scale=args.devices / args.naive_devices,
-            ),
         ]
+        if not args.skip_naive:
+            results.append(
+                _scenario(
+                    f"naive single_thing loop ({args.naive_devices} devices, scaled)",
+                    naive_playbook,
+                    env,
+                    endpoint,
+                    args.naive_devices,
+                    scale=args.devices / args.naive_devices,
+                )
+            )
 
     header = f"{'scenario':48} {'wall s':>9} {'bound s':>9} {'ratio':>7} {'calls/dev':>9} {'peak MiB':>9}  limiting API"
     print(header)

@@ -549,36 +549,43 @@ def _parallel(concurrency: int, func: Callable[[Any], Any], items: List[Any]) ->
 
 
 def read_fleet_state(call: Call, spec: FleetSpec) -> Snapshot:
-    """The state the planner needs, from as few calls as the input allows."""
+    """The state the planner needs, from as few calls as the input allows.
+
+    Listings of different APIs draw on different quotas, so they overlap: the group and thing listings
+    together, then the per-thing principal listings (the long part) beside the certificate and policy
+    listings.
+    """
     snap = Snapshot()
-    for group in spec.named_groups:
-        snap.groups[group] = read_group_members(call, group)
-    for thing in call.pages("list_things", "things", maxResults=PAGE_SIZE):
-        snap.things[thing["thingName"]] = {
-            "thing_type": thing.get("thingTypeName") or None,
-            "attributes": visible_attributes(thing.get("attributes")),
-            "version": thing.get("version"),
-            "arn": thing.get("thingArn"),
-        }
-    wanted = {d.name for d in spec.devices}
-    pruned = sorted((snap.groups.get(spec.fleet_group) or set()) - wanted) if spec.prune else []
-    needs_certs = any(d.certificate != "none" for d in spec.devices)
     for device in spec.devices:
         snap.local[device.name] = read_local_device(spec.output_dir, device.name)
-    need_principals = [d.name for d in spec.devices if d.certificate != "none" and d.name in snap.things] + [
-        name for name in pruned if name in snap.things
-    ]
-    results = _parallel(
-        spec.concurrency,
-        lambda name: call.pages("list_thing_principals", "principals", thingName=name, maxResults=PAGE_SIZE),
-        need_principals,
-    )
-    snap.principals = dict(zip(need_principals, results))
+    needs_certs = any(d.certificate != "none" for d in spec.devices)
     markers = any(local.markers for local in snap.local.values())
-    if needs_certs or pruned or markers:
-        snap.certificates = read_certificates(call)
-    for policy in spec.named_policies:
-        snap.policy_targets[policy] = read_policy_targets(call, policy)
+    with ThreadPoolExecutor(max_workers=2) as side:
+        groups = {group: side.submit(read_group_members, call, group) for group in spec.named_groups}
+        for thing in call.pages("list_things", "things", maxResults=PAGE_SIZE):
+            snap.things[thing["thingName"]] = {
+                "thing_type": thing.get("thingTypeName") or None,
+                "attributes": visible_attributes(thing.get("attributes")),
+                "version": thing.get("version"),
+                "arn": thing.get("thingArn"),
+            }
+        snap.groups = {group: future.result() for group, future in groups.items()}
+        wanted = {d.name for d in spec.devices}
+        pruned = sorted((snap.groups.get(spec.fleet_group) or set()) - wanted) if spec.prune else []
+        certificates = side.submit(read_certificates, call) if (needs_certs or pruned or markers) else None
+        targets = {policy: side.submit(read_policy_targets, call, policy) for policy in spec.named_policies}
+        need_principals = [d.name for d in spec.devices if d.certificate != "none" and d.name in snap.things] + [
+            name for name in pruned if name in snap.things
+        ]
+        results = _parallel(
+            spec.concurrency,
+            lambda name: call.pages("list_thing_principals", "principals", thingName=name, maxResults=PAGE_SIZE),
+            need_principals,
+        )
+        snap.principals = dict(zip(need_principals, results))
+        if certificates is not None:
+            snap.certificates = certificates.result()
+        snap.policy_targets = {policy: future.result() for policy, future in targets.items()}
     # A device with its key on disk but no certificate file: look for its certificate by public key
     # among the certificates attached to its thing (DescribeCertificate only for those).
     lookups = []

@@ -6,6 +6,7 @@ AWS IoT bounds each API by a TPS quota per account and region. Sending faster th
 the quota only buys ThrottlingExceptions and retries, so every operation has a token
 bucket that starts at AWS's default quota (``DEFAULT_TPS``) and adapts (AIMD): it
 halves on a throttle and grows back slowly (at most to where it started) on success.
+Its burst is half a second of quota so that AWS's own bucket keeps a reserve for jitter.
 
 ``Caller`` makes every call of the engine: it waits for a token, calls without
 botocore's own retries, and retries throttles, 5xx answers and dropped connections
@@ -62,6 +63,11 @@ DEFAULT_TPS: Dict[str, float] = {
 # Operations without a published default: the lowest value of the table.
 UNLISTED_TPS = 10.0
 MIN_TPS = 0.5
+# The client bursts at most this fraction of a second's quota. AWS's bucket (its burst size is not
+# published; take it as one second) then always keeps about half a second of tokens in reserve, which
+# absorbs the jitter between when a call leaves here and when it reaches AWS. Pacing with no reserve at
+# exactly the quota meets a throttle at the first late call, and each throttle halves the budget.
+BURST_FRACTION = 0.5
 
 THROTTLE_CODES = frozenset({"ThrottlingException", "TooManyRequestsException", "Throttling", "RequestLimitExceeded"})
 TRANSIENT_CODES = frozenset(
@@ -84,13 +90,13 @@ class OperationBudget:
         self.initial = float(rate)
         self.rate = float(rate)
         self.clock = clock
-        self.tokens = max(1.0, self.rate)
         self.updated = clock()
+        self.tokens = self.capacity
         self.throttles = 0
 
     @property
     def capacity(self) -> float:
-        return max(1.0, self.rate)
+        return max(1.0, self.rate * BURST_FRACTION)
 
     def _refill(self, now: float) -> None:
         self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)

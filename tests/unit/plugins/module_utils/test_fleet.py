@@ -386,16 +386,29 @@ def test_budget_paces_at_the_default_rate():
     budget = RateBudget({"ListThings": 10}, clock=clock, sleep=clock.sleep)
     for _unused in range(30):
         budget.acquire("ListThings")
-    # 10 in the initial burst, then 20 more at 10 per second.
-    assert clock.now == pytest.approx(2.0, abs=0.01)
+    # 5 in the initial burst (half a second of quota), then 25 more at 10 per second.
+    assert clock.now == pytest.approx(2.5, abs=0.01)
+
+
+def test_budget_never_bursts_more_than_half_a_second_of_quota_after_idle():
+    clock = FakeClock()
+    budget = RateBudget({"ListThingPrincipals": 20}, clock=clock, sleep=clock.sleep)
+    budget.acquire("ListThingPrincipals")
+    clock.now += 60.0  # idle: AWS's bucket is full again, ours holds only half of it
+    started = clock.now
+    for _unused in range(30):
+        budget.acquire("ListThingPrincipals")
+    # 10 at once, then 20 more at 20 per second.
+    assert clock.now - started == pytest.approx(1.0, abs=0.01)
 
 
 def test_budget_unlisted_operation_uses_floor_rate():
     clock = FakeClock()
     budget = RateBudget({}, clock=clock, sleep=clock.sleep, unlisted=5)
-    for _unused in range(15):
+    for _unused in range(13):
         budget.acquire("Whatever")
-    assert clock.now == pytest.approx(2.0, abs=0.01)
+    # 2.5 tokens at once (half a second), then 10.5 more at 5 per second.
+    assert clock.now == pytest.approx(2.1, abs=0.01)
 
 
 def test_budget_halves_on_throttle_and_grows_back_slowly_to_start():
