@@ -12,7 +12,8 @@ options:
   region:
     description:
       - The AWS region to use.
-      - When unset, boto3 resolves it from E(AWS_REGION), E(AWS_DEFAULT_REGION) or the profile.
+      - When unset, the first of E(AWS_REGION), E(AWS_DEFAULT_REGION) and E(EC2_REGION) that is set, else the
+        region of the AWS profile.
     type: str
     aliases: [aws_region, ec2_region]
   access_key:

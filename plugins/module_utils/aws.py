@@ -13,7 +13,7 @@ import re
 import traceback
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
 
 try:
     import boto3
@@ -95,7 +95,12 @@ MISSING_CREDENTIALS_MESSAGE = (
 def aws_common_argument_spec() -> dict[str, Any]:
     """The connection options of every module, named and aliased as in amazon.aws."""
     return dict(
-        region=dict(type="str", aliases=["aws_region", "ec2_region"]),
+        # boto3 itself reads only AWS_DEFAULT_REGION; AWS_REGION is what most tools and AWS's own runtimes set.
+        region=dict(
+            type="str",
+            aliases=["aws_region", "ec2_region"],
+            fallback=(env_fallback, ["AWS_REGION", "AWS_DEFAULT_REGION", "EC2_REGION"]),
+        ),
         access_key=dict(type="str", aliases=["aws_access_key_id", "aws_access_key", "ec2_access_key"], no_log=False),
         secret_key=dict(type="str", aliases=["aws_secret_access_key", "aws_secret_key", "ec2_secret_key"], no_log=True),
         session_token=dict(

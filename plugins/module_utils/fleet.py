@@ -31,13 +31,14 @@ import json
 import math
 import os
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Mapping, Optional, Set, Tuple
 
 from ansible_collections.iotfleet.provisioning.plugins.module_utils import crypto
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import ClientError, ValidationError, is_error
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.certificates import validate_policy_names
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.fleet_progress import Progress
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.keys import ensure_private_key, make_csr
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.things import (
     attribute_delta,
@@ -209,6 +210,8 @@ class FleetSpec:
     concurrency: int = 10
     plan_path: Optional[str] = None
     report_path: Optional[str] = None
+    progress_path: Optional[str] = None
+    progress_interval: float = 10.0
 
     @property
     def named_groups(self) -> List[str]:
@@ -390,7 +393,12 @@ def validate_fleet(params: Mapping[str, Any]) -> FleetSpec:
         )
     if spec.output_dir:
         _check_writable_dir("output_dir", spec.output_dir)
-    for option in ("plan_path", "report_path"):
+    interval = params.get("progress_interval")
+    if interval is not None:
+        if isinstance(interval, bool) or not isinstance(interval, (int, float)) or interval < 0:
+            raise ValidationError("progress_interval", f"must be a number of seconds, 0 or more, got {interval!r}")
+        spec.progress_interval = float(interval)
+    for option in ("plan_path", "report_path", "progress_path"):
         path = params.get(option)
         if path:
             parent = os.path.dirname(os.path.abspath(path))
@@ -548,7 +556,7 @@ def _parallel(concurrency: int, func: Callable[[Any], Any], items: List[Any]) ->
         return list(pool.map(func, items))
 
 
-def read_fleet_state(call: Call, spec: FleetSpec) -> Snapshot:
+def read_fleet_state(call: Call, spec: FleetSpec, progress: Optional[Progress] = None) -> Snapshot:
     """The state the planner needs, from as few calls as the input allows.
 
     Listings of different APIs draw on different quotas, so they overlap: the group and thing listings
@@ -577,11 +585,16 @@ def read_fleet_state(call: Call, spec: FleetSpec) -> Snapshot:
         need_principals = [d.name for d in spec.devices if d.certificate != "none" and d.name in snap.things] + [
             name for name in pruned if name in snap.things
         ]
-        results = _parallel(
-            spec.concurrency,
-            lambda name: call.pages("list_thing_principals", "principals", thingName=name, maxResults=PAGE_SIZE),
-            need_principals,
-        )
+        if progress:
+            progress.start_phase("read", len(need_principals))
+
+        def principals_of(name: str) -> List[str]:
+            principals = call.pages("list_thing_principals", "principals", thingName=name, maxResults=PAGE_SIZE)
+            if progress:
+                progress.advance()
+            return principals
+
+        results = _parallel(spec.concurrency, principals_of, need_principals)
         snap.principals = dict(zip(need_principals, results))
         if certificates is not None:
             snap.certificates = certificates.result()
@@ -1147,7 +1160,7 @@ def apply_plan(
     call: Call,
     spec: FleetSpec,
     plan: FleetPlan,
-    progress: Optional[Callable[[str, str], None]] = None,
+    progress: Optional[Progress] = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> RunOutcome:
     """Apply every device's plan on a thread pool; failures are collected, never stop the others."""
@@ -1171,13 +1184,19 @@ def apply_plan(
             return name, "failed", {"name": name, "step": e.step, "error": _error_text(e.error)}
         return name, "created" if device_plan.action == "create" else "updated", None
 
+    if progress:
+        progress.start_phase("apply", len(plan.devices))
+    order = {d.name: index for index, d in enumerate(plan.devices)}
     with ThreadPoolExecutor(max_workers=spec.concurrency) as pool:
-        for name, outcome, failure in pool.map(work, plan.devices):
+        # As each device finishes (not in input order), so that progress is current.
+        for future in as_completed([pool.submit(work, d) for d in plan.devices]):
+            name, outcome, failure = future.result()
             run.outcomes[name] = outcome
             if failure:
                 run.failures.append(failure)
             if progress:
-                progress(name, outcome)
+                progress.advance(outcome)
+    run.failures.sort(key=lambda f: order[f["name"]])
     # Orphan sweep: certificates of calls whose answer was lost (now or in an interrupted earlier run).
     windows = list(plan.orphan_windows)
     known: Set[str] = set()
@@ -1240,11 +1259,15 @@ def write_report(path: str, summary: Mapping[str, Any], run: RunOutcome, plan: F
 
 
 def run_fleet(
-    call: Any, spec: FleetSpec, check_mode: bool, clock: Callable[[], float] = time.monotonic
+    call: Any,
+    spec: FleetSpec,
+    check_mode: bool,
+    clock: Callable[[], float] = time.monotonic,
+    progress: Optional[Progress] = None,
 ) -> Tuple[FleetPlan, Optional[RunOutcome], float]:
     """Read, plan, and (unless check mode) apply. Returns the plan, the run (None in check mode), the duration."""
     started = clock()
-    snap = read_fleet_state(call, spec)
+    snap = read_fleet_state(call, spec, progress)
     plan = plan_fleet(spec, snap)
     if spec.plan_path:
         write_json(spec.plan_path, full_plan_document(plan))
@@ -1252,5 +1275,5 @@ def run_fleet(
         return plan, None, clock() - started
     if spec.output_dir:
         os.makedirs(spec.output_dir, mode=0o700, exist_ok=True)
-    run = apply_plan(call, spec, plan)
+    run = apply_plan(call, spec, plan, progress)
     return plan, run, clock() - started

@@ -95,6 +95,21 @@ options:
       - Write the run report as JSON to this file and a CSV (one row per device) beside it
         (same name, C(.csv) extension).
     type: path
+  progress_path:
+    description:
+      - While the module runs, replace this file every O(progress_interval) seconds with the run's
+        progress as one JSON object (C(phase), C(done) of C(total) devices, C(rate) per second,
+        C(api_calls), C(throttles), C(retries), C(failed), C(elapsed)), and a last time when it ends.
+      - "When the task's connection is local (C(hosts: localhost) or C(delegate_to: localhost)), the
+        action plugin of this module sets a temporary file of its own and prints a progress line on the
+        controller whenever it changes; set this option to keep the file where you want it instead."
+    type: path
+  progress_interval:
+    description:
+      - Seconds between two progress writes and two progress lines on the controller.
+      - V(0) turns progress off.
+    type: float
+    default: 10
   state:
     description:
       - Only V(present).
@@ -258,6 +273,7 @@ from ansible_collections.iotfleet.provisioning.plugins.module_utils.fleet import
     validate_fleet,
     write_report,
 )
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.fleet_progress import Progress
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.fleet_rate import Caller, RateBudget
 
 
@@ -275,6 +291,8 @@ def main() -> None:
             concurrency=dict(type="int", default=10),
             plan_path=dict(type="path"),
             report_path=dict(type="path"),
+            progress_path=dict(type="path"),
+            progress_interval=dict(type="float", default=10.0),
             state=dict(type="str", default="present", choices=["present"]),
         ),
         mutually_exclusive=[["devices", "devices_file"]],
@@ -301,7 +319,8 @@ def main() -> None:
             aws_config=config,
         )
         call = Caller(client, RateBudget(), max_attempts=p.get("max_attempts") or 10)
-        plan, outcome, duration = run_fleet(call, spec, module.check_mode)
+        with Progress(spec.progress_path, spec.progress_interval, call.summary) as progress:
+            plan, outcome, duration = run_fleet(call, spec, module.check_mode, progress=progress)
         result = dict(plan=plan_result(plan), failures=[])
         if outcome is None:
             counts = plan.counts()

@@ -8,6 +8,7 @@ import threading
 from typing import Iterator
 
 import pytest
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from botocore.exceptions import ClientError, NoRegionError
 from botocore.stub import Stubber
 
@@ -176,6 +177,32 @@ def test_validation_error_names_field_and_rule():
     error = aws.ValidationError("name", "must match [a-zA-Z0-9:_-]+")
     assert str(error) == "name: must match [a-zA-Z0-9:_-]+"
     assert error.field == "name"
+
+
+@pytest.mark.parametrize(
+    ("environment", "expected"),
+    [
+        ({"AWS_REGION": "eu-west-1", "AWS_DEFAULT_REGION": "us-east-2"}, "eu-west-1"),
+        ({"AWS_DEFAULT_REGION": "us-east-2"}, "us-east-2"),
+        ({"EC2_REGION": "ap-south-1"}, "ap-south-1"),
+        ({}, None),
+    ],
+)
+def test_region_falls_back_to_the_environment(monkeypatch, environment, expected):
+    # boto3 alone ignores AWS_REGION: the option's fallback must read it.
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION", "EC2_REGION"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    result = ArgumentSpecValidator(aws.aws_common_argument_spec()).validate({})
+    assert not result.error_messages
+    assert result.validated_parameters["region"] == expected
+    assert (
+        ArgumentSpecValidator(aws.aws_common_argument_spec())
+        .validate({"region": "us-west-2"})
+        .validated_parameters["region"]
+        == "us-west-2"
+    )
 
 
 def test_common_argument_spec_has_amazon_aws_names_and_aliases():

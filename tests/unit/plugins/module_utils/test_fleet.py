@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
 from ansible_collections.iotfleet.provisioning.plugins.module_utils import fleet
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import ValidationError
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.fleet_progress import Progress
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.fleet_rate import (
     Caller,
     OperationBudget,
@@ -598,3 +600,85 @@ def test_apply_collects_failures_and_goes_on():
         steps = [c for c in call.calls if c[1] == name]
         assert steps == [("create_thing", name), ("add_thing_to_thing_group", name), ("add_thing_to_thing_group", name)]
     assert [c for c in call.calls if c[1] == "n2"] == [("create_thing", "n2")]
+
+
+def test_apply_reports_each_device_to_progress():
+    spec = spec_of([{"name": f"n{i}"} for i in range(4)], concurrency=2)
+    plan = fleet.plan_fleet(spec, fleet.Snapshot(groups={"fg": None}))
+    progress = Progress()
+    fleet.apply_plan(RecordingCall("n1"), spec, plan, progress)
+    state = progress.snapshot()
+    assert (state["phase"], state["total"], state["done"]) == ("apply", 4, 4)
+    assert state["outcomes"] == {"created": 3, "failed": 1}
+    assert state["failed"] == 1
+
+
+def test_read_reports_each_principal_listing_to_progress(tmp_path):
+    spec = spec_of([{"name": f"n{i}", "certificate": "csr"} for i in range(3)], output_dir=str(tmp_path))
+
+    class Listing(RecordingCall):
+        def pages(self, method, key, **params):
+            if method == "list_things":
+                return [{"thingName": f"n{i}", "attributes": {}} for i in range(2)]
+            return []
+
+    progress = Progress()
+    fleet.read_fleet_state(Listing(None), spec, progress)
+    # Only the two things that exist need their principals listed.
+    assert (progress.snapshot()["phase"], progress.snapshot()["total"], progress.snapshot()["done"]) == ("read", 2, 2)
+
+
+# ---------------------------------------------------------------------------
+# Progress file
+# ---------------------------------------------------------------------------
+
+
+def test_progress_snapshot_rate_and_call_counters():
+    clock = FakeClock()
+    progress = Progress(call_counters=lambda: {"api_calls_total": 12, "throttles": 2, "retries": 3}, clock=clock)
+    progress.start_phase("apply", 10)
+    clock.now = 2.0
+    for outcome in ("created", "created", "unchanged", "failed"):
+        progress.advance(outcome)
+    state = progress.snapshot()
+    assert state == {
+        "phase": "apply",
+        "total": 10,
+        "done": 4,
+        "elapsed": 2.0,
+        "rate": 2.0,
+        "outcomes": {"created": 2, "failed": 1, "unchanged": 1},
+        "failed": 1,
+        "api_calls": 12,
+        "throttles": 2,
+        "retries": 3,
+    }
+
+
+def test_progress_file_written_while_running_and_marked_done(tmp_path):
+    path = tmp_path / "progress.json"
+    with Progress(str(path), interval=0.01) as progress:
+        progress.start_phase("apply", 3)
+        progress.advance("created")
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            if path.exists() and json.loads(path.read_text())["done"] == 1:
+                break
+            time.sleep(0.01)
+        assert json.loads(path.read_text())["phase"] == "apply"
+        assert json.loads(path.read_text())["done"] == 1
+    final = json.loads(path.read_text())
+    assert (final["phase"], final["done"], final["total"]) == ("done", 1, 3)
+    assert oct(path.stat().st_mode & 0o777) == "0o600"
+
+
+def test_progress_interval_zero_writes_nothing(tmp_path):
+    path = tmp_path / "progress.json"
+    with Progress(str(path), interval=0) as progress:
+        progress.advance()
+    assert not path.exists()
+
+
+def test_progress_interval_validated():
+    with pytest.raises(ValidationError, match="progress_interval: must be a number of seconds, 0 or more, got -1"):
+        fleet.validate_fleet({"devices": [{"name": "a"}], "fleet_group": "fg", "progress_interval": -1})
