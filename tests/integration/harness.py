@@ -49,11 +49,14 @@ def run_playbook(
     extra_vars: dict[str, object] | None = None,
     extra_env: dict[str, str] | None = None,
     check: bool = False,
+    inventory: str | None = None,
 ) -> subprocess.CompletedProcess:
-    """ansible-playbook on localhost with --diff (and --check), extra vars passed as JSON."""
+    """ansible-playbook on localhost with --diff (and --check), extra vars passed as JSON; an extra inventory."""
     ansible_playbook = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
     args = [ansible_playbook if os.path.exists(ansible_playbook) else "ansible-playbook"]
     args += ["-i", "localhost,", "-c", "local", playbook, "--diff"]
+    if inventory:
+        args += ["-i", inventory]
     if check:
         args.append("--check")
     if extra_vars:

@@ -16,7 +16,6 @@ from cryptography.hazmat.primitives import serialization
 from harness import REPO, recap, reset_endpoint, run_playbook
 
 PLAYBOOK = os.path.join(REPO, "playbooks", "bulk.yml")
-FLEET_MODULE = os.path.join(REPO, "plugins", "modules", "fleet.py")
 POLICY = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "iot:Connect", "Resource": "*"}]}
 DEVICES = [
     {"name": "bulk-dev-0", "attributes": {"serial": "s0"}},
@@ -74,13 +73,48 @@ def _variables(endpoint: str, engine: str, output_dir, **extra: object) -> dict[
     }
 
 
+# The same devices as inventory hosts; the first one renamed by bulk_device_name.
+INVENTORY = {
+    "bulk_sensors": {
+        "hosts": {
+            "sensor-zero": {"bulk_device_name": "bulk-dev-0", "bulk_device_attributes": {"serial": "s0"}},
+            "bulk-dev-1": {"bulk_device_attributes": {"serial": "s1"}, "bulk_device_thing_groups": ["bulk-line-a"]},
+            "bulk-dev-2": {"bulk_device_attributes": {"serial": "s2"}, "bulk_device_thing_groups": ["bulk-line-b"]},
+        }
+    }
+}
+
+
+def _device_source(source: str, tmp_path) -> dict[str, object]:
+    """The role variables that give DEVICES: as a list, a JSON-lines file, a CSV file or an inventory group."""
+    if source == "vars":
+        return {"bulk_devices": DEVICES}
+    if source == "jsonl":
+        devices_file = tmp_path / "devices.jsonl"
+        devices_file.write_text("".join(json.dumps(d) + "\n" for d in DEVICES))
+        return {"bulk_devices_file": str(devices_file)}
+    if source == "csv":
+        devices_file = tmp_path / "devices.csv"
+        rows = [f"{d['name']},{d['attributes']['serial']},{';'.join(d.get('thing_groups', []))}" for d in DEVICES]
+        devices_file.write_text("name,attributes.serial,thing_groups\n" + "\n".join(rows) + "\n")
+        return {"bulk_devices_file": str(devices_file)}
+    assert source == "inventory"
+    inventory = tmp_path / "inventory.json"
+    inventory.write_text(json.dumps(INVENTORY))
+    return {"bulk_inventory_group": "bulk_sensors", "_inventory": str(inventory)}
+
+
 def _play(endpoint: str, collections_path: str, tmp_path, variables: dict[str, object], check: bool = False):
-    result = run_playbook(PLAYBOOK, endpoint, collections_path, str(tmp_path), variables, check=check)
+    variables = dict(variables)
+    inventory = variables.pop("_inventory", None)
+    result = run_playbook(
+        PLAYBOOK, endpoint, collections_path, str(tmp_path), variables, check=check, inventory=inventory
+    )
     assert result.returncode == 0, result.stdout[-15000:] + result.stderr[-3000:]
     return result
 
 
-@pytest.mark.parametrize("source", ["vars", "file"])
+@pytest.mark.parametrize("source", ["vars", "jsonl", "csv", "inventory"])
 def test_registration_task_engine_provisions_once_then_changes_nothing(
     source: str, local_iot_endpoint: str, collections_path: str, tmp_path
 ) -> None:
@@ -88,12 +122,7 @@ def test_registration_task_engine_provisions_once_then_changes_nothing(
     _client("s3", local_iot_endpoint).create_bucket(Bucket="bulk-input")
     output_dir = tmp_path / "devices"
     extra: dict[str, object] = {"bulk_bucket": "bulk-input", "bulk_poll_interval": 1, "bulk_wait_timeout": 120}
-    if source == "vars":
-        extra["bulk_devices"] = DEVICES
-    else:
-        devices_file = tmp_path / "devices.jsonl"
-        devices_file.write_text("".join(json.dumps(d) + "\n" for d in DEVICES))
-        extra["bulk_devices_file"] = str(devices_file)
+    extra.update(_device_source(source, tmp_path))
     variables = _variables(local_iot_endpoint, "registration_task", output_dir, **extra)
 
     first = _play(local_iot_endpoint, collections_path, tmp_path, variables)
@@ -130,18 +159,27 @@ def test_registration_task_engine_refuses_devices_that_do_not_fit_one_template(
     assert _client("iot", local_iot_endpoint).list_things()["things"] == []
 
 
-@pytest.mark.skipif(
-    not os.path.exists(FLEET_MODULE), reason="engine api needs plugins/modules/fleet.py, which is not written yet"
-)
+@pytest.mark.parametrize("source", ["vars", "inventory"])
 def test_api_engine_provisions_the_same_fleet_once_then_changes_nothing(
-    local_iot_endpoint: str, collections_path: str, tmp_path
+    source: str, local_iot_endpoint: str, collections_path: str, tmp_path
 ) -> None:
     reset_endpoint(local_iot_endpoint)
     output_dir = tmp_path / "devices"
-    variables = _variables(local_iot_endpoint, "api", output_dir, bulk_devices=DEVICES)
+    variables = _variables(local_iot_endpoint, "api", output_dir, **_device_source(source, tmp_path))
     first = _play(local_iot_endpoint, collections_path, tmp_path, variables)
     assert recap(first.stdout)["changed"] > 0
     _assert_fleet(local_iot_endpoint, output_dir)
     second = _play(local_iot_endpoint, collections_path, tmp_path, variables)
     assert recap(second.stdout)["changed"] == 0, second.stdout[-8000:]
     _assert_fleet(local_iot_endpoint, output_dir)
+
+
+def test_an_inventory_group_the_inventory_lacks_is_refused_before_any_call(
+    local_iot_endpoint: str, collections_path: str, tmp_path
+) -> None:
+    reset_endpoint(local_iot_endpoint)
+    variables = _variables(local_iot_endpoint, "api", tmp_path / "d", bulk_inventory_group="no_such_group")
+    result = run_playbook(PLAYBOOK, local_iot_endpoint, collections_path, str(tmp_path), variables)
+    assert result.returncode != 0
+    assert "bulk_inventory_group: give exactly one of them, and a group that" in result.stdout
+    assert _client("iot", local_iot_endpoint).list_policies()["policies"] == []
