@@ -39,6 +39,7 @@ from ansible_collections.iotfleet.provisioning.plugins.module_utils import crypt
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import ClientError, ValidationError, is_error
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.certificates import validate_policy_names
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.fleet_progress import Progress
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.fleet_rate import validate_api_rates
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.keys import ensure_private_key, make_csr
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.things import (
     attribute_delta,
@@ -212,6 +213,7 @@ class FleetSpec:
     report_path: Optional[str] = None
     progress_path: Optional[str] = None
     progress_interval: float = 10.0
+    api_rates: Dict[str, float] = field(default_factory=dict)
 
     @property
     def named_groups(self) -> List[str]:
@@ -393,6 +395,7 @@ def validate_fleet(params: Mapping[str, Any]) -> FleetSpec:
         )
     if spec.output_dir:
         _check_writable_dir("output_dir", spec.output_dir)
+    spec.api_rates = validate_api_rates(params.get("api_rates"))
     interval = params.get("progress_interval")
     if interval is not None:
         if isinstance(interval, bool) or not isinstance(interval, (int, float)) or interval < 0:

@@ -21,7 +21,7 @@ import threading
 import time
 from typing import Any, Callable, Dict, Optional
 
-from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import ClientError, error_code
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import ClientError, ValidationError, error_code
 
 try:
     from botocore.exceptions import ConnectionError as BotoConnectionError
@@ -62,6 +62,15 @@ DEFAULT_TPS: Dict[str, float] = {
 }
 # Operations without a published default: the lowest value of the table.
 UNLISTED_TPS = 10.0
+# Every operation the fleet engine calls: the keys api_rates may name.
+ENGINE_OPERATIONS = frozenset(DEFAULT_TPS) | {
+    "ListThingsInThingGroup",
+    "ListTargetsForPolicy",
+    "ListCertificates",
+    "ListAttachedPolicies",
+    "ListPrincipalThings",
+}
+MAX_TPS = 10000.0
 MIN_TPS = 0.5
 # The client bursts at most this fraction of a second's quota. AWS's bucket (its burst size is not
 # published; take it as one second) then always keeps about half a second of tokens in reserve, which
@@ -162,6 +171,32 @@ class RateBudget:
     def rate(self, operation: str) -> float:
         with self.lock:
             return self.budget(operation).rate
+
+
+def validate_api_rates(value: Any) -> Dict[str, float]:
+    """``api_rates``: TPS per operation the engine calls, each above 0 (a raised or a shared quota)."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ValidationError("api_rates", f"must be a dictionary of operation name to TPS, got {type(value).__name__}")
+    rates: Dict[str, float] = {}
+    for operation, rate in value.items():
+        if operation not in ENGINE_OPERATIONS:
+            raise ValidationError(
+                f"api_rates.{operation}",
+                "is not an operation the fleet engine calls; use one of " + ", ".join(sorted(ENGINE_OPERATIONS)),
+            )
+        try:
+            number = float(rate)
+        except (TypeError, ValueError):
+            number = float("nan")
+        if isinstance(rate, bool) or not 0 < number <= MAX_TPS:
+            raise ValidationError(
+                f"api_rates.{operation}",
+                f"must be a number of calls per second above 0 and at most {MAX_TPS:g}, got {rate!r}",
+            )
+        rates[operation] = number
+    return rates
 
 
 def is_throttle(error: BaseException) -> bool:

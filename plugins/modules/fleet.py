@@ -104,6 +104,18 @@ options:
         action plugin of this module sets a temporary file of its own and prints a progress line on the
         controller whenever it changes; set this option to keep the file where you want it instead."
     type: path
+  api_rates:
+    description:
+      - Calls per second per AWS operation, for example C({CreateThing: 500, ListThingPrincipals: 50}), where
+        they should differ from AWS's default quotas, which the engine otherwise paces itself by.
+      - Raise one where AWS raised the account's quota (Service Quotas); lower one to leave part of a quota to
+        other workloads of the account.
+      - The engine still halves a rate when AWS throttles it, and grows it back at most to the value given here.
+      - Keys are the operations the engine calls (C(CreateThing), C(UpdateThing), C(DescribeThing),
+        C(ListThings), C(ListThingPrincipals), C(ListThingsInThingGroup), C(AttachThingPrincipal),
+        C(CreateCertificateFromCsr), C(UpdateCertificate), C(AttachPolicy), and so on; a wrong name is refused
+        with the list of valid ones).
+    type: dict
   progress_interval:
     description:
       - Seconds between two progress writes and two progress lines on the controller.
@@ -142,8 +154,7 @@ notes:
     same account, around the time a fleet run loses the answer of a certificate-creating call.
   - The plan reads every thing of the account with C(ListThings) (pages of 250); in an account with many
     more things than the fleet this read dominates.
-  - The per-API rate budgets never rise above AWS's default quotas; an account with higher quotas is not
-    used to its full rate.
+  - The per-API rate budgets start at AWS's default quotas (or O(api_rates)) and never rise above them.
 author:
   - iotfleet.provisioning developers (@iotfleet)
 """
@@ -274,7 +285,7 @@ from ansible_collections.iotfleet.provisioning.plugins.module_utils.fleet import
     write_report,
 )
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.fleet_progress import Progress
-from ansible_collections.iotfleet.provisioning.plugins.module_utils.fleet_rate import Caller, RateBudget
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.fleet_rate import DEFAULT_TPS, Caller, RateBudget
 
 
 def main() -> None:
@@ -293,6 +304,7 @@ def main() -> None:
             report_path=dict(type="path"),
             progress_path=dict(type="path"),
             progress_interval=dict(type="float", default=10.0),
+            api_rates=dict(type="dict"),
             state=dict(type="str", default="present", choices=["present"]),
         ),
         mutually_exclusive=[["devices", "devices_file"]],
@@ -318,7 +330,8 @@ def main() -> None:
             aws_ca_bundle=p.get("aws_ca_bundle"),
             aws_config=config,
         )
-        call = Caller(client, RateBudget(), max_attempts=p.get("max_attempts") or 10)
+        budget = RateBudget({**DEFAULT_TPS, **spec.api_rates})
+        call = Caller(client, budget, max_attempts=p.get("max_attempts") or 10)
         with Progress(spec.progress_path, spec.progress_interval, call.summary) as progress:
             plan, outcome, duration = run_fleet(call, spec, module.check_mode, progress=progress)
         result = dict(plan=plan_result(plan), failures=[])

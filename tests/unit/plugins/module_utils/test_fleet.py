@@ -11,6 +11,7 @@ from ansible_collections.iotfleet.provisioning.plugins.module_utils import fleet
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import ValidationError
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.fleet_progress import Progress
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.fleet_rate import (
+    DEFAULT_TPS,
     Caller,
     OperationBudget,
     RateBudget,
@@ -682,3 +683,39 @@ def test_progress_interval_zero_writes_nothing(tmp_path):
 def test_progress_interval_validated():
     with pytest.raises(ValidationError, match="progress_interval: must be a number of seconds, 0 or more, got -1"):
         fleet.validate_fleet({"devices": [{"name": "a"}], "fleet_group": "fg", "progress_interval": -1})
+
+
+# ---------------------------------------------------------------------------
+# api_rates: raised or shared quotas
+# ---------------------------------------------------------------------------
+
+
+def test_api_rates_accepted_and_used_by_the_budget():
+    spec = fleet.validate_fleet(
+        {"devices": [{"name": "a"}], "fleet_group": "fg", "api_rates": {"ListThingPrincipals": 50, "CreateThing": "5"}}
+    )
+    assert spec.api_rates == {"ListThingPrincipals": 50.0, "CreateThing": 5.0}
+    clock = FakeClock()
+    budget = RateBudget({**DEFAULT_TPS, **spec.api_rates}, clock=clock, sleep=clock.sleep)
+    for _unused in range(125):
+        budget.acquire("ListThingPrincipals")
+    # 25 at once (half a second of 50 TPS), then 100 at 50 per second; the default would be 20 TPS.
+    assert clock.now == pytest.approx(2.0, abs=0.01)
+    assert budget.rate("AttachPolicy") == DEFAULT_TPS["AttachPolicy"]
+
+
+@pytest.mark.parametrize(
+    ("rates", "message"),
+    [
+        ({"CreateThings": 5}, "api_rates.CreateThings: is not an operation the fleet engine calls; use one of"),
+        ({"CreateThing": 0}, "api_rates.CreateThing: must be a number of calls per second above 0"),
+        ({"CreateThing": "fast"}, "api_rates.CreateThing: must be a number"),
+        ({"CreateThing": True}, "api_rates.CreateThing: must be a number"),
+        ({"CreateThing": 20000}, "at most 10000, got 20000"),
+        (["CreateThing"], "api_rates: must be a dictionary of operation name to TPS, got list"),
+    ],
+)
+def test_api_rates_refused(rates, message):
+    with pytest.raises(ValidationError) as raised:
+        fleet.validate_fleet({"devices": [{"name": "a"}], "fleet_group": "fg", "api_rates": rates})
+    assert message in str(raised.value)
