@@ -7,9 +7,10 @@ Stages, each a small function:
 * ``load_device_rows`` / ``validate_fleet(params) -> FleetSpec``: the input (a list or a CSV/YAML/JSON(L)
   file), defaults merged under every device, every limit checked before any client exists.
 * ``read_fleet_state(call, spec) -> Snapshot``: the remote state from paged list calls
-  (ListThingsInThingGroup per named group, ListThings, ListCertificates, ListTargetsForPolicy per named
-  policy) plus ListThingPrincipals only for existing things that should carry a certificate, and the
-  local key/certificate files.
+  (ListThingsInThingGroup per named group, ListThings within a page budget and DescribeThing for the
+  devices not seen by then, ListCertificates, ListTargetsForPolicy per named policy) plus
+  ListThingPrincipals only for existing things that should carry a certificate, and the local
+  key/certificate files.
 * ``plan_fleet(spec, snapshot) -> FleetPlan``: a pure function: per device the steps that make it match.
 * ``apply_plan(call, spec, plan, ...)``: a thread pool over devices; each device's steps run in
   dependency order (thing, groups, certificate, attach, policies, activate).
@@ -39,7 +40,7 @@ from ansible_collections.iotfleet.provisioning.plugins.module_utils import crypt
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import ClientError, ValidationError, is_error
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.certificates import validate_policy_names
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.fleet_progress import Progress
-from ansible_collections.iotfleet.provisioning.plugins.module_utils.fleet_rate import validate_api_rates
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.fleet_rate import DEFAULT_TPS, validate_api_rates
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.keys import ensure_private_key, make_csr
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.things import (
     attribute_delta,
@@ -552,6 +553,62 @@ def read_certificates(call: Call) -> Dict[str, Dict[str, Any]]:
     }
 
 
+def _thing_view(thing: Mapping[str, Any]) -> Dict[str, Any]:
+    """The fields the planner compares, from a ListThings entry or a DescribeThing answer (same names)."""
+    return {
+        "thing_type": thing.get("thingTypeName") or None,
+        "attributes": visible_attributes(thing.get("attributes")),
+        "version": thing.get("version"),
+        "arn": thing.get("thingArn"),
+    }
+
+
+def listing_page_budget(devices: int, rates: Mapping[str, float] = DEFAULT_TPS) -> int:
+    """How many ListThings pages cost no more quota-time than one DescribeThing per device.
+
+    A page (250 things) takes 1/10 s of ListThings quota, a DescribeThing 1/350 s of its own: 35 describes
+    cost one page. Paging the account up to this budget and describing the devices not seen by then is
+    never more than twice the cheaper of the two reads (all pages or all describes), whatever the size of
+    the account, which is unknown until it has been read.
+    """
+    describes_per_page = rates["DescribeThing"] / rates["ListThings"]
+    return max(1, math.ceil(devices / describes_per_page))
+
+
+def read_things(
+    call: Call, names: Set[str], concurrency: int, rates: Mapping[str, float] = DEFAULT_TPS
+) -> Dict[str, Dict[str, Any]]:
+    """The things among ``names`` that exist: ListThings pages within the budget, then DescribeThing for the rest."""
+    things: Dict[str, Dict[str, Any]] = {}
+    params: Dict[str, Any] = {"maxResults": PAGE_SIZE}
+    complete = False
+    for _page in range(listing_page_budget(len(names), rates)):
+        page = call("list_things", **params)
+        for thing in page.get("things", []):
+            if thing["thingName"] in names:
+                things[thing["thingName"]] = _thing_view(thing)
+        if not page.get("nextToken"):
+            complete = True
+            break
+        params["nextToken"] = page["nextToken"]
+    if complete:
+        return things
+
+    def describe(name: str) -> Optional[Dict[str, Any]]:
+        try:
+            return _thing_view(call("describe_thing", thingName=name))
+        except ClientError as e:
+            if is_error(e, "ResourceNotFoundException"):
+                return None
+            raise
+
+    unseen = sorted(names - set(things))
+    for name, view in zip(unseen, _parallel(concurrency, describe, unseen)):
+        if view is not None:
+            things[name] = view
+    return things
+
+
 def _parallel(concurrency: int, func: Callable[[Any], Any], items: List[Any]) -> List[Any]:
     if not items:
         return []
@@ -571,18 +628,13 @@ def read_fleet_state(call: Call, spec: FleetSpec, progress: Optional[Progress] =
         snap.local[device.name] = read_local_device(spec.output_dir, device.name)
     needs_certs = any(d.certificate != "none" for d in spec.devices)
     markers = any(local.markers for local in snap.local.values())
+    wanted = {d.name for d in spec.devices}
     with ThreadPoolExecutor(max_workers=2) as side:
         groups = {group: side.submit(read_group_members, call, group) for group in spec.named_groups}
-        for thing in call.pages("list_things", "things", maxResults=PAGE_SIZE):
-            snap.things[thing["thingName"]] = {
-                "thing_type": thing.get("thingTypeName") or None,
-                "attributes": visible_attributes(thing.get("attributes")),
-                "version": thing.get("version"),
-                "arn": thing.get("thingArn"),
-            }
         snap.groups = {group: future.result() for group, future in groups.items()}
-        wanted = {d.name for d in spec.devices}
         pruned = sorted((snap.groups.get(spec.fleet_group) or set()) - wanted) if spec.prune else []
+        rates = {**DEFAULT_TPS, **spec.api_rates}
+        snap.things = read_things(call, wanted | set(pruned), spec.concurrency, rates)
         certificates = side.submit(read_certificates, call) if (needs_certs or pruned or markers) else None
         targets = {policy: side.submit(read_policy_targets, call, policy) for policy in spec.named_policies}
         need_principals = [d.name for d in spec.devices if d.certificate != "none" and d.name in snap.things] + [

@@ -143,8 +143,9 @@ attributes:
     membership:
       - iotfleet.provisioning.aws
 notes:
-  - "IAM permissions: C(iot:ListThings), C(iot:ListThingsInThingGroup), C(iot:ListThingPrincipals),
-    C(iot:ListCertificates), C(iot:ListTargetsForPolicy), C(iot:DescribeCertificate), C(iot:CreateThing),
+  - "IAM permissions: C(iot:ListThings), C(iot:DescribeThing), C(iot:ListThingsInThingGroup),
+    C(iot:ListThingPrincipals), C(iot:ListCertificates), C(iot:ListTargetsForPolicy), C(iot:DescribeCertificate),
+    C(iot:CreateThing),
     C(iot:UpdateThing), C(iot:CreateThingGroup), C(iot:AddThingToThingGroup), C(iot:RemoveThingFromThingGroup),
     C(iot:CreateKeysAndCertificate), C(iot:CreateCertificateFromCsr), C(iot:RegisterCertificateWithoutCA),
     C(iot:AttachThingPrincipal), C(iot:AttachPolicy), C(iot:DetachPolicy), C(iot:UpdateCertificate); with prune
@@ -152,8 +153,9 @@ notes:
     C(iot:DeleteCertificate), C(iot:DeleteThing)."
   - The orphan clean-up assumes that no other process creates certificates without attaching them, in the
     same account, around the time a fleet run loses the answer of a certificate-creating call.
-  - The plan reads every thing of the account with C(ListThings) (pages of 250); in an account with many
-    more things than the fleet this read dominates.
+  - The plan reads the things with C(ListThings) (pages of 250) as long as that costs no more quota time than
+    one C(DescribeThing) per device (one page per 35 devices), then describes the devices not seen yet; so an
+    account with many more things than the fleet is not read whole.
   - The per-API rate budgets start at AWS's default quotas (or O(api_rates)) and never rise above them.
 author:
   - iotfleet.provisioning developers (@iotfleet)

@@ -618,10 +618,10 @@ def test_read_reports_each_principal_listing_to_progress(tmp_path):
     spec = spec_of([{"name": f"n{i}", "certificate": "csr"} for i in range(3)], output_dir=str(tmp_path))
 
     class Listing(RecordingCall):
-        def pages(self, method, key, **params):
+        def __call__(self, method, **params):
             if method == "list_things":
-                return [{"thingName": f"n{i}", "attributes": {}} for i in range(2)]
-            return []
+                return {"things": [{"thingName": f"n{i}", "attributes": {}} for i in range(2)]}
+            return super().__call__(method, **params)
 
     progress = Progress()
     fleet.read_fleet_state(Listing(None), spec, progress)
@@ -719,3 +719,64 @@ def test_api_rates_refused(rates, message):
     with pytest.raises(ValidationError) as raised:
         fleet.validate_fleet({"devices": [{"name": "a"}], "fleet_group": "fg", "api_rates": rates})
     assert message in str(raised.value)
+
+
+# ---------------------------------------------------------------------------
+# Reading the things: pages of the account, or a describe per device when that is cheaper
+# ---------------------------------------------------------------------------
+
+
+class Account:
+    """A fake account of ``size`` things (acct-00000...) paged 250 at a time; fleet things are among them."""
+
+    def __init__(self, size, extra=()):
+        self.names = [f"acct-{i:05d}" for i in range(size)] + list(extra)
+        self.calls = []
+
+    def __call__(self, method, **params):
+        self.calls.append(method)
+        if method == "list_things":
+            start = int(params.get("nextToken") or 0)
+            page = self.names[start : start + params["maxResults"]]
+            answer = {"things": [{"thingName": n, "attributes": {"k": "v"}, "version": 1} for n in page]}
+            if start + params["maxResults"] < len(self.names):
+                answer["nextToken"] = str(start + params["maxResults"])
+            return answer
+        if method == "describe_thing":
+            if params["thingName"] not in self.names:
+                raise ClientError(
+                    {"Error": {"Code": "ResourceNotFoundException", "Message": "no"}, "ResponseMetadata": {}},
+                    "DescribeThing",
+                )
+            return {"thingName": params["thingName"], "attributes": {"k": "v"}, "version": 1}
+        raise AssertionError(method)
+
+
+@pytest.mark.parametrize(("devices", "pages"), [(1, 1), (35, 1), (36, 2), (500, 15)])
+def test_listing_page_budget_matches_describe_cost(devices, pages):
+    assert fleet.listing_page_budget(devices) == pages
+
+
+def test_small_account_is_listed_without_describes():
+    # 40 devices: a budget of 2 pages; the account (which holds them all but one) fits in 2.
+    names = {f"dev-{i:02d}" for i in range(40)}
+    account = Account(420, extra=sorted(names - {"dev-07"}))
+    things = fleet.read_things(account, names, concurrency=2)
+    assert set(things) == names - {"dev-07"}
+    assert things["dev-00"] == {"thing_type": None, "attributes": {"k": "v"}, "version": 1, "arn": None}
+    assert account.calls == ["list_things", "list_things"]
+
+
+def test_large_account_stops_paging_and_describes_the_devices_not_seen():
+    # 100 devices: a budget of 3 pages (750 things) in an account of 100 000.
+    account = Account(100000)
+    names = {f"acct-{i:05d}" for i in range(0, 1000, 10)} | {"dev-missing"}
+    things = fleet.read_things(account, names, concurrency=4)
+    assert set(things) == names - {"dev-missing"}
+    assert account.calls.count("list_things") == 3
+    # Seen on the three pages: acct-00000 ... acct-00740 (75 devices); the other 26 are described.
+    assert account.calls.count("describe_thing") == 26
+
+
+def test_raised_list_quota_buys_more_pages():
+    assert fleet.listing_page_budget(100, {**DEFAULT_TPS, "ListThings": 100}) == 29
