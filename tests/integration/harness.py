@@ -19,6 +19,26 @@ def reset_endpoint(url: str) -> None:
         urllib.request.urlopen(request, timeout=10).close()
 
 
+def control(url: str, path: str, method: str = "GET", body: dict | None = None) -> dict:
+    """A call to the endpoint's control paths (/_local/traffic, /_local/calls); the JSON answer."""
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(f"{url}{path}", data=data, method=method)
+    if data:
+        request.add_header("Content-Type", "application/json")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        text = response.read()
+    return json.loads(text) if text.strip() else {}
+
+
+def iot_client(url: str, service: str = "iot"):
+    """A plain boto3 client of the endpoint, independent of the collection's code."""
+    import boto3
+
+    return boto3.client(
+        service, endpoint_url=url, region_name="us-east-1", aws_access_key_id="t", aws_secret_access_key="t"
+    )
+
+
 def ansible_env(endpoint: str, collections_path: str, tmp_path: str) -> dict[str, str]:
     """Ansible and AWS settings for a run against the local endpoint, isolated from the user's config."""
     env = dict(os.environ)

@@ -18,10 +18,9 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 
 import pytest
-from harness import REPO, ansible_env, recap, reset_endpoint, run_playbook
+from harness import REPO, ansible_env, control, recap, reset_endpoint, run_playbook
 
 sys.path.insert(0, os.path.join(REPO, "tests", "local_iot"))
 sys.path.insert(0, os.path.join(REPO, "tests", "integration", "targets", "fleet", "files"))
@@ -81,28 +80,19 @@ def fault_endpoint() -> str:
         yield url
 
 
-def _control(url: str, path: str, method: str = "GET", body: dict | None = None) -> dict:
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(f"{url}{path}", data=data, method=method)
-    if data:
-        request.add_header("Content-Type", "application/json")
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return json.load(response)
-
-
 def _fresh(url: str) -> None:
-    _control(url, "/_local/traffic", "DELETE")
+    control(url, "/_local/traffic", "DELETE")
     reset_endpoint(url)
 
 
 def _setup_fleet(url: str, tmp_path, prefix: str, count: int) -> dict:
     """The policy and group the devices use (made with plain boto3, faults off meanwhile), and the devices file."""
-    _control(url, "/_local/traffic", "POST", {"fault_rate": 0})
+    control(url, "/_local/traffic", "POST", {"fault_rate": 0})
     # Never set LOCAL_IOT_ENDPOINT in this process: the session's endpoint fixture reads it.
     iot = fleet_check.client(url)
     policy = f"{prefix}-policy"
     iot.create_policy(policyName=policy, policyDocument=POLICY_DOCUMENT)
-    _control(url, "/_local/traffic", "DELETE")
+    control(url, "/_local/traffic", "DELETE")
     devices = []
     for i in range(count):
         source = ("aws_keys", "csr", "csr", "none")[i % 4]
@@ -142,7 +132,7 @@ def _check(url: str, fleet: dict) -> dict:
 
 
 def _traffic_counters(url: str) -> dict:
-    return _control(url, "/_local/traffic")
+    return control(url, "/_local/traffic")
 
 
 def test_fleet_under_faults(fault_endpoint, collections_path, tmp_path):
@@ -210,21 +200,21 @@ def _alive(pid: int) -> bool:
 
 
 def _calls(url: str) -> list:
-    return _control(url, "/_local/calls")["calls"]
+    return control(url, "/_local/calls")["calls"]
 
 
 def test_fleet_killed_and_rerun(fault_endpoint, collections_path, tmp_path):
     _fresh(fault_endpoint)
     fleet = _setup_fleet(fault_endpoint, tmp_path, "kl", 30)
     # Latency widens the window in which a certificate call is in flight when the kill lands.
-    _control(fault_endpoint, "/_local/traffic", "POST", {"latency_ms": 60, "latency_jitter_ms": 30})
+    control(fault_endpoint, "/_local/traffic", "POST", {"latency_ms": 60, "latency_jitter_ms": 30})
     playbook = tmp_path / "play.yml"
     playbook.write_text(PLAYBOOK)
     extra = _extra_vars(fault_endpoint, fleet, tmp_path)
     ansible_playbook = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
     args = [ansible_playbook, "-i", "localhost,", "-c", "local", str(playbook), "-e", json.dumps(extra)]
     env = ansible_env(fault_endpoint, collections_path, str(tmp_path))
-    _control(fault_endpoint, "/_local/calls", "DELETE")
+    control(fault_endpoint, "/_local/calls", "DELETE")
     process = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     creates = ("CreateKeysAndCertificate", "CreateCertificateFromCsr")
     deadline = time.monotonic() + 120

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import json
 import re
-import urllib.request
 
-from harness import recap, reset_endpoint, run_playbook
+from harness import control, recap, reset_endpoint, run_playbook
 
 PLAYBOOK = """
 - name: Fleet with progress
@@ -34,14 +33,6 @@ PLAYBOOK = """
 LINE = re.compile(r"^localhost: fleet (read|apply) (\d+)/(\d+) (devices|certificate listings)", re.MULTILINE)
 
 
-def _traffic(url: str, method: str, body: dict | None = None) -> None:
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(f"{url}/_local/traffic", data=data, method=method)
-    if data:
-        request.add_header("Content-Type", "application/json")
-    urllib.request.urlopen(request, timeout=10).close()
-
-
 def test_fleet_prints_progress_on_the_controller(local_iot_endpoint, collections_path, tmp_path):
     reset_endpoint(local_iot_endpoint)
     playbook = tmp_path / "play.yml"
@@ -53,11 +44,11 @@ def test_fleet_prints_progress_on_the_controller(local_iot_endpoint, collections
         "out": str(tmp_path / "out"),
         "progress_file": str(progress_file),
     }
-    _traffic(local_iot_endpoint, "POST", {"latency_ms": 150})
+    control(local_iot_endpoint, "/_local/traffic", "POST", {"latency_ms": 150})
     try:
         result = run_playbook(str(playbook), local_iot_endpoint, collections_path, str(tmp_path), extra)
     finally:
-        _traffic(local_iot_endpoint, "DELETE")
+        control(local_iot_endpoint, "/_local/traffic", "DELETE")
     assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-2000:]
     assert recap(result.stdout)["changed"] == 1
     lines = [(m.group(1), int(m.group(2)), int(m.group(3))) for m in LINE.finditer(result.stdout)]
