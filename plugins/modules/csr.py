@@ -142,8 +142,8 @@ key_action:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.iotfleet.provisioning.plugins.module_utils import crypto, keys
-from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import ValidationError
+from ansible_collections.iotfleet.provisioning.plugins.module_utils import keys
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.local_module import run_local
 
 
 def main() -> None:
@@ -164,36 +164,28 @@ def main() -> None:
         supports_check_mode=True,
     )
     params = module.params
-    try:
-        crypto.require_cryptography()
+
+    def apply() -> tuple:
         spec = keys.validate_key_spec(params)
         subject = keys.validate_subject("subject", params["subject"])
         key_changed, key, key_info = keys.ensure_private_key(
             params["private_key_path"], spec, params["force"], module.check_mode
         )
         csr_changed, csr_pem = keys.ensure_csr(key, subject, params["csr_path"], module.check_mode)
-    except ValidationError as error:
-        module.fail_json(msg=str(error))
-    except crypto.CryptoError as error:
-        module.fail_json(msg=f"private_key_path: {error}")
-    except OSError as error:
-        module.fail_json(msg=f"Could not write the key or CSR: {error}")
+        result = dict(
+            changed=key_changed or csr_changed,
+            csr=csr_pem,
+            private_key_path=params["private_key_path"],
+            key=key_info["key"],
+            key_action=key_info["action"],
+        )
+        if params["csr_path"]:
+            result["csr_path"] = params["csr_path"]
+        before = {"private_key": "absent" if key_info["action"] in ("create", "created") else "present"}
+        after = {"private_key": key_info["action"], "csr_written": csr_changed}
+        return result, before, after
 
-    result = dict(
-        changed=key_changed or csr_changed,
-        csr=csr_pem,
-        private_key_path=params["private_key_path"],
-        key=key_info["key"],
-        key_action=key_info["action"],
-    )
-    if params["csr_path"]:
-        result["csr_path"] = params["csr_path"]
-    if module._diff:
-        result["diff"] = {
-            "before": {"private_key": "absent" if key_info["action"] in ("create", "created") else "present"},
-            "after": {"private_key": key_info["action"], "csr_written": csr_changed},
-        }
-    module.exit_json(**result)
+    run_local(module, apply, files="the key or CSR", crypto_field="private_key_path")
 
 
 if __name__ == "__main__":

@@ -237,11 +237,11 @@ reason:
   type: str
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.iotfleet.provisioning.plugins.module_utils import crypto, keys
+from ansible_collections.iotfleet.provisioning.plugins.module_utils import keys
 from ansible_collections.iotfleet.provisioning.plugins.module_utils import local_ca as backend
-from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import ValidationError
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.local_module import run_local
 
 
 def main() -> None:
@@ -265,9 +265,8 @@ def main() -> None:
         ),
         supports_check_mode=True,
     )
-    if not crypto.HAS_CRYPTOGRAPHY:
-        module.fail_json(msg=missing_required_lib("cryptography"), exception=crypto.CRYPTOGRAPHY_IMPORT_ERROR)
-    try:
+
+    def apply() -> tuple:
         desired = backend.validate_device_certificate(module.params)
         if desired.state == "absent":
             changed, before, after = backend.ensure_device_certificate_absent(desired, module.check_mode)
@@ -285,20 +284,14 @@ def main() -> None:
                 result.update(key=after.get("private_key"), key_action=done.key_action)
             for note in done.notes:
                 module.warn(note)
-    except ValidationError as error:
-        module.fail_json(msg=str(error))
-    except crypto.CryptoError as error:
-        module.fail_json(msg=str(error))
-    except OSError as error:
-        module.fail_json(msg=f"Could not write the certificate files: {error}")
-    result.update(
-        certificate_path=desired.certificate_path,
-        chain_path=desired.chain_path,
-        private_key_path=desired.private_key_path,
-    )
-    if module._diff:
-        result["diff"] = {"before": before or {}, "after": after or {}}
-    module.exit_json(**result)
+        result.update(
+            certificate_path=desired.certificate_path,
+            chain_path=desired.chain_path,
+            private_key_path=desired.private_key_path,
+        )
+        return result, before, after
+
+    run_local(module, apply, files="the certificate files")
 
 
 if __name__ == "__main__":
