@@ -48,6 +48,7 @@ CERTIFICATE_ID_PATTERN = re.compile(r"^[0-9a-fA-F]{64}$")
 _PEM_BLOCK = re.compile(r"-----BEGIN (?P<label>[A-Z0-9 ]+)-----(?P<body>.*?)-----END (?P=label)-----", re.S)
 CERTIFICATE_LABELS = ("CERTIFICATE",)
 CSR_LABELS = ("CERTIFICATE REQUEST", "NEW CERTIFICATE REQUEST")
+PUBLIC_KEY_LABELS = ("PUBLIC KEY",)
 PRIVATE_KEY_LABELS = ("PRIVATE KEY", "RSA PRIVATE KEY", "EC PRIVATE KEY", "ENCRYPTED PRIVATE KEY")
 
 Text = Union[str, bytes]
@@ -125,6 +126,16 @@ def load_private_key(data: Text) -> Any:
     except ValueError as e:
         # cryptography's message may quote key material in some versions: keep only the class of error.
         raise CryptoError(f"is not a valid unencrypted PEM private key ({type(e).__name__})") from None
+
+
+def load_public_key(data: Text) -> Any:
+    """The one public key in ``data`` (PEM SubjectPublicKeyInfo), or CryptoError."""
+    require_cryptography()
+    block = _single_block(data, PUBLIC_KEY_LABELS, "public key")
+    try:
+        return serialization.load_pem_public_key(block.encode("ascii"), _backend())
+    except ValueError as e:
+        raise CryptoError(f"is not a valid PEM public key ({e})") from None
 
 
 def certificate_der(certificate: Any) -> bytes:

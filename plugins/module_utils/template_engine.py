@@ -22,8 +22,6 @@ a value or Default is an error.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import difflib
 import hashlib
 import json
@@ -31,6 +29,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
 
+from ansible_collections.iotfleet.provisioning.plugins.module_utils import crypto
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import ValidationError, is_error, paginate
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.policies import normalize_document
 
@@ -111,7 +110,6 @@ _ATTRIBUTE_VALUE = re.compile(r"[a-zA-Z0-9_.,@/:#=\[\]-]*")
 _POLICY_NAME = re.compile(r"[\w+=,.@-]+", re.ASCII)
 _CERTIFICATE_ID = re.compile(r"[a-fA-F0-9]{64}")
 _SUB_VARIABLE = re.compile(r"\$\{([^}]*)\}")
-_PEM_BLOCK = re.compile(r"-----BEGIN ([A-Z0-9 ]+)-----(.*?)-----END \1-----", re.DOTALL)
 
 # Result kinds of expressions, checked before rendering.
 STRING = "string"
@@ -1015,80 +1013,34 @@ def _render_policy(logical_id: str, properties: Mapping[str, Any], ev: _Evaluato
     }
 
 
-# --- certificates: ids and public keys without third-party libraries -----------------------------------------
-
-
-def _pem_blocks(text: str) -> List[Tuple[str, bytes]]:
-    blocks = []
-    for label, payload in _PEM_BLOCK.findall(text or ""):
-        try:
-            blocks.append((label, base64.b64decode("".join(payload.split()), validate=True)))
-        except (binascii.Error, ValueError):
-            raise ValueError(f"the PEM block {label} is not valid base64") from None
-    return blocks
+# --- certificates: ids and public keys (crypto.py parses, this names the field) --------------------------------
 
 
 def certificate_id_from_pem(pem: str) -> str:
     """AWS IoT's certificate id: the lowercase hex SHA-256 of the certificate's DER bytes."""
-    for label, der in _pem_blocks(pem):
-        if label == "CERTIFICATE":
-            return hashlib.sha256(der).hexdigest()
-    raise ValueError("is not a PEM certificate (no BEGIN CERTIFICATE block)")
-
-
-def _der_element(data: bytes, offset: int) -> Tuple[int, int, int]:
-    """(tag, start of content, end of content) of the DER element at offset."""
-    if offset + 2 > len(data):
-        raise ValueError("truncated DER")
-    tag, length = data[offset], data[offset + 1]
-    offset += 2
-    if length & 0x80:
-        count = length & 0x7F
-        if count == 0 or count > 4 or offset + count > len(data):
-            raise ValueError("unsupported DER length")
-        length = int.from_bytes(data[offset : offset + count], "big")
-        offset += count
-    if offset + length > len(data):
-        raise ValueError("truncated DER")
-    return tag, offset, offset + length
-
-
-def _der_children(data: bytes, start: int, end: int) -> List[Tuple[int, int, int]]:
-    """(tag, element start, element end) of every element inside [start, end)."""
-    children = []
-    while start < end:
-        tag, _content, stop = _der_element(data, start)
-        children.append((tag, start, stop))
-        start = stop
-    return children
-
-
-def _subject_public_key_info(label: str, der: bytes) -> bytes:
-    if label == "PUBLIC KEY":
-        return der
-    tag, start, end = _der_element(der, 0)
-    outer = _der_children(der, start, end)
-    if tag != 0x30 or not outer or outer[0][0] != 0x30:
-        raise ValueError("not a DER SEQUENCE")
-    _info_tag, info_start, info_end = _der_element(der, outer[0][1])
-    fields = _der_children(der, info_start, info_end)
-    # TBSCertificate: [0] version (optional), serial, signature, issuer, validity, subject, subjectPublicKeyInfo.
-    # CertificationRequestInfo: version, subject, subjectPKInfo, [0] attributes.
-    index = (6 if fields and fields[0][0] == 0xA0 else 5) if label == "CERTIFICATE" else 2
-    if len(fields) <= index or fields[index][0] != 0x30:
-        raise ValueError("no subject public key info")
-    return der[fields[index][1] : fields[index][2]]
+    return crypto.certificate_id(_first_block(pem, crypto.CERTIFICATE_LABELS, "a PEM certificate"))
 
 
 def public_key_fingerprint(pem: str) -> str:
     """Lowercase hex SHA-256 of the DER SubjectPublicKeyInfo in a certificate, CSR or public key PEM."""
-    for label, der in _pem_blocks(pem):
-        if label in ("CERTIFICATE", "CERTIFICATE REQUEST", "NEW CERTIFICATE REQUEST", "PUBLIC KEY"):
-            try:
-                return hashlib.sha256(_subject_public_key_info(label, der)).hexdigest()
-            except (ValueError, IndexError) as e:
-                raise ValueError(f"is not a readable {label.lower()}: {e}") from None
-    raise ValueError("is not a PEM certificate, certificate signing request or public key")
+    labels = {label for label, _block in crypto.pem_blocks(pem or "")}
+    if labels & set(crypto.CERTIFICATE_LABELS):
+        der = crypto.certificate_public_key(_first_block(pem, crypto.CERTIFICATE_LABELS, "a PEM certificate"))
+    elif labels & set(crypto.CSR_LABELS):
+        der = crypto.csr_public_key(_first_block(pem, crypto.CSR_LABELS, "a PEM certificate signing request"))
+    elif labels & set(crypto.PUBLIC_KEY_LABELS):
+        der = crypto.public_key_der(crypto.load_public_key(_first_block(pem, crypto.PUBLIC_KEY_LABELS, "a public key")))
+    else:
+        raise crypto.CryptoError("is not a PEM certificate, certificate signing request or public key")
+    return hashlib.sha256(der).hexdigest()
+
+
+def _first_block(pem: str, labels: Tuple[str, ...], what: str) -> str:
+    # A certificate followed by its CA's (a chain) is identified by its first certificate, as AWS does.
+    for label, block in crypto.pem_blocks(pem or ""):
+        if label in labels:
+            return block
+    raise crypto.CryptoError(f"is not {what} (no BEGIN {labels[0]} block)")
 
 
 # --- plan -----------------------------------------------------------------------------------------------------
