@@ -54,6 +54,10 @@ from ansible_collections.iotfleet.provisioning.plugins.module_utils.crypto impor
     read_file,
     write_file_atomic,
 )
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.validation import (
+    check_policy_name,
+    check_thing_name,
+)
 
 # UpdateCertificate cannot set PENDING_TRANSFER or PENDING_ACTIVATION; REGISTER_INACTIVE is deprecated.
 SETTABLE_STATUSES = ("ACTIVE", "INACTIVE", "REVOKED")
@@ -63,10 +67,6 @@ SOURCE_OPTIONS = ("create_keys", "csr", "csr_path", "certificate_pem", "certific
 # botocore IoT model: CertificateSigningRequest 1-4096, CertificatePem 1-65536, ThingName, PolicyName.
 CSR_MAX_LENGTH = 4096
 PEM_MAX_LENGTH = 65536
-THING_NAME_PATTERN = re.compile(r"^[a-zA-Z0-9:_-]+$")
-THING_NAME_MAX = 128
-POLICY_NAME_PATTERN = re.compile(r"^[\w+=,.@-]+$", re.ASCII)
-POLICY_NAME_MAX = 128
 # AWS IoT quota: at most 10 policies attached to one certificate.
 MAX_POLICIES_PER_CERTIFICATE = 10
 PAGE_SIZE = 250
@@ -125,15 +125,7 @@ class DesiredCertificate:
 
 
 def validate_thing_name(value: Any, field_name: str = "thing") -> str:
-    if not isinstance(value, str) or not value:
-        raise ValidationError(field_name, "must be a non-empty thing name")
-    if len(value) > THING_NAME_MAX:
-        raise ValidationError(field_name, f"a thing name is at most {THING_NAME_MAX} characters, got {len(value)}")
-    if not THING_NAME_PATTERN.match(value):
-        raise ValidationError(
-            field_name, f"a thing name may only hold letters, digits, ':', '_' and '-', got {value!r}"
-        )
-    return value
+    return check_thing_name(field_name, value)
 
 
 def validate_policy_names(values: Any, field_name: str = "policies") -> List[str]:
@@ -141,17 +133,7 @@ def validate_policy_names(values: Any, field_name: str = "policies") -> List[str
         raise ValidationError(field_name, "must be a list of policy names")
     names: List[str] = []
     for value in values:
-        if not isinstance(value, str) or not value:
-            raise ValidationError(field_name, f"every policy name must be a non-empty string, got {value!r}")
-        if len(value) > POLICY_NAME_MAX:
-            raise ValidationError(
-                field_name, f"a policy name is at most {POLICY_NAME_MAX} characters, got {len(value)} for {value!r}"
-            )
-        if not POLICY_NAME_PATTERN.match(value):
-            raise ValidationError(
-                field_name,
-                f"a policy name may only hold letters, digits and _ + = , . @ -, got {value!r}",
-            )
+        check_policy_name(field_name, value)
         if value not in names:
             names.append(value)
     if len(names) > MAX_POLICIES_PER_CERTIFICATE:

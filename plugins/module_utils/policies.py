@@ -23,11 +23,7 @@ from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import (
     is_error,
     paginate,
 )
-
-# botocore's PolicyName shape: 1-128 characters of [\w+=,.@-]; AWS evaluates \w
-# as ASCII letters, digits and underscore.
-POLICY_NAME_MAX_LENGTH = 128
-_POLICY_NAME_CHAR = re.compile(r"[A-Za-z0-9_+=,.@-]")
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.validation import check_policy_name
 
 # AWS IoT limits (AWS_IOT_FACTS.md): a document is at most 2048 characters not
 # counting whitespace, and a policy keeps at most 5 versions.
@@ -74,21 +70,7 @@ class PolicyAttachedError(Exception):
 
 def validate_policy_name(name: Any, field: str = "name") -> str:
     """The policy name, or ValidationError naming the AWS rule it breaks."""
-    if not isinstance(name, str) or not name:
-        raise ValidationError(field, "a policy name must be 1-128 characters, got an empty value")
-    if len(name) > POLICY_NAME_MAX_LENGTH:
-        raise ValidationError(
-            field, f"a policy name must be at most {POLICY_NAME_MAX_LENGTH} characters, got {len(name)}"
-        )
-    bad = sorted({ch for ch in name if not _POLICY_NAME_CHAR.fullmatch(ch)})
-    if bad:
-        shown = " ".join(repr(ch) for ch in bad)
-        raise ValidationError(
-            field,
-            "a policy name may contain only letters, digits and _+=,.@- (AWS pattern [\\w+=,.@-]+), "
-            f"got {name!r} with {shown}",
-        )
-    return name
+    return check_policy_name(field, name)
 
 
 def size_without_whitespace(text: str) -> int:

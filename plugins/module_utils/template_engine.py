@@ -32,6 +32,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
 from ansible_collections.iotfleet.provisioning.plugins.module_utils import crypto
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import ValidationError, is_error, paginate
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.policies import normalize_document
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.validation import check_policy_name
 
 try:
     from ansible.module_utils.common.yaml import HAS_YAML, yaml_load
@@ -107,7 +108,6 @@ _FUNCTION_LIST = "Ref, Fn::Join, Fn::Select, Fn::Split, Fn::Sub and Fn::FindInMa
 _NAME = re.compile(r"[a-zA-Z0-9:_-]+")
 _ATTRIBUTE_NAME = re.compile(r"[a-zA-Z0-9_.,@/:#-]+")
 _ATTRIBUTE_VALUE = re.compile(r"[a-zA-Z0-9_.,@/:#=\[\]-]*")
-_POLICY_NAME = re.compile(r"[\w+=,.@-]+", re.ASCII)
 _CERTIFICATE_ID = re.compile(r"[a-fA-F0-9]{64}")
 _SUB_VARIABLE = re.compile(r"\$\{([^}]*)\}")
 
@@ -463,8 +463,10 @@ def _check_choice(value: str, choices: Tuple[str, ...], path: str, case_insensit
 
 
 def _check_policy_name(value: str, path: str) -> None:
-    if not 1 <= len(value) <= 128 or not _POLICY_NAME.fullmatch(value):
-        raise TemplateError(path, f"must be a policy name of 1-128 characters matching [\\w+=,.@-]+, got {value!r}")
+    try:
+        check_policy_name(path, value)
+    except ValidationError as e:
+        raise TemplateError(path, e.rule) from None
 
 
 def _policy_document(value: Any, path: str) -> Dict[str, Any]:

@@ -44,6 +44,11 @@ TAG_VALUE_MAX = 256
 TAG_KEY_EXTRA_CHARACTERS = "_.:/=+-@"
 MAX_TAGS = 50
 
+# botocore's PolicyName shape: 1-128 characters of [\w+=,.@-]; AWS evaluates \w as ASCII letters,
+# digits and underscore.
+POLICY_NAME_CHARACTER = r"[A-Za-z0-9_+=,.@-]"
+POLICY_NAME_MAX = 128
+
 MAX_ATTRIBUTES_WITHOUT_TYPE = 3
 MAX_ATTRIBUTES_WITH_TYPE = 50
 MAX_THING_GROUP_ATTRIBUTES = 50
@@ -104,6 +109,23 @@ def check_thing_type_name(field: str, value: Any) -> str:
 
 def check_thing_group_name(field: str, value: Any) -> str:
     return check_name(field, value)
+
+
+def check_policy_name(field: str, value: Any) -> str:
+    """An IoT policy name; the message lists the characters AWS would refuse."""
+    if not isinstance(value, str) or not value:
+        raise ValidationError(field, f"a policy name must be 1-{POLICY_NAME_MAX} characters, got an empty value")
+    if len(value) > POLICY_NAME_MAX:
+        raise ValidationError(field, f"a policy name must be at most {POLICY_NAME_MAX} characters, got {len(value)}")
+    bad = sorted({ch for ch in value if not re.fullmatch(POLICY_NAME_CHARACTER, ch)})
+    if bad:
+        shown = " ".join(repr(ch) for ch in bad)
+        raise ValidationError(
+            field,
+            "a policy name may contain only letters, digits and _+=,.@- (AWS pattern [\\w+=,.@-]+), "
+            f"got {_shown(value)} with {shown}",
+        )
+    return value
 
 
 def check_description(field: str, value: Any, max_len: int = DESCRIPTION_MAX) -> str:

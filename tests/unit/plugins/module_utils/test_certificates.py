@@ -433,7 +433,7 @@ def test_output_directory_must_exist_before_any_call(tmp_path):
     [
         (dict(thing="bad name"), "thing", "letters, digits"),
         (dict(thing="t" * 129), "thing", "at most 128"),
-        (dict(policies=["ok", "bad policy"]), "policies", "may only hold"),
+        (dict(policies=["ok", "bad policy"]), "policies", "may contain only"),
         (dict(policies=[f"p{i}" for i in range(11)]), "policies", "at most 10 policies"),
         (dict(ca_certificate_pem="x"), "ca_certificate_pem", "only used with certificate_pem"),
         (dict(private_key_path="/tmp/k"), "private_key_path", "only used with create_keys"),

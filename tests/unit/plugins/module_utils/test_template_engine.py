@@ -566,7 +566,7 @@ MALFORMED = [
         "policy name with a space",
         _set_resource("policy", _policy(PolicyName="my policy")),
         "Resources.policy.Properties.PolicyName",
-        "policy name of 1-128 characters",
+        "a policy name may contain only",
     ),
     (
         "policy OverrideSettings",
