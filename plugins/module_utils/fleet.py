@@ -631,10 +631,11 @@ def read_fleet_state(call: Call, spec: FleetSpec, progress: Optional[Progress] =
     wanted = {d.name for d in spec.devices}
     with ThreadPoolExecutor(max_workers=2) as side:
         groups = {group: side.submit(read_group_members, call, group) for group in spec.named_groups}
-        snap.groups = {group: future.result() for group, future in groups.items()}
-        pruned = sorted((snap.groups.get(spec.fleet_group) or set()) - wanted) if spec.prune else []
+        # Only pruning needs the fleet group's members before the things are read (they are read too).
+        pruned = sorted((groups[spec.fleet_group].result() or set()) - wanted) if spec.prune else []
         rates = {**DEFAULT_TPS, **spec.api_rates}
         snap.things = read_things(call, wanted | set(pruned), spec.concurrency, rates)
+        snap.groups = {group: future.result() for group, future in groups.items()}
         certificates = side.submit(read_certificates, call) if (needs_certs or pruned or markers) else None
         targets = {policy: side.submit(read_policy_targets, call, policy) for policy in spec.named_policies}
         need_principals = [d.name for d in spec.devices if d.certificate != "none" and d.name in snap.things] + [
