@@ -9,6 +9,7 @@ Usage:
   iot_probe.py --service s3 OPERATION [JSON_PARAMS]
   iot_probe.py --reset-calls             forget the calls the endpoint recorded
   iot_probe.py --mutating-calls          list the mutating IoT calls since the last reset
+  iot_probe.py --tags ARN                the resource's tags as {"tags": {key: value}} (every page)
 
 A failed call prints {"error": CODE, "message": ...} and exits 0, so targets can
 assert on errors (e.g. ResourceNotFoundException after a removal).
@@ -21,6 +22,7 @@ import json
 import os
 import sys
 import urllib.request
+from typing import Any
 
 import boto3
 from botocore.exceptions import ClientError
@@ -46,6 +48,33 @@ def recorded_calls(reset: bool = False) -> list[str]:
         return json.load(response)["calls"]
 
 
+def client(service: str = "iot") -> Any:
+    return boto3.client(
+        service,
+        endpoint_url=endpoint(),
+        region_name=os.environ.get("AWS_REGION", "us-east-1"),
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+
+def error_json(error: ClientError) -> str:
+    return json.dumps({"error": error.response["Error"]["Code"], "message": error.response["Error"].get("Message")})
+
+
+def tags_of(arn: str) -> dict[str, str]:
+    """ListTagsForResource, every page, as one dict."""
+    iot = client()
+    tags: dict[str, str] = {}
+    params = {"resourceArn": arn}
+    while True:
+        page = iot.list_tags_for_resource(**params)
+        tags.update({tag["Key"]: tag.get("Value", "") for tag in page.get("tags", [])})
+        if not page.get("nextToken"):
+            return tags
+        params["nextToken"] = page["nextToken"]
+
+
 def main(argv: list[str]) -> int:
     service = "iot"
     if argv[:1] == ["--service"]:
@@ -58,19 +87,18 @@ def main(argv: list[str]) -> int:
         calls = [c for c in recorded_calls() if c and not c.startswith(READ_ONLY_PREFIXES)]
         print(json.dumps({"calls": calls}))
         return 0
+    if argv[:1] == ["--tags"] and len(argv) == 2:
+        try:
+            print(json.dumps({"tags": tags_of(argv[1])}))
+        except ClientError as error:
+            print(error_json(error))
+        return 0
     operation = argv[0]
     params = json.loads(argv[1]) if len(argv) > 1 else {}
-    client = boto3.client(
-        service,
-        endpoint_url=endpoint(),
-        region_name=os.environ.get("AWS_REGION", "us-east-1"),
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
     try:
-        result = getattr(client, operation)(**params)
+        result = getattr(client(service), operation)(**params)
     except ClientError as error:
-        print(json.dumps({"error": error.response["Error"]["Code"], "message": error.response["Error"].get("Message")}))
+        print(error_json(error))
         return 0
     result.pop("ResponseMetadata", None)
     print(json.dumps(result, default=_default))

@@ -28,6 +28,7 @@ from moto.core.responses import EmptyResult
 from moto.core.utils import utcnow
 from moto.iot.models import IoTBackend
 from moto.iot.responses import IoTResponse
+from moto.utilities.utils import get_partition
 
 MAX_POLICIES_PER_TARGET = 10
 MAX_POLICY_CHARACTERS = 2048
@@ -102,12 +103,17 @@ def _install_certificates() -> None:
         load_certificate(certificate_pem)
         return original(self, certificate_pem, status)
 
+    # AWS: a CA certificate's ARN is arn:PARTITION:iot:REGION:ACCOUNT:cacert/ID (moto gave it the cert/ form of
+    # a device certificate, which TagResource and IAM policies would not recognise as a CA).
     @_wrap(IoTBackend, "register_ca_certificate")
     def register_ca_certificate(
         original: Callable[..., Any], self: IoTBackend, ca_certificate: str, *args: Any, **kwargs: Any
     ) -> Any:
         load_certificate(ca_certificate, "CA certificate")
-        return original(self, ca_certificate, *args, **kwargs)
+        ca = original(self, ca_certificate, *args, **kwargs)
+        partition = get_partition(self.region_name)
+        ca.arn = f"arn:{partition}:iot:{self.region_name}:{self.account_id}:cacert/{ca.certificate_id}"
+        return ca
 
     # AWS: CreateCertificateFromCsr refuses a CSR it cannot parse or whose signature is wrong
     # (InvalidRequestException), and the certificate it issues carries the CSR's public key (moto put a

@@ -6,8 +6,9 @@ operation in snake_case):
 
 * provisioning templates and their versions (Create/Describe/List/Update/Delete
   ProvisioningTemplate, Create/Describe/List/Delete ProvisioningTemplateVersion);
-* TagResource / UntagResource / ListTagsForResource for provisioning template ARNs
-  (moto has no IoT tagging at all);
+* the tags given to CreateProvisioningTemplate (TagResource, UntagResource and
+  ListTagsForResource, for templates and the other taggable resources, are in
+  ``tagging_api.py``, which keeps its tags in the same ``state_of(backend).tags``);
 * RegisterThing: a template engine of its own (parameters, Ref, Fn::Join,
   Fn::Select, Fn::Split, Fn::Sub, Fn::FindInMap) that creates things,
   certificates and policies through moto's backend, so that moto's normal APIs
@@ -1318,55 +1319,6 @@ def delete_provisioning_template_version(self: IoTResponse) -> ActionResult:
     return EmptyResult()
 
 
-_TEMPLATE_ARN_RE = re.compile(r"^arn:aws[a-z-]*:iot:([a-z0-9-]+):(\d{12}):provisioningtemplate/([0-9A-Za-z_-]+)$")
-
-
-def _taggable(self: IoTResponse, arn: Any) -> ProvisioningTemplate:
-    if not isinstance(arn, str) or not arn.startswith("arn:"):
-        raise invalid(f"resourceArn: not an ARN: {arn!r}")
-    match = _TEMPLATE_ARN_RE.match(arn)
-    if match is None:
-        # moto keeps no tags for IoT resources; this endpoint only adds them for templates.
-        raise invalid(f"resourceArn: the local endpoint supports tags only on provisioning templates, got {arn}")
-    template = state_of(self.iot_backend).templates.get(match.group(3))
-    if template is None or template.arn != arn:
-        raise not_found(f"No provisioning template with ARN {arn}")
-    return template
-
-
-def tag_resource(self: IoTResponse) -> ActionResult:
-    params = _params(self)
-    tags = validate_tags(params.get("tags"))
-    with _LOCK:
-        template = _taggable(self, params.get("resourceArn"))
-        current = state_of(self.iot_backend).tags.setdefault(template.arn, OrderedDict())
-        merged = OrderedDict(current)
-        merged.update(tags)
-        if len(merged) > MAX_TAGS:
-            raise IoTError("LimitExceededException", f"tags: at most {MAX_TAGS} tags per resource, got {len(merged)}")
-        current.update(tags)
-    return EmptyResult()
-
-
-def untag_resource(self: IoTResponse) -> ActionResult:
-    params = _params(self)
-    with _LOCK:
-        template = _taggable(self, params.get("resourceArn"))
-        current = state_of(self.iot_backend).tags.get(template.arn, OrderedDict())
-        for key in params.get("tagKeys") or []:
-            current.pop(key, None)
-    return EmptyResult()
-
-
-def list_tags_for_resource(self: IoTResponse) -> ActionResult:
-    params = _params(self)
-    with _LOCK:
-        template = _taggable(self, params.get("resourceArn"))
-        tags = [{"Key": k, "Value": v} for k, v in state_of(self.iot_backend).tags.get(template.arn, {}).items()]
-    items, token = page(tags, None, params.get("nextToken"))
-    return ActionResult(_drop_none({"tags": items, "nextToken": token}))
-
-
 def register_thing(self: IoTResponse) -> ActionResult:
     params = _params(self)
     backend = self.iot_backend
@@ -1388,9 +1340,6 @@ HANDLERS: dict[str, Callable[[IoTResponse], ActionResult]] = {
     "describe_provisioning_template_version": describe_provisioning_template_version,
     "list_provisioning_template_versions": list_provisioning_template_versions,
     "delete_provisioning_template_version": delete_provisioning_template_version,
-    "tag_resource": tag_resource,
-    "untag_resource": untag_resource,
-    "list_tags_for_resource": list_tags_for_resource,
     "register_thing": register_thing,
 }
 

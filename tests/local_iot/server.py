@@ -32,6 +32,7 @@ import fidelity
 import jitp
 import provisioning_api
 import registration_tasks
+import tagging_api
 import traffic
 from moto.moto_server.werkzeug_app import (
     DomainDispatcherApplication,
@@ -154,6 +155,7 @@ def build_app(args: argparse.Namespace | None = None) -> LocalIoTApp:
     fidelity.install(RECORDER.record, fidelity_options(args))
     provisioning_api.install()
     jitp.install()
+    tagging_api.install()  # after jitp: its RegisterCACertificate wrapper goes around jitp's
     registration_tasks.install()
     traffic.install(traffic.settings_from_args(args), RECORDER.record)  # after fidelity: its hook runs first
     return LocalIoTApp(DomainDispatcherApplication(create_backend_app))
