@@ -685,13 +685,9 @@ def ensure_thing_group_present(
         client.create_thing_group(**plan["create"])
     if plan["update"]:
         client.update_thing_group(**plan["update"])
-    if plan["tags_to_set"] or plan["tags_to_remove"]:
-        arn = before["arn"] if before else None
-        if plan["tags_to_set"]:
-            tags = [{"Key": k, "Value": v} for k, v in sorted(plan["tags_to_set"].items())]
-            client.tag_resource(resourceArn=arn, tags=tags)
-        if plan["tags_to_remove"]:
-            client.untag_resource(resourceArn=arn, tagKeys=plan["tags_to_remove"])
+    if before and (plan["tags_to_set"] or plan["tags_to_remove"]):
+        # Untags before it tags: replacing tags near the 50-tag limit would overflow otherwise.
+        tagging.apply_tags(client, before["arn"], before.get("tags") or {}, plan["after"]["tags"])
     return True, before, read_thing_group(client, name, with_tags)
 
 
