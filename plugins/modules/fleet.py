@@ -195,6 +195,21 @@ EXAMPLES = r"""
     output_dir: /srv/pki/sensors
     prune: true
     max_prune: 5
+
+- name: Every host of the inventory group sensors, in an account whose CreateThing quota AWS raised
+  iotfleet.provisioning.fleet:
+    devices: "{{ groups['sensors'] | iotfleet.provisioning.devices_from_hosts(hostvars) }}"
+    fleet_group: sensors
+    defaults:
+      certificate: csr
+      policies: [sensor-policy]
+    output_dir: /srv/pki/sensors
+    api_rates:
+      CreateThing: 300
+    progress_interval: 30
+    progress_path: /var/log/fleet/sensors-progress.json
+  delegate_to: localhost
+  run_once: true
 """
 
 RETURN = r"""
