@@ -563,7 +563,7 @@ def _thing_view(thing: Mapping[str, Any]) -> Dict[str, Any]:
     }
 
 
-def listing_page_budget(devices: int, rates: Mapping[str, float] = DEFAULT_TPS) -> int:
+def listing_page_budget(devices: int, rates: Optional[Mapping[str, float]] = None) -> int:
     """How many ListThings pages cost no more quota-time than one DescribeThing per device.
 
     A page (250 things) takes 1/10 s of ListThings quota, a DescribeThing 1/350 s of its own: 35 describes
@@ -571,12 +571,13 @@ def listing_page_budget(devices: int, rates: Mapping[str, float] = DEFAULT_TPS) 
     never more than twice the cheaper of the two reads (all pages or all describes), whatever the size of
     the account, which is unknown until it has been read.
     """
+    rates = rates or DEFAULT_TPS
     describes_per_page = rates["DescribeThing"] / rates["ListThings"]
     return max(1, math.ceil(devices / describes_per_page))
 
 
 def read_things(
-    call: Call, names: Set[str], concurrency: int, rates: Mapping[str, float] = DEFAULT_TPS
+    call: Call, names: Set[str], concurrency: int, rates: Optional[Mapping[str, float]] = None
 ) -> Dict[str, Dict[str, Any]]:
     """The things among ``names`` that exist: ListThings pages within the budget, then DescribeThing for the rest."""
     things: Dict[str, Dict[str, Any]] = {}

@@ -106,8 +106,8 @@ options:
     type: path
   api_rates:
     description:
-      - Calls per second per AWS operation, for example C({CreateThing: 500, ListThingPrincipals: 50}), where
-        they should differ from AWS's default quotas, which the engine otherwise paces itself by.
+      - "Calls per second per AWS operation, for example C({CreateThing: 500, ListThingPrincipals: 50}), where
+        they should differ from AWS's default quotas, which the engine otherwise paces itself by."
       - Raise one where AWS raised the account's quota (Service Quotas); lower one to leave part of a quota to
         other workloads of the account.
       - The engine still halves a rate when AWS throttles it, and grows it back at most to the value given here.
