@@ -742,7 +742,7 @@ def test_thing_group_lifecycle(iot):
     desired = validate_thing_group(group_params(attributes={"b": "2"}, purge_attributes=False, tags={"u": "2"}))
     changed, before, after = ensure_thing_group_present(iot, desired, False)
     assert changed and after["attributes"] == {"a": "1", "b": "2"} and after["tags"] == {"u": "2"}
-    assert iot.mutating_calls() == ["update_thing_group", "tag_resource", "untag_resource"]
+    assert iot.mutating_calls() == ["update_thing_group", "untag_resource", "tag_resource"]
 
 
 def test_thing_group_parent_cannot_change(iot):
