@@ -34,7 +34,7 @@ run() {
     -e "iot_endpoint_url=$endpoint" -e "demo_output_dir=$out" "$@"
 }
 
-echo "== first run: provisions the demo device"
+echo "== first run: provisions the demo devices, JITP and two small fleets"
 run
 echo "== second run: must change nothing"
 run | tee "$repo/build/demo-second-run.log"
