@@ -45,6 +45,20 @@ SUBJECT_FIELDS = (
 SUBJECT_FIELD_NAMES = tuple(name for name, _oid in SUBJECT_FIELDS)
 
 
+def key_argument_spec() -> dict[str, Any]:
+    """The key options of every module that makes a key (csr, local_ca, device_certificate)."""
+    return dict(
+        key_type=dict(type="str", choices=["EC", "RSA"], default="EC"),
+        curve=dict(type="str", choices=["P-256", "P-384"], default="P-256"),
+        key_size=dict(type="int", default=2048),
+    )
+
+
+def subject_argument_spec(required: bool = False) -> dict[str, Any]:
+    """The ``subject`` option: one string suboption per supported name attribute."""
+    return dict(type="dict", required=required, options={name: dict(type="str") for name in SUBJECT_FIELD_NAMES})
+
+
 def validate_key_spec(params: dict[str, Any]) -> dict[str, Any]:
     key_type = (params.get("key_type") or "EC").upper()
     if key_type not in KEY_TYPES:

@@ -150,14 +150,8 @@ def main() -> None:
     module = AnsibleModule(
         argument_spec=dict(
             private_key_path=dict(type="path", required=True, no_log=False),
-            key_type=dict(type="str", choices=["EC", "RSA"], default="EC"),
-            curve=dict(type="str", choices=["P-256", "P-384"], default="P-256"),
-            key_size=dict(type="int", default=2048),
-            subject=dict(
-                type="dict",
-                required=True,
-                options={name: dict(type="str") for name in keys.SUBJECT_FIELD_NAMES},
-            ),
+            **keys.key_argument_spec(),
+            subject=keys.subject_argument_spec(required=True),
             csr_path=dict(type="path"),
             force=dict(type="bool", default=False),
         ),

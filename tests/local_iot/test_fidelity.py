@@ -27,7 +27,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
-import launcher
+from endpoint_testing import module_endpoint
 
 DETACH_DELAY = 1.0
 TYPE_DELETE_WAIT = 1.0
@@ -39,17 +39,8 @@ POLICY = json.dumps(
 @pytest.fixture(scope="module")
 def endpoint() -> str:
     args = ["--detach-consistency-delay", str(DETACH_DELAY), "--thing-type-delete-wait", str(TYPE_DELETE_WAIT)]
-    # These tests need no IAM managed policies, and without them a reset takes milliseconds instead of seconds.
-    saved = os.environ.get("MOTO_IAM_LOAD_MANAGED_POLICIES")
-    os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "false"
-    try:
-        with launcher.running_endpoint(extra_args=args) as url:
-            yield url
-    finally:
-        if saved is None:
-            os.environ.pop("MOTO_IAM_LOAD_MANAGED_POLICIES", None)
-        else:
-            os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = saved
+    with module_endpoint("fidelity", args) as url:
+        yield url
 
 
 @pytest.fixture(autouse=True)

@@ -17,7 +17,6 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any, Iterator
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
 from cryptography import x509
@@ -29,7 +28,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
-import launcher
+from endpoint_testing import client, error_of, module_endpoint, reset
 
 ROLE = "arn:aws:iam::123456789012:role/provisioning"
 POLICY_DOCUMENT = json.dumps(
@@ -42,33 +41,14 @@ POLICY_DOCUMENT = json.dumps(
 
 @pytest.fixture(scope="module")
 def endpoint() -> Iterator[str]:
-    log = os.path.join(os.path.dirname(os.path.dirname(HERE)), "tests", "output", "local_iot_jitp.log")
-    os.makedirs(os.path.dirname(log), exist_ok=True)
-    # No IAM needed here; without AWS's managed policies a reset takes milliseconds instead of seconds.
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MOTO_IAM_LOAD_MANAGED_POLICIES", "false")
-        with launcher.running_endpoint(log_path=log) as url:
-            yield url
+    with module_endpoint("jitp") as url:
+        yield url
 
 
 @pytest.fixture
 def iot(endpoint: str) -> Any:
-    with urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST"), timeout=10):
-        pass
-    return boto3.client(
-        "iot",
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
-
-
-def error_of(call: Any, **kwargs: Any) -> tuple[str, str, int]:
-    with pytest.raises(ClientError) as caught:
-        call(**kwargs)
-    response = caught.value.response
-    return response["Error"]["Code"], response["Error"]["Message"], response["ResponseMetadata"]["HTTPStatusCode"]
+    reset(endpoint)
+    return client(endpoint)
 
 
 def control(endpoint: str, path: str, payload: Any = None, method: str = "POST") -> tuple[int, dict[str, Any]]:

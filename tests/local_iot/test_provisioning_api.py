@@ -15,7 +15,6 @@ import sys
 import urllib.request
 from typing import Any, Iterator
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
 from cryptography import x509
@@ -27,7 +26,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
-import launcher
+from endpoint_testing import client, error_of, module_endpoint, reset
 
 ROLE = "arn:aws:iam::123456789012:role/provisioning"
 LAMBDA = "arn:aws:lambda:us-east-1:123456789012:function:hook"
@@ -38,34 +37,14 @@ LAMBDA = "arn:aws:lambda:us-east-1:123456789012:function:hook"
 
 @pytest.fixture(scope="module")
 def endpoint() -> Iterator[str]:
-    log = os.path.join(os.path.dirname(os.path.dirname(HERE)), "tests", "output", "local_iot_provisioning_api.log")
-    os.makedirs(os.path.dirname(log), exist_ok=True)
-    # These tests need no IAM; with AWS's managed policies loaded, every reset costs 1-2 s of reloading them.
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MOTO_IAM_LOAD_MANAGED_POLICIES", "false")
-        with launcher.running_endpoint(log_path=log) as url:
-            yield url
+    with module_endpoint("provisioning_api") as url:
+        yield url
 
 
 @pytest.fixture
 def iot(endpoint: str) -> Any:
-    request = urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST")
-    with urllib.request.urlopen(request, timeout=10):
-        pass
-    return boto3.client(
-        "iot",
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
-
-
-def error_of(call: Any, **kwargs: Any) -> tuple[str, str, int]:
-    with pytest.raises(ClientError) as caught:
-        call(**kwargs)
-    response = caught.value.response
-    return response["Error"]["Code"], response["Error"]["Message"], response["ResponseMetadata"]["HTTPStatusCode"]
+    reset(endpoint)
+    return client(endpoint)
 
 
 def body(resources: dict[str, Any], parameters: dict[str, Any] | None = None, **sections: Any) -> str:

@@ -16,7 +16,6 @@ from typing import Any, Iterator
 
 import boto3
 import pytest
-from botocore.exceptions import ClientError
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -26,7 +25,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
-import launcher
+from endpoint_testing import error_of, module_endpoint
 
 BUCKET = "bulk-input"
 TRUST = json.dumps(
@@ -70,12 +69,8 @@ THING_ONLY = json.dumps(
 
 @pytest.fixture(scope="module")
 def endpoint() -> Iterator[str]:
-    log = os.path.join(os.path.dirname(os.path.dirname(HERE)), "tests", "output", "local_iot_registration_tasks.log")
-    os.makedirs(os.path.dirname(log), exist_ok=True)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MOTO_IAM_LOAD_MANAGED_POLICIES", "false")  # the role needs no managed policy here
-        with launcher.running_endpoint(log_path=log) as url:
-            yield url
+    with module_endpoint("registration_tasks") as url:
+        yield url
 
 
 def post(url: str, payload: Any = None, method: str = "POST") -> Any:
@@ -149,13 +144,6 @@ def make_csr(name: str) -> tuple[str, ec.EllipticCurvePrivateKey]:
 
 def public_der(key: Any) -> bytes:
     return key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-
-
-def error_of(call: Any, **kwargs: Any) -> tuple[str, str, int]:
-    with pytest.raises(ClientError) as caught:
-        call(**kwargs)
-    response = caught.value.response
-    return response["Error"]["Code"], response["Error"]["Message"], response["ResponseMetadata"]["HTTPStatusCode"]
 
 
 # --------------------------------------------------------------------------- a task that succeeds

@@ -12,12 +12,9 @@ import json
 import os
 import re
 import sys
-import urllib.request
 from typing import Any, Callable, Iterator, Optional
 
-import boto3
 import pytest
-from botocore.exceptions import ClientError
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -27,7 +24,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
-import launcher
+from endpoint_testing import client, error_of, module_endpoint, reset
 
 ACCOUNT = "123456789012"
 ARN_PREFIX = f"arn:aws:iot:us-east-1:{ACCOUNT}"
@@ -41,38 +38,15 @@ POLICY_DOC = json.dumps(
 
 @pytest.fixture(scope="module")
 def endpoint() -> Iterator[str]:
-    log = os.path.join(os.path.dirname(os.path.dirname(HERE)), "tests", "output", "local_iot_tagging.log")
-    os.makedirs(os.path.dirname(log), exist_ok=True)
-    # No IAM needed (resets stay fast); thing types can be deleted right after their deprecation.
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MOTO_IAM_LOAD_MANAGED_POLICIES", "false")
-        with launcher.running_endpoint(extra_args=["--thing-type-delete-wait", "0"], log_path=log) as url:
-            yield url
-
-
-def reset(endpoint: str) -> None:
-    request = urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST")
-    with urllib.request.urlopen(request, timeout=10):
-        pass
+    # Thing types can be deleted right after their deprecation.
+    with module_endpoint("tagging", ["--thing-type-delete-wait", "0"]) as url:
+        yield url
 
 
 @pytest.fixture
 def iot(endpoint: str) -> Any:
     reset(endpoint)
-    return boto3.client(
-        "iot",
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
-
-
-def error_of(call: Any, **kwargs: Any) -> tuple[str, str, int]:
-    with pytest.raises(ClientError) as caught:
-        call(**kwargs)
-    response = caught.value.response
-    return response["Error"]["Code"], response["Error"]["Message"], response["ResponseMetadata"]["HTTPStatusCode"]
+    return client(endpoint)
 
 
 def tag_list(tags: dict[str, str]) -> list[dict[str, str]]:

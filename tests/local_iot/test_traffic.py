@@ -18,7 +18,6 @@ import urllib.error
 import urllib.request
 from typing import Any, Iterator
 
-import boto3
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError, ConnectionClosedError
@@ -27,8 +26,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
-import launcher
+import endpoint_testing
 import traffic
+from endpoint_testing import module_endpoint
 
 NO_RETRIES = Config(retries={"total_max_attempts": 1, "mode": "standard"})
 
@@ -36,18 +36,10 @@ NO_RETRIES = Config(retries={"total_max_attempts": 1, "mode": "standard"})
 # --------------------------------------------------------------------------- fixtures and helpers
 
 
-def _log(name: str) -> str:
-    log = os.path.join(os.path.dirname(os.path.dirname(HERE)), "tests", "output", f"local_iot_{name}.log")
-    os.makedirs(os.path.dirname(log), exist_ok=True)
-    return log
-
-
 @pytest.fixture(scope="module")
 def endpoint() -> Iterator[str]:
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MOTO_IAM_LOAD_MANAGED_POLICIES", "false")  # no IAM needed: resets take milliseconds
-        with launcher.running_endpoint(log_path=_log("traffic")) as url:
-            yield url
+    with module_endpoint("traffic") as url:
+        yield url
 
 
 def control(endpoint: str, method: str = "GET", payload: Any = None) -> tuple[int, dict[str, Any]]:
@@ -68,21 +60,13 @@ def switch(endpoint: str, **settings: Any) -> dict[str, Any]:
 
 
 def client(endpoint: str, service: str = "iot") -> Any:
-    return boto3.client(
-        service,
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        config=NO_RETRIES,
-    )
+    return endpoint_testing.client(endpoint, service, config=NO_RETRIES)
 
 
 @pytest.fixture
 def iot(endpoint: str) -> Any:
     control(endpoint, "DELETE")
-    with urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST"), timeout=10):
-        pass
+    endpoint_testing.reset(endpoint)
     iot = client(endpoint)
     iot.list_things()  # the first call builds moto's app; keep that out of timed sections
     control(endpoint, "DELETE")  # and out of the counters
@@ -163,7 +147,7 @@ def test_control_path_changes_settings_at_run_time_and_refuses_bad_ones(endpoint
 def test_command_line_flags_set_the_startup_settings() -> None:
     flags = ["--quotas", "aws-default", "--quota-scale", "0.2", "--latency-ms", "7", "--latency-jitter-ms", "2"]
     flags += ["--fault-rate", "0.25", "--fault-kinds", "503,drop", "--fault-seed", "11"]
-    with launcher.running_endpoint(extra_args=flags, log_path=_log("traffic_flags")) as url:
+    with module_endpoint("traffic_flags", flags) as url:
         settings = control(url)[1]["settings"]
         assert settings == {
             "quotas": "aws-default",
