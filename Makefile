@@ -9,16 +9,25 @@ BIN := $(VENV)/bin
 PORT ?= 5123
 PYTEST_WORKERS ?= 2
 
-.PHONY: all venv demo test lint format unit integration pytest sanity build changelog benchmark clean
+.PHONY: all venv pins demo test lint format unit integration pytest sanity build changelog benchmark clean
 
 all: test
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt tests/unit/requirements.txt tests/integration/requirements.txt
+# Exact versions from constraints.txt: a newer moto or botocore on the index never changes a test run by itself.
+$(VENV)/.installed: constraints.txt requirements.txt requirements-dev.txt tests/unit/requirements.txt tests/integration/requirements.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -r requirements-dev.txt
 	touch $@
+
+# Resolve the requirement ranges afresh into constraints.txt (then run `make test` and commit both).
+pins:
+	rm -rf build/pins && $(PYTHON) -m venv build/pins
+	build/pins/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	{ sed -n '/^#/p' constraints.txt; build/pins/bin/python -m pip freeze --exclude-editable; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt
+	rm -rf build/pins
 
 demo: venv
 	VENV=$(VENV) PORT=$(PORT) bash scripts/demo.sh

@@ -23,7 +23,7 @@ import fidelity_paging
 import fidelity_security
 import fidelity_things
 import fidelity_validation
-from fidelity_core import Options, _wrap, configure
+from fidelity_core import STATE_LOCK, LocalFixMismatch, Options, PatchShapeError, _wrap, configure
 from moto.iot.models import IoTBackend
 from moto.iot.responses import IoTResponse
 from werkzeug.exceptions import HTTPException
@@ -56,7 +56,11 @@ def _install_request_pipeline(record: Callable[[str], None]) -> None:
         error = fidelity_validation.check_request(self, action) if action else None
         if error is not None:
             return _error_response(self, error)
-        return original(self)
+        try:
+            with STATE_LOCK:  # moto's state is not thread-safe; latency and quotas were applied before this point
+                return original(self)
+        except PatchShapeError as mismatch:  # never moto's unfixed answer: an error that names the fix
+            return _error_response(self, LocalFixMismatch(str(mismatch)))
 
 
 def _install_stable_endpoints() -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import threading
 import time
 from typing import Any, Callable
 
@@ -47,6 +48,28 @@ class CertificateValidationException(iot_exceptions.IoTClientError):
         super().__init__("CertificateValidationException", msg)
 
 
+class PatchShapeError(RuntimeError):
+    """moto no longer has the shape a fix patches: the endpoint must refuse to run rather than pass moto through."""
+
+    def __init__(self, patch: str, detail: str) -> None:
+        self.patch = patch
+        super().__init__(f"local endpoint fix '{patch}' does not fit this moto: {detail}")
+
+
+# moto's backends are plain dicts and lists, not safe for the threaded server: every IoT request is handled under
+# this lock (after its latency and quota checks), and so is every change made outside a request (RegisterThing
+# engine, registration task threads, JITP connections). Reentrant: handlers call each other.
+STATE_LOCK = threading.RLock()
+
+
+class LocalFixMismatch(iot_exceptions.IoTClientError):
+    """The answer to a request a fix could not handle (PatchShapeError): a 500 that names the fix."""
+
+    def __init__(self, msg: str) -> None:
+        self.code = 500
+        super().__init__("LocalEndpointFixMismatch", msg)
+
+
 @dataclasses.dataclass
 class Options:
     """What the command line can change about the fixes (see server.py)."""
@@ -79,11 +102,30 @@ def local_state(backend: Any) -> dict[str, Any]:
     return backend.__dict__.setdefault("_local_fidelity", {})
 
 
+def response_body(result: Any, patch: str, required_key: str | None = None) -> dict[str, Any]:
+    """The dict a moto response method answered, which a fix reads or changes; PatchShapeError if it is not one.
+
+    A fix that cannot find what it patches must not hand moto's answer back unchanged: that is how a paging
+    fix once let list calls lose their tokens without a word.
+    """
+    body = getattr(result, "_result", None)
+    if not isinstance(body, dict) or (required_key is not None and required_key not in body):
+        wanted = f"a dict with '{required_key}'" if required_key else "a dict"
+        raise PatchShapeError(
+            patch, f"moto answered {type(result).__name__} holding {type(body).__name__}, not {wanted}"
+        )
+    return body
+
+
 def _wrap(cls: type, name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Decorator: replace ``cls.name`` by a function that gets the original as its first argument."""
 
     def decorator(fix: Callable[..., Any]) -> Callable[..., Any]:
-        original = getattr(cls, name)
+        original = getattr(cls, name, None)
+        if not callable(original):
+            raise PatchShapeError(
+                f"{fix.__module__}.{fix.__name__}", f"{cls.__module__}.{cls.__name__} has no {name}()"
+            )
 
         @functools.wraps(original)
         def patched(self: Any, *args: Any, **kwargs: Any) -> Any:

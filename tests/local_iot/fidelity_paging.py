@@ -18,7 +18,8 @@ from typing import Any, Callable
 
 import botocore.session
 from botocore import xform_name
-from fidelity_core import OPTIONS, InvalidRequestException, _wrap
+from fidelity_core import OPTIONS, InvalidRequestException, PatchShapeError, _wrap, response_body
+from moto.core.responses import ActionResult
 from moto.iot.responses import IoTResponse
 
 # The registry and security list calls this collection uses (AWS pages every one of them).
@@ -91,7 +92,7 @@ def page(items: list[Any], limit: int, token: str | None) -> tuple[list[Any], st
 def _install_one(operation: str, config: dict[str, Any]) -> None:
     method = xform_name(operation)
     if not hasattr(IoTResponse, method):
-        return
+        raise PatchShapeError(f"paging of {operation}", f"moto's IoTResponse has no {method}()")
     limit_key, input_token = config["limit_key"], config["input_token"]
     output_token, result_key = config["output_token"], config["result_key"]
 
@@ -106,13 +107,18 @@ def _install_one(operation: str, config: dict[str, Any]) -> None:
         self.querystring.pop(input_token, None)
         self.querystring[limit_key] = [_WHOLE_LIST]
         result = original(self)
-        body = getattr(result, "_result", None)
-        if not isinstance(body, dict) or not isinstance(body.get(result_key), list):
-            return result
-        body[result_key], body[output_token] = page(body[result_key], limit, token)
-        if body[output_token] is None:
-            del body[output_token]
-        return result
+        # Never answer a list without its paging: a client would stop early and miss items.
+        body = response_body(result, f"paging of {operation}", result_key)
+        if not isinstance(body[result_key], list):
+            raise PatchShapeError(f"paging of {operation}", f"'{result_key}' is {type(body[result_key]).__name__}")
+        items, next_token = page(body[result_key], limit, token)
+        body = {**body, result_key: items}
+        body.pop(output_token, None)
+        if next_token is not None:
+            body[output_token] = next_token
+        # A plain ActionResult: moto >= 5.2.6 pages a PaginatedResult again when serialising it, which would
+        # drop our token (its page of our page is the whole page).
+        return ActionResult(body)
 
 
 def install() -> None:

@@ -22,6 +22,7 @@ from fidelity_core import (
     _wrap,
     local_state,
     now,
+    response_body,
 )
 from moto.core.config import default_user_config
 from moto.core.responses import EmptyResult
@@ -228,11 +229,12 @@ def _install_thing_principals() -> None:
         wanted = self._get_param("thingPrincipalType")
         types = _principal_types(self.iot_backend)
         objects = []
-        for item in result._result.get("thingPrincipalObjects", []):
+        body = response_body(result, "thing principal types")
+        for item in body.get("thingPrincipalObjects", []):
             kind = types.get((item["principal"], thing_name), NON_EXCLUSIVE)
             if wanted in (None, kind):
                 objects.append({"principal": item["principal"], "thingPrincipalType": kind})
-        result._result["thingPrincipalObjects"] = objects
+        body["thingPrincipalObjects"] = objects
         return result
 
     @_wrap(IoTResponse, "list_principal_things_v2")
@@ -242,11 +244,12 @@ def _install_thing_principals() -> None:
         wanted = self._get_param("thingPrincipalType")
         types = _principal_types(self.iot_backend)
         objects = []
-        for item in result._result.get("principalThingObjects", []):
+        body = response_body(result, "principal thing types")
+        for item in body.get("principalThingObjects", []):
             kind = types.get((principal, item["thingName"]), NON_EXCLUSIVE)
             if wanted in (None, kind):
                 objects.append({"thingName": item["thingName"], "thingPrincipalType": kind})
-        result._result["principalThingObjects"] = objects
+        body["principalThingObjects"] = objects
         return result
 
 
@@ -336,12 +339,13 @@ def _install_recursive_policies() -> None:
         if group is None:
             return result
         ancestors = reversed(group.metadata.get("rootToParentThingGroups") or [])
-        policies = list(result._result.get("policies", []))
+        body = response_body(result, "recursive attached policies")
+        policies = list(body.get("policies", []))
         for ancestor in ancestors:
             for policy in backend.list_attached_policies(ancestor["groupArn"]):
                 if all(p["policyName"] != policy.name for p in policies):
                     policies.append(policy.to_dict())
-        result._result["policies"] = policies
+        body["policies"] = policies
         return result
 
 

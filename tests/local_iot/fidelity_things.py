@@ -12,6 +12,7 @@ from fidelity_core import (
     _wrap,
     local_state,
     now,
+    response_body,
 )
 from moto.core.responses import EmptyResult
 from moto.core.utils import utcnow
@@ -182,8 +183,8 @@ def _install_thing_types() -> None:
     @_wrap(IoTResponse, "create_thing_type")
     def create_thing_type_response(original: Callable[..., Any], self: IoTResponse) -> Any:
         result = original(self)
-        body = getattr(result, "_result", None)
-        if isinstance(body, dict) and body.get("thingTypeName"):
+        body = response_body(result, "thing type id", "thingTypeName")
+        if body.get("thingTypeName"):
             body["thingTypeId"] = self.iot_backend.describe_thing_type(body["thingTypeName"]).thing_type_id
         return result
 
@@ -377,7 +378,7 @@ def _install_recursive_listing() -> None:
         names: list[str] = []
         for member in (group, *_descendants(backend, group.thing_group_name)):
             names += [thing.thing_name for thing in member.things.values() if thing.thing_name not in names]
-        result._result["things"] = names
+        response_body(result, "recursive thing group listing")["things"] = names
         return result
 
 

@@ -31,7 +31,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
-from fidelity_core import OPTIONS, _wrap
+from fidelity_core import OPTIONS, _wrap, response_body
 from fidelity_paging import page
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.core.exceptions import ServiceException
@@ -330,7 +330,8 @@ def _update_ca_certificate(original: Callable[..., Any], self: IoTResponse) -> E
 def _describe_ca_certificate(original: Callable[..., Any], self: IoTResponse) -> ActionResult:
     result = original(self)
     ca = self.iot_backend.describe_ca_certificate(self.path.split("/")[-1])
-    description = result._result["certificateDescription"]
+    body = response_body(result, "CA certificate description", "certificateDescription")
+    description = body["certificateDescription"]
     description.pop("transferData", None)  # not a member of CACertificateDescription
     loaded = _loaded(ca)
     description.update(
@@ -344,7 +345,7 @@ def _describe_ca_certificate(original: Callable[..., Any], self: IoTResponse) ->
     if getattr(ca, "generation_id", None):
         description["generationId"] = ca.generation_id
     if not ca.registration_config:
-        result._result.pop("registrationConfig", None)
+        body.pop("registrationConfig", None)
     return result
 
 

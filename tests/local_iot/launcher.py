@@ -28,11 +28,22 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_healthy(url: str, timeout: float = 30.0, process: subprocess.Popen | None = None) -> None:
+def _log_tail(log_path: str | None, lines: int = 5) -> str:
+    """The last lines of the endpoint's log (why it refused to start), for the error message."""
+    if not log_path or not os.path.exists(log_path):
+        return ""
+    with open(log_path, errors="replace") as log:
+        tail = log.read().splitlines()[-lines:]
+    return ":\n" + "\n".join(tail) if tail else ""
+
+
+def wait_healthy(
+    url: str, timeout: float = 30.0, process: subprocess.Popen | None = None, log_path: str | None = None
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
-            raise RuntimeError(f"local endpoint exited early with code {process.returncode}")
+            raise RuntimeError(f"local endpoint exited early with code {process.returncode}{_log_tail(log_path)}")
         try:
             with urllib.request.urlopen(f"{url}/_local/health", timeout=2):
                 return
@@ -57,7 +68,7 @@ def spawn(port: int, extra_args: list[str] | None = None, log_path: str | None =
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    wait_healthy(f"http://127.0.0.1:{port}", process=process)
+    wait_healthy(f"http://127.0.0.1:{port}", process=process, log_path=log_path)
     return process
 
 

@@ -29,7 +29,6 @@ import datetime
 import hashlib
 import json
 import re
-import threading
 import unicodedata
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -40,6 +39,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
+from fidelity_core import STATE_LOCK
 from moto.core.exceptions import ServiceException
 from moto.core.responses import ActionResult, EmptyResult
 from moto.iot.exceptions import ResourceNotFoundException as MotoNotFound
@@ -98,9 +98,9 @@ OVERRIDABLE = {
 CERTIFICATE_STATUSES = ("ACTIVE", "INACTIVE")
 AWS_ISSUER_OU = "Amazon Web Services O=Amazon.com Inc. L=Seattle ST=Washington C=US"
 
-# One lock for every handler here: RegisterThing checks everything before it
+# Every handler here runs under the endpoint's one state lock: RegisterThing checks everything before it
 # mutates, and no other request may slip in between (the server is threaded).
-_LOCK = threading.RLock()
+_LOCK = STATE_LOCK
 _INSTALLED = False
 
 

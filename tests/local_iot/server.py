@@ -6,7 +6,7 @@ fixes here are a reading of the AWS documentation independent of the collection'
 
 Besides the AWS APIs it serves a few control paths for tests:
 
-* ``GET /_local/health``: 200 once the server is up.
+* ``GET /_local/health``: 200 once the server is up and its self-check passed (503 before).
 * ``GET /_local/calls``: the IoT operations called since the last reset, in order.
 * ``DELETE /_local/calls``: forget the recorded calls.
 * ``POST /moto-api/reset``: moto's own reset of all state.
@@ -22,7 +22,7 @@ import os
 import signal
 import sys
 import threading
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, NoReturn
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 if HERE not in sys.path:
@@ -32,8 +32,10 @@ import fidelity
 import jitp
 import provisioning_api
 import registration_tasks
+import selfcheck
 import tagging_api
 import traffic
+from fidelity_core import PatchShapeError
 from moto.moto_server.werkzeug_app import (
     DomainDispatcherApplication,
     MotoRequestHandler,
@@ -63,6 +65,7 @@ class CallRecorder:
 
 
 RECORDER = CallRecorder()
+READY = threading.Event()  # set once the self-check passed: until then the health check answers 503
 
 
 def _json_response(start_response: Callable[..., Any], status: str, payload: Any) -> Iterable[bytes]:
@@ -72,6 +75,8 @@ def _json_response(start_response: Callable[..., Any], status: str, payload: Any
 
 
 def _health(_method: str) -> tuple[str, Any]:
+    if not READY.is_set():
+        return "503 Service Unavailable", {"status": "starting"}
     return "200 OK", {"status": "ok"}
 
 
@@ -168,15 +173,48 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("MOTO_PORT", str(args.port))
     # AWS has its managed policies (AWSIoTThingsRegistration, ...); attaching one must work as there.
     os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
-    server = make_server(args.host, args.port, build_app(args), threaded=True, request_handler=MotoRequestHandler)
+    try:
+        app = build_app(args)
+    except PatchShapeError as error:
+        refuse(str(error))
+    server = make_server(args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler)
 
     def _stop(_signum: int, _frame: Any) -> None:
         threading.Thread(target=server.shutdown, daemon=True).start()
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
+    serving = threading.Thread(target=server.serve_forever, name="serve", daemon=True)
+    serving.start()
+    try:
+        self_check(f"http://{args.host}:{args.port}", args)
+    except selfcheck.SelfCheckFailed as error:
+        server.shutdown()
+        refuse(str(error))
+    READY.set()
     print(f"local AWS IoT endpoint listening on http://{args.host}:{args.port}", flush=True)
-    server.serve_forever()
+    serving.join()
+
+
+def refuse(reason: str) -> NoReturn:
+    """Exit 3 with the reason: a fix does not fit the installed moto (see selfcheck.py)."""
+    print(f"local AWS IoT endpoint refuses to start: {reason}", file=sys.stderr, flush=True)
+    sys.exit(3)
+
+
+def self_check(url: str, args: argparse.Namespace) -> None:
+    """selfcheck.run with AWS's behaviour unaltered (no delays, quotas or faults), then forget its calls."""
+    fidelity.configure(fidelity.Options())
+    startup = traffic.TRAFFIC.startup
+    traffic.TRAFFIC.startup = traffic.Settings()
+    traffic.TRAFFIC.reset()
+    try:
+        selfcheck.run(url)
+    finally:
+        fidelity.configure(fidelity_options(args))
+        traffic.TRAFFIC.startup = startup
+        traffic.TRAFFIC.reset()
+        RECORDER.reset()
 
 
 if __name__ == "__main__":

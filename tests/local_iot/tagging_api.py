@@ -25,7 +25,7 @@ import re
 from collections import OrderedDict
 from typing import Any, Callable, Optional
 
-from fidelity_core import _wrap
+from fidelity_core import _wrap, response_body
 from moto.core.responses import ActionResult, EmptyResult
 from moto.iot.models import IoTBackend
 from moto.iot.responses import IoTResponse
@@ -184,7 +184,7 @@ def _creation_with_tags(
             backend = self.iot_backend
             before = set(existing_arns(backend))
             result = original(self)
-            arn = (getattr(result, "_result", None) or {}).get(arn_key)
+            arn = response_body(result, "tags on create").get(arn_key)
             if arn and arn not in before:
                 store = state_of(backend).tags
                 store.pop(arn, None)  # a new resource starts with the tags of its request only
