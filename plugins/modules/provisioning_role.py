@@ -11,12 +11,18 @@ module: provisioning_role
 short_description: Manage the IAM role AWS IoT assumes to provision devices
 version_added: 0.1.0
 description:
-  - Ensures an IAM role that C(iot.amazonaws.com) may assume, with the AWS managed policy
+  - Ensures an IAM role that only C(iot.amazonaws.com) may assume, with the AWS managed policy
     C(AWSIoTThingsRegistration) attached.
   - Bulk registration tasks, just-in-time provisioning and fleet provisioning templates name such a role.
+  - The trust policy is enforced, not merged. It allows C(sts:AssumeRole) to the AWS IoT service principal
+    only, with the conditions AWS IoT's cross-service confused deputy guidance recommends,
+    C(aws:SourceAccount) (O(source_account)) and C(aws:SourceArn) C(arn:aws:iot:REGION:ACCOUNT:*)
+    (O(source_regions)). An existing role that trusts anything else (another principal, C("AWS": "*"), no
+    conditions) is changed to that policy, shown in the diff and predicted in check mode, with a warning.
   - With O(s3_bucket) and O(s3_key), the role may also read that one S3 object (the input file of a bulk
     registration task), through an inline policy named C(iotfleet-registration-input-read).
-  - Other managed and inline policies already on the role are left alone.
+  - Other managed and inline policies found on the role are reported in RV(extra_policies) and in a warning,
+    since AWS IoT gets their permissions too; they are removed only with O(purge_policies=true).
 options:
   name:
     description:
@@ -40,6 +46,28 @@ options:
     description:
       - The key of the registration task input file. Requires O(s3_bucket).
     type: str
+  source_account:
+    description:
+      - The account on whose behalf AWS IoT may assume the role (condition C(aws:SourceAccount), and the account
+        in C(aws:SourceArn)).
+      - Unset, the account that owns the role, or for a new role the caller's account (STS C(GetCallerIdentity)).
+    type: str
+  source_regions:
+    description:
+      - The regions whose AWS IoT may assume the role; the trust policy's C(aws:SourceArn) is
+        C(arn:aws:iot:REGION:ACCOUNT:*) for each.
+      - Unset, the module's O(region). IAM roles are global; a role used by AWS IoT in several regions lists
+        them all here (otherwise runs in different regions would keep replacing each other's trust policy).
+    type: list
+    elements: str
+  purge_policies:
+    description:
+      - When V(true), managed policies other than C(AWSIoTThingsRegistration) are detached and inline policies
+        other than C(iotfleet-registration-input-read) are deleted.
+      - When V(false), they are left in place and reported in RV(extra_policies) with a warning: the module
+        cannot prove who else relies on them.
+    type: bool
+    default: false
   state:
     description:
       - V(absent) detaches the managed policies, deletes the inline policies and then the role.
@@ -61,7 +89,8 @@ notes:
     C(iam:ListAttachedRolePolicies), C(iam:AttachRolePolicy), C(iam:DetachRolePolicy), C(iam:ListRolePolicies),
     C(iam:GetRolePolicy), C(iam:PutRolePolicy), C(iam:DeleteRolePolicy), C(iam:ListInstanceProfilesForRole),
     C(iam:RemoveRoleFromInstanceProfile), C(iam:DeleteRole), and C(iam:PassRole) for whoever later hands the
-    role to AWS IoT."
+    role to AWS IoT. A new role without O(source_account) also calls C(sts:GetCallerIdentity), which needs no
+    permission."
 author:
   - iotfleet.provisioning developers (@iotfleet)
 """
@@ -78,6 +107,13 @@ EXAMPLES = r"""
     description: Lets AWS IoT read the bulk registration input and create things
     s3_bucket: my-fleet-bucket
     s3_key: registration/batch-001.jsonl
+
+- name: Role used by AWS IoT in two regions; detach whatever else was attached to it
+  iotfleet.provisioning.provisioning_role:
+    name: iot-fleet-provisioning
+    source_account: "123456789012"
+    source_regions: [eu-west-1, us-east-1]
+    purge_policies: true
 """
 
 RETURN = r"""
@@ -111,7 +147,25 @@ role:
     inline_policies:
       description: The inline policies, by name.
       type: dict
+extra_policies:
+  description:
+    - The policies found on the role that this module does not manage (before any removal by
+      O(purge_policies)). Empty lists for a new role and after O(state=absent).
+  returned: always
+  type: dict
+  contains:
+    managed_policy_arns:
+      description: Managed policies other than C(AWSIoTThingsRegistration).
+      type: list
+      elements: str
+      sample: [arn:aws:iam::aws:policy/AdministratorAccess]
+    inline_policy_names:
+      description: Inline policies other than C(iotfleet-registration-input-read).
+      type: list
+      elements: str
 """
+
+import json
 
 from ansible_collections.iotfleet.provisioning.plugins.module_utils import iam
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import IoTModule, result_with_diff
@@ -125,6 +179,9 @@ def main() -> None:
             description=dict(type="str"),
             s3_bucket=dict(type="str"),
             s3_key=dict(type="str", no_log=False),
+            source_account=dict(type="str"),
+            source_regions=dict(type="list", elements="str"),
+            purge_policies=dict(type="bool", default=False),
             state=dict(type="str", default="present", choices=["present", "absent"]),
         ),
         required_together=[["s3_bucket", "s3_key"]],
@@ -135,9 +192,28 @@ def main() -> None:
         client = module.client("iam")
         if module.params["state"] == "absent":
             changed, before, after = iam.ensure_absent(client, desired["name"], module.check_mode)
-        else:
-            changed, before, after = iam.ensure_present(client, desired, module.check_mode)
-        return result_with_diff(module, changed, before, after, role=after)
+            return result_with_diff(
+                module, changed, before, after, role=after, extra_policies=iam.extra_policies(None, "")
+            )
+
+        def caller_account() -> str:
+            return module.client("sts").get_caller_identity()["Account"]
+
+        changed, before, after = iam.ensure_present(client, desired, module.check_mode, caller_account)
+        extra = iam.extra_policies(before, iam.client_partition(client))
+        if before is not None and before["trust_policy"] != after["trust_policy"]:
+            verb = "would be replaced (check mode)" if module.check_mode else "was replaced"
+            module.warn(
+                f"role {desired['name']}: its trust policy {verb} by one that lets only AWS IoT, acting for "
+                f"{', '.join(iam.trust_sources(after))}, assume it. It was: {json.dumps(before['trust_policy'])}"
+            )
+        if (extra["managed_policy_arns"] or extra["inline_policy_names"]) and not desired["purge_policies"]:
+            module.warn(
+                f"role {desired['name']} has policies this module does not manage, and AWS IoT gets their "
+                f"permissions whenever it assumes the role: managed {extra['managed_policy_arns']}, inline "
+                f"{extra['inline_policy_names']}. Remove them, or set purge_policies: true to remove them here."
+            )
+        return result_with_diff(module, changed, before, after, role=after, extra_policies=extra)
 
     module.run(apply)
 
