@@ -81,9 +81,15 @@ EXAMPLES = r"""
         - Effect: Allow
           Action: iot:Connect
           Resource: "arn:aws:iot:eu-west-1:123456789012:client/${iot:Connection.Thing.ThingName}"
+          Condition:
+            Bool:
+              iot:Connection.Thing.IsAttached: "true"
         - Effect: Allow
           Action: [iot:Publish, iot:Receive]
           Resource: "arn:aws:iot:eu-west-1:123456789012:topic/devices/${iot:Connection.Thing.ThingName}/*"
+        - Effect: Allow
+          Action: iot:Subscribe
+          Resource: "arn:aws:iot:eu-west-1:123456789012:topicfilter/devices/${iot:Connection.Thing.ThingName}/*"
 
 - name: The document from a file kept in git
   iotfleet.provisioning.policy:
@@ -117,7 +123,9 @@ policy:
       description: The default version's document, parsed.
       returned: always
       type: dict
-      sample: {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "iot:Connect", "Resource": "*"}]}
+      sample: {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "iot:Connect",
+               "Resource": "arn:aws:iot:eu-west-1:123456789012:client/${iot:Connection.Thing.ThingName}",
+               "Condition": {"Bool": {"iot:Connection.Thing.IsAttached": "true"}}}]}
     default_version_id:
       description: The id of the default version (V(null) in check mode when a new version would be created).
       returned: always

@@ -82,7 +82,9 @@ policies:
       description: The default version's document, parsed.
       type: dict
       returned: with O(name), or with O(include_documents=true)
-      sample: {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "iot:Connect", "Resource": "*"}]}
+      sample: {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "iot:Connect",
+               "Resource": "arn:aws:iot:eu-west-1:123456789012:client/${iot:Connection.Thing.ThingName}",
+               "Condition": {"Bool": {"iot:Connection.Thing.IsAttached": "true"}}}]}
     default_version_id:
       description: The id of the default version.
       type: str
