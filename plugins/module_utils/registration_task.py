@@ -37,7 +37,8 @@ except ImportError:  # pragma: no cover - very old ansible-core
     HAS_YAML = False
     yaml_load = None
 
-# StartThingRegistrationTask limits (botocore model and AWS_IOT_FACTS.md).
+# StartThingRegistrationTask limits (botocore model and AWS_IOT_FACTS.md). Always applied with fullmatch: with
+# match, "$" also matches before a final line break, so "name\n" would pass.
 BUCKET_PATTERN = re.compile(r"^[a-zA-Z0-9._-]{3,256}$")
 KEY_CHARACTERS = re.compile(r"^[a-zA-Z0-9!_.*'()/-]*$")
 KEY_MAX = 1024
@@ -186,15 +187,15 @@ def load_devices(params: Dict[str, Any]) -> List[Dict[str, Any]]:
 def validate_task(params: Dict[str, Any]) -> Dict[str, Any]:
     """The request from the module options; raises ValidationError before any client is made."""
     bucket = params.get("bucket")
-    if not isinstance(bucket, str) or not BUCKET_PATTERN.match(bucket):
+    if not isinstance(bucket, str) or not BUCKET_PATTERN.fullmatch(bucket):
         raise ValidationError("bucket", f"must match [a-zA-Z0-9._-] and be 3 to 256 characters, got {bucket!r}")
     prefix = params.get("key_prefix") or ""
-    if not KEY_CHARACTERS.match(prefix) or len(prefix) > KEY_MAX - 40:
+    if not KEY_CHARACTERS.fullmatch(prefix) or len(prefix) > KEY_MAX - 40:
         raise ValidationError(
             "key_prefix", f"must use only [a-zA-Z0-9!_.*'()/-] and be at most {KEY_MAX - 40} characters, got {prefix!r}"
         )
     role_arn = params.get("role_arn") or ""
-    if not (ROLE_ARN_MIN <= len(role_arn) <= ROLE_ARN_MAX) or not ROLE_ARN_PATTERN.match(role_arn):
+    if not (ROLE_ARN_MIN <= len(role_arn) <= ROLE_ARN_MAX) or not ROLE_ARN_PATTERN.fullmatch(role_arn):
         raise ValidationError(
             "role_arn", f"must be an IAM role ARN (arn:aws:iam::<account>:role/<name>), got {role_arn!r}"
         )
@@ -230,7 +231,7 @@ def validate_task(params: Dict[str, Any]) -> Dict[str, Any]:
         name = device["parameters"].get(name_parameter)
         if name is None:
             raise ValidationError(where, f"has no {name_parameter} (name_parameter), which names the device")
-        if not DEVICE_NAME_PATTERN.match(name):
+        if not DEVICE_NAME_PATTERN.fullmatch(name):
             raise ValidationError(
                 f"{where}.{name_parameter}", f"must match [a-zA-Z0-9:_-] and be 1 to 128 characters, got {name!r}"
             )

@@ -49,6 +49,18 @@ MAX_TAGS = 50
 POLICY_NAME_CHARACTER = r"[A-Za-z0-9_+=,.@-]"
 POLICY_NAME_MAX = 128
 
+# The principals of AttachThingPrincipal / DetachThingPrincipal this collection accepts: a certificate ARN, a
+# certificate id (the SHA-256 of the certificate's DER, turned into its ARN), or an Amazon Cognito identity id
+# (Cognito's IdentityId shape: [\w-]+:[0-9a-f-]+, at most 55 characters).
+CERTIFICATE_ID_PATTERN = r"[0-9a-fA-F]{64}"
+CERTIFICATE_ARN_PATTERN = r"arn:aws[a-z-]*:iot:[a-z0-9-]+:[0-9]{12}:cert/[0-9a-fA-F]{64}"
+COGNITO_IDENTITY_ID_PATTERN = r"[A-Za-z0-9_-]+:[0-9a-f-]+"
+COGNITO_IDENTITY_ID_MAX = 55
+PRINCIPAL_RULE = (
+    "a certificate ARN (arn:PARTITION:iot:REGION:ACCOUNT:cert/ID), a certificate id (64 hexadecimal characters) "
+    "or an Amazon Cognito identity id (REGION:ID), matched whole"
+)
+
 MAX_ATTRIBUTES_WITHOUT_TYPE = 3
 MAX_ATTRIBUTES_WITH_TYPE = 50
 MAX_THING_GROUP_ATTRIBUTES = 50
@@ -126,6 +138,18 @@ def check_policy_name(field: str, value: Any) -> str:
             f"got {_shown(value)} with {shown}",
         )
     return value
+
+
+def check_principal(field: str, value: Any) -> str:
+    """A thing principal: a certificate ARN or id, or a Cognito identity id, the whole value (no line breaks)."""
+    value = check_string(field, value)
+    if (
+        re.fullmatch(CERTIFICATE_ARN_PATTERN, value)
+        or re.fullmatch(CERTIFICATE_ID_PATTERN, value)
+        or (len(value) <= COGNITO_IDENTITY_ID_MAX and re.fullmatch(COGNITO_IDENTITY_ID_PATTERN, value))
+    ):
+        return value
+    raise ValidationError(field, f"must be {PRINCIPAL_RULE}, got {_shown(value, 140)}")
 
 
 def check_description(field: str, value: Any, max_len: int = DESCRIPTION_MAX) -> str:
@@ -256,6 +280,7 @@ __all__ = [
     "check_name",
     "check_pattern",
     "check_positive_int",
+    "check_principal",
     "check_string",
     "check_tags",
     "check_thing_attribute_count",

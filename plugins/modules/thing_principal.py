@@ -21,8 +21,9 @@ options:
     required: true
   principal:
     description:
-      - A certificate ARN, a certificate id (64 hexadecimal characters, turned into its ARN), or another principal
-        AWS IoT accepts (an Amazon Cognito identity id).
+      - A certificate ARN, a certificate id (64 hexadecimal characters, turned into its ARN), or an Amazon Cognito
+        identity id (C(REGION:ID)), the other principal AWS IoT accepts. Anything else, including a value with
+        surrounding spaces or a line break, is refused before any AWS call.
     type: str
     required: true
   exclusive:
@@ -106,6 +107,7 @@ from ansible_collections.iotfleet.provisioning.plugins.module_utils.certificates
     resolve_principal,
     validate_thing_principal,
 )
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.validation import check_principal
 
 
 def main() -> None:
@@ -120,6 +122,9 @@ def main() -> None:
 
     def run() -> dict:
         desired = validate_thing_principal(module.params)
+        # The whole value as given, before any call: validate_thing_principal strips it and lets any other
+        # string through as "another principal".
+        check_principal("principal", module.params["principal"])
         client = module.client("iot")
         principal = resolve_principal(client, desired)
         if desired.state == "present":

@@ -98,6 +98,12 @@ def test_validate_normalises_values_to_strings():
         ({"devices": [{"Model": "v1"}]}, "devices[0]: has no ThingName (name_parameter)"),
         ({"devices": [{"ThingName": "a b", "Model": "v1"}]}, "devices[0].ThingName: must match [a-zA-Z0-9:_-]"),
         ({"devices": [{"ThingName": "x" * 129, "Model": "v1"}]}, "devices[0].ThingName: must match"),
+        # Matched whole: with re.match and "$", a final line break passed; a name builds output_dir/<name>/.
+        ({"devices": [{"ThingName": "nl-dev\n", "Model": "v1"}]}, "devices[0].ThingName: must match"),
+        ({"devices": [{"ThingName": "../../x", "Model": "v1"}]}, "devices[0].ThingName: must match"),
+        ({"bucket": "fleet-input\n"}, "bucket: must match"),
+        ({"key_prefix": "batches/\n"}, "key_prefix: must use only"),
+        ({"role_arn": ROLE + "\n"}, "role_arn: must be an IAM role ARN"),
         ({"devices": [{"ThingName": "d", "Model": None}]}, "devices[0].Model: must be a string"),
         ({"devices": [{"ThingName": "d", "Model": {"a": 1}}]}, "devices[0].Model: must be a string"),
         ({"devices": ["d0"]}, "devices[0]: must be a map of parameter names to values, got str"),

@@ -13,6 +13,7 @@ from ansible_collections.iotfleet.provisioning.plugins.module_utils.validation i
     check_description,
     check_name,
     check_positive_int,
+    check_principal,
     check_tags,
     check_thing_attribute_count,
     check_thing_group_name,
@@ -35,6 +36,9 @@ def test_thing_name_accepts_the_documented_alphabet_and_length(name):
         ("caf\u00e9", "must match [a-zA-Z0-9:_-]+"),
         ("x" * 129, "must be at most 128 characters, got 129"),
         ("", "must not be empty"),
+        # Matched whole: a final line break passes re.match with "$"; path-like names are refused too.
+        ("nl-dev\n", "must match [a-zA-Z0-9:_-]+"),
+        ("../../x", "must match [a-zA-Z0-9:_-]+"),
     ],
 )
 def test_thing_name_refusals_name_the_field_and_rule(name, rule):
@@ -187,3 +191,50 @@ def test_positive_int():
         check_positive_int("wait_timeout", -1)
     with pytest.raises(ValidationError, match="wait_timeout: must be an integer"):
         check_positive_int("wait_timeout", True)
+
+
+CERT_ID = "2d7c5a0e9f2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5"
+CERT_ARN = f"arn:aws:iot:us-east-1:123456789012:cert/{CERT_ID}"
+
+
+@pytest.mark.parametrize(
+    "principal",
+    [
+        CERT_ARN,
+        CERT_ID,
+        CERT_ID.upper(),
+        CERT_ARN.replace(":aws:", ":aws-cn:"),
+        "us-east-1:0a1b2c3d-0000-1111-2222-abcdefabcdef",
+    ],
+)
+def test_principal_accepts_certificate_arns_ids_and_cognito_identity_ids(principal):
+    assert check_principal("principal", principal) == principal
+
+
+@pytest.mark.parametrize(
+    "principal",
+    [
+        "",
+        "abc123",
+        "../../x",
+        CERT_ARN + "\n",
+        CERT_ID + "\n",
+        " " + CERT_ARN,
+        CERT_ARN[:-1],
+        CERT_ARN + "/../x",
+        "arn:aws:iot:us-east-1:123456789012:cert/xyz",
+        "arn:aws:iam::123456789012:role/x",
+        "us-east-1:" + "a" * 60,
+    ],
+)
+def test_principal_refusals_name_the_field_and_the_shapes(principal):
+    with pytest.raises(ValidationError) as err:
+        check_principal("principal", principal)
+    assert err.value.field == "principal"
+    assert "a certificate ARN (arn:PARTITION:iot:REGION:ACCOUNT:cert/ID)" in str(err.value)
+    assert "64 hexadecimal characters" in str(err.value)
+
+
+def test_non_string_principal_is_refused():
+    with pytest.raises(ValidationError, match="principal: must be a string, got int"):
+        check_principal("principal", 5)
