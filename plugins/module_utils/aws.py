@@ -27,6 +27,9 @@ try:
         PartialCredentialsError,
         ProfileNotFound,
     )
+    from botocore.exceptions import (
+        ConnectionError as BotoConnectionError,
+    )
 
     HAS_BOTO3 = True
     BOTO3_IMPORT_ERROR = None
@@ -40,6 +43,9 @@ except ImportError:  # pragma: no cover - exercised by ansible-test's import tes
     class BotoCoreError(Exception):  # type: ignore[no-redef]
         """Stand-in so that except clauses stay valid without botocore."""
 
+    class BotoConnectionError(BotoCoreError):  # type: ignore[no-redef]
+        """Stand-in so that except clauses stay valid without botocore."""
+
 
 COLLECTION_NAME = "iotfleet.provisioning"
 COLLECTION_VERSION = "0.1.0"
@@ -49,6 +55,12 @@ DEFAULT_MAX_ATTEMPTS = 10
 # LimitExceededException, which botocore's standard and adaptive retry modes
 # treat as throttling. Retrying cannot succeed, so these codes stop at once.
 HARD_LIMIT_ERROR_CODES = frozenset({"LimitExceededException"})
+
+# Answers that prove a request was refused before it ran: the only failures after which `call_once` lets
+# botocore retry a call that must not run twice.
+THROTTLING_ERROR_CODES = frozenset(
+    {"ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded", "RequestThrottled"}
+)
 
 # A sentence per error code saying what the user can do about it.
 ERROR_HINTS: dict[str, str] = {
@@ -181,6 +193,47 @@ def _stop_retrying_hard_limits(response: Any = None, operation: Any = None, **_k
     code = parsed.get("Error", {}).get("Code")
     if code in HARD_LIMIT_ERROR_CODES:
         raise ClientError(parsed, operation.name if operation is not None else "AWS call")
+
+
+def _stop_ambiguous_retries(
+    response: Any = None, caught_exception: Any = None, operation: Any = None, **_kwargs: Any
+) -> None:
+    """needs-retry hook of `call_once`: end the call at once unless the failure proves the request did not run.
+
+    Retried: throttling, and a connection that was never made (botocore's ConnectionError: refused, connect
+    timeout, proxy or TLS failure). Raised at once: a lost answer (connection closed, read timeout) and 5xx errors,
+    after which AWS may have carried the request out; other errors, which botocore would not retry anyway.
+    """
+    if caught_exception is not None:
+        if isinstance(caught_exception, BotoConnectionError):
+            return
+        raise caught_exception
+    parsed = response[1] if isinstance(response, tuple) and len(response) > 1 else None
+    if not isinstance(parsed, dict):
+        return
+    code = parsed.get("Error", {}).get("Code")
+    if code and code not in THROTTLING_ERROR_CODES:
+        raise ClientError(parsed, operation.name if operation is not None else "AWS call")
+
+
+def call_once(client: Any, method: str, **params: Any) -> Any:
+    """``client.<method>(**params)`` for a call that must not run twice (it makes something new each time).
+
+    botocore's retry handler would repeat it after a lost answer, and each repeat can make another resource
+    (CreateKeysAndCertificate: another certificate whose private key is lost). Here it is retried only when the
+    failure proves the request did not run; otherwise the error is raised for the caller to find out by reading.
+    """
+    meta = getattr(client, "meta", None)
+    if meta is None or not hasattr(meta, "events"):
+        return getattr(client, method)(**params)  # a stand-in client without botocore's retry handler
+    operation = client.meta.method_to_api_mapping[method]
+    event = f"needs-retry.{client.meta.service_model.service_id.hyphenize()}.{operation}"
+    unique_id = f"iotfleet-call-once-{id(client)}-{operation}"
+    client.meta.events.register_first(event, _stop_ambiguous_retries, unique_id=unique_id)
+    try:
+        return getattr(client, method)(**params)
+    finally:
+        client.meta.events.unregister(event, unique_id=unique_id)
 
 
 def botocore_config(max_attempts: int = DEFAULT_MAX_ATTEMPTS, extra: Mapping[str, Any] | None = None) -> Config:
@@ -382,6 +435,7 @@ __all__ = [
     "ValidationError",
     "aws_common_argument_spec",
     "botocore",
+    "call_once",
     "error_code",
     "is_error",
     "make_client",

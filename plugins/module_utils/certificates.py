@@ -21,12 +21,26 @@ ACTIVE certificate behind; the private key of CreateKeysAndCertificate and the
 certificate PEM are written before anything else can fail, so the next run finds
 the certificate again and completes it.
 
+Creating calls are not idempotent (each CreateKeysAndCertificate or
+CreateCertificateFromCsr makes another certificate), so they are never repeated
+after a lost answer (``call_once``), and an intent record beside the key (or, for a
+CSR, the certificate file) is written before the call: its start time, later the id
+of the certificate it made. It is removed when the task succeeds. While it exists,
+the next run finds what that call made: the recorded id, or the INACTIVE
+certificates created in its time window that carry the key or the CSR's public key
+(proof that they are this task's); it completes one of them and deletes the other
+proven ones that are attached to nothing. A certificate made by a call whose key
+was lost carries nothing that proves whose it is: those in the window that are
+INACTIVE and attached to nothing are reported, never deleted.
+
 The same file holds ``thing_principal`` (attachments of any principal to a thing)
 and ``certificate_info`` (queries).
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import re
 import time
@@ -35,8 +49,11 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import (
     AwsCallError,
+    BotoConnectionError,
+    BotoCoreError,
     ClientError,
     ValidationError,
+    call_once,
     is_error,
     paginate,
 )
@@ -122,6 +139,9 @@ class DesiredCertificate:
     thing: Optional[str] = None
     policies: Optional[List[str]] = None
     purge_policies: bool = True
+    # The intent record of a certificate-creating call of an earlier run that did not finish (see intent_path).
+    intent_path: Optional[str] = None
+    intent: Optional[Dict[str, Any]] = None
 
 
 def validate_thing_name(value: Any, field_name: str = "thing") -> str:
@@ -288,6 +308,7 @@ def validate_certificate(params: Mapping[str, Any]) -> DesiredCertificate:
         _load_private_key_file(desired)
     if desired.certificate_path:
         _load_certificate_file(desired)
+    _load_intent(desired)
 
     _check_findable(desired)
     if state == "present":
@@ -531,6 +552,216 @@ def _locate_by_path(client: Any, desired: DesiredCertificate) -> Optional[Remote
 
 
 # ---------------------------------------------------------------------------
+# Intent records of certificate-creating calls
+# ---------------------------------------------------------------------------
+
+INTENT_SUFFIX = ".create-intent.json"
+# A certificate made by the recorded call is at most this much older or newer than the record says (clock skew
+# between this host and AWS).
+INTENT_SKEW_SECONDS = 120
+# How long the recorded call may have run when the record does not say when it ended (the process was killed):
+# botocore's connect and read timeouts and the throttling retries call_once still allows, with a wide margin.
+INTENT_CALL_SECONDS = 900
+CREATE_OPERATIONS = {"create_keys": "CreateKeysAndCertificate", "csr": "CreateCertificateFromCsr"}
+
+
+def intent_path(desired: DesiredCertificate) -> Optional[str]:
+    """The intent record of this task: beside the key of create_keys, else beside the certificate file of a CSR."""
+    if desired.source in ("create_keys", None) and desired.private_key_path:
+        anchor = desired.private_key_path
+    elif desired.source in ("csr", None) and desired.certificate_path:
+        anchor = desired.certificate_path
+    else:
+        return None
+    directory, base = os.path.split(os.path.abspath(anchor))
+    return os.path.join(directory, f".{base}{INTENT_SUFFIX}")
+
+
+def _load_intent(desired: DesiredCertificate) -> None:
+    path = desired.intent_path = intent_path(desired)
+    if path is None:
+        return
+    try:
+        data = read_file(path)
+    except OSError as e:
+        raise ValidationError(
+            "private_key_path" if desired.private_key_path else "certificate_path",
+            f"cannot read the intent record {path}: {e.strerror or e}",
+        ) from None
+    if data is None:
+        return
+    try:
+        record = json.loads(data.decode("utf-8"))
+        record["started"] = float(record["started"])
+        if record.get("ended") is not None:
+            record["ended"] = float(record["ended"])
+        if record.get("certificate_id") is not None and not is_certificate_id(record["certificate_id"]):
+            raise ValueError("not a certificate id")
+    except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError):
+        # Unreadable: the call it recorded could have been at any time.
+        record = {"started": None, "unreadable": True}
+    desired.intent = record
+
+
+def _write_intent(desired: DesiredCertificate, record: Dict[str, Any]) -> None:
+    write_file_atomic(desired.intent_path, json.dumps(record, sort_keys=True).encode("ascii"), PRIVATE_KEY_MODE)
+
+
+def _update_intent(desired: DesiredCertificate, record: Optional[Dict[str, Any]], **changes: Any) -> bool:
+    """Add to the record of the call under way; best effort (a full disk must not hide the call's own error)."""
+    if record is None:
+        return False
+    record.update(changes)
+    try:
+        _write_intent(desired, record)
+    except OSError:
+        return False
+    return True
+
+
+def clear_intent(desired: DesiredCertificate) -> None:
+    if desired.intent_path:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(desired.intent_path)
+
+
+def _begin_intent(desired: DesiredCertificate) -> Optional[Dict[str, Any]]:
+    """Record, durably and before the call, that a certificate-creating call starts now."""
+    if desired.source not in CREATE_OPERATIONS or not desired.intent_path:
+        return None
+    record = {"operation": CREATE_OPERATIONS[desired.source], "started": time.time()}
+    try:
+        _write_intent(desired, record)
+    except OSError as e:
+        raise ValidationError(
+            "private_key_path" if desired.source == "create_keys" else "certificate_path",
+            f"cannot write the intent record {desired.intent_path}: {e.strerror or e}. No certificate was created",
+        ) from None
+    return record
+
+
+def _timestamp(value: Any) -> Optional[float]:
+    if hasattr(value, "timestamp"):
+        return value.timestamp()
+    if isinstance(value, (int, float)):
+        return float(value)
+    return None
+
+
+def _intent_window(record: Mapping[str, Any]) -> Tuple[float, float]:
+    if record.get("unreadable") or record.get("started") is None:
+        return float("-inf"), float("inf")
+    started = record["started"]
+    ended = record.get("ended") or started + INTENT_CALL_SECONDS
+    return started - INTENT_SKEW_SECONDS, ended + INTENT_SKEW_SECONDS
+
+
+def _carries_key(description: Mapping[str, Any], public_key: bytes) -> bool:
+    try:
+        return certificate_public_key(description.get("certificatePem") or "") == public_key
+    except CryptoError:
+        return False
+
+
+@dataclass
+class IntentOutcome:
+    # Certificates the record proves this task made, INACTIVE and attached to nothing: deleted (predicted in
+    # check mode).
+    deleted: List[str] = field(default_factory=list)
+    # INACTIVE certificates attached to nothing, created while the recorded call went unanswered, when no key
+    # can prove whose they are: reported only.
+    suspected: List[str] = field(default_factory=list)
+
+    def result(self) -> Dict[str, Any]:
+        return {"orphaned_certificates_deleted": self.deleted, "orphaned_certificates_suspected": self.suspected}
+
+
+def _attached_to_nothing(client: Any, arn: str) -> bool:
+    return not list_certificate_things(client, arn) and not list_certificate_policies(client, arn)
+
+
+def resolve_intent(
+    client: Any, desired: DesiredCertificate, location: Location, check_mode: bool, warn: Warn = _no_warn
+) -> IntentOutcome:
+    """Find what the call of an unfinished earlier run made (``desired.intent``), with proof of ownership.
+
+    Proof is the certificate id the record holds (written once the answer arrived), or the public key of the key
+    file or CSR. A proven certificate becomes the task's certificate when none was located (``location`` is
+    updated); the other proven ones that are INACTIVE and attached to nothing are deleted. Without a key (the
+    answer of CreateKeysAndCertificate was lost, and its key with it), the INACTIVE certificates attached to
+    nothing that were created in the call's time window are only reported: nothing proves they are this task's.
+    """
+    outcome = IntentOutcome()
+    record = desired.intent
+    if record is None:
+        return outcome
+    managed = location.certificate.view["certificate_id"] if location.certificate is not None else None
+    proven: List[Mapping[str, Any]] = []
+    unproven: List[Mapping[str, Any]] = []
+    recorded = record.get("certificate_id")
+    if recorded:
+        # The answer arrived: that call made this certificate and no other (call_once never repeats it).
+        description = describe_certificate(client, recorded)
+        key_matches = description is not None and (
+            desired.public_key is None or _carries_key(description, desired.public_key)
+        )
+        if key_matches and recorded != managed:
+            proven.append(description)
+    else:
+        low, high = _intent_window(record)
+        for item in paginate(client, "list_certificates", "certificates", pageSize=PAGE_SIZE):
+            created = _timestamp(item.get("creationDate"))
+            if item.get("status") != "INACTIVE" or item["certificateId"] == managed:
+                continue
+            if created is not None and not low <= created <= high:
+                continue
+            if desired.public_key is None:
+                unproven.append(item)
+                continue
+            description = describe_certificate(client, item["certificateId"])
+            if description is not None and _carries_key(description, desired.public_key):
+                proven.append(description)
+
+    if location.certificate is None and desired.public_key is not None and proven:
+        chosen = choose_certificate(proven)
+        proven = [d for d in proven if d is not chosen]
+        location.certificate = read_certificate(client, chosen["certificateId"], chosen)
+        location.found_by = "intent_record"
+
+    for description in proven:
+        if description.get("status") == "INACTIVE" and _attached_to_nothing(client, description["certificateArn"]):
+            outcome.deleted.append(description["certificateId"])
+    for item in unproven:
+        if _attached_to_nothing(client, item["certificateArn"]):
+            outcome.suspected.append(item["certificateId"])
+    if not check_mode:
+        for cert_id in list(outcome.deleted):
+            try:
+                client.delete_certificate(certificateId=cert_id)
+            except ClientError as e:
+                if is_error(e, "ResourceNotFoundException"):
+                    continue
+                if not is_error(e, "DeleteConflictException", "CertificateStateException"):
+                    raise
+                # Attached or activated since it was read: in use after all, so it stays.
+                outcome.deleted.remove(cert_id)
+    if outcome.suspected:
+        when = (
+            "at an unknown time"
+            if record.get("started") is None
+            else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(record["started"]))
+        )
+        warn(
+            f"{desired.intent_path} records a {record.get('operation') or 'certificate-creating'} call started "
+            f"{when} whose answer (and with it the private key) was lost. INACTIVE certificates attached to "
+            f"nothing were created meanwhile: {', '.join(outcome.suspected)}. If that call made one of them, it is "
+            "useless without its key; nothing proves they are this task's (another process may have made them), "
+            "so they were left alone: check them and remove them with state=absent and certificate_id"
+        )
+    return outcome
+
+
+# ---------------------------------------------------------------------------
 # Present
 # ---------------------------------------------------------------------------
 
@@ -602,12 +833,24 @@ def plan_certificate(desired: DesiredCertificate, before: View, remote_pem: Opti
 
 
 def ensure_present(
-    client: Any, desired: DesiredCertificate, check_mode: bool, warn: Warn = _no_warn
+    client: Any,
+    desired: DesiredCertificate,
+    check_mode: bool,
+    warn: Warn = _no_warn,
+    report: Optional[Dict[str, Any]] = None,
 ) -> Tuple[bool, Optional[View], Optional[View]]:
+    """``report``, when given, receives the orphaned certificates found through an intent record."""
     location = locate_certificate(client, desired, warn)
+    intent = resolve_intent(client, desired, location, check_mode, warn)
+    if report is not None:
+        report.update(intent.result())
     if location.certificate is None:
-        return create_certificate(client, desired, location, check_mode, warn)
-    return converge_certificate(client, desired, location.certificate, check_mode)
+        changed, before, after = create_certificate(client, desired, location, check_mode, warn)
+    else:
+        changed, before, after = converge_certificate(client, desired, location.certificate, check_mode)
+    if not check_mode:
+        clear_intent(desired)
+    return changed or bool(intent.deleted), before, after
 
 
 def converge_certificate(
@@ -691,7 +934,8 @@ def create_certificate(
             key_file = _pending(desired.private_key_path, PRIVATE_KEY_MODE, "private_key_path")
         if desired.certificate_path and desired.source != "pem":
             cert_file = _pending(desired.certificate_path, CERTIFICATE_MODE, "certificate_path")
-        response = _create_call(client, desired, key_file)
+        record = _begin_intent(desired)
+        response = _create_call(client, desired, key_file, record)
     except BaseException:
         if cert_file is not None:
             cert_file.discard()
@@ -719,7 +963,7 @@ def create_certificate(
         if final_status != created_status:
             client.update_certificate(certificateId=cert_id, newStatus=final_status)
     except (ClientError, OSError) as e:
-        raise _after_creation_error(e, cert_id, created_status, desired, done) from None
+        raise _after_creation_error(e, cert_id, created_status, desired, done, record) from None
 
     current = read_certificate(client, cert_id)
     after = current.view if current is not None else dict(predicted, certificate_id=cert_id, certificate_arn=arn)
@@ -773,10 +1017,20 @@ def _refuse_to_create(desired: DesiredCertificate, location: Location) -> None:
         )
 
 
-def _create_call(client: Any, desired: DesiredCertificate, key_file: Optional[PendingFile]) -> Dict[str, Any]:
-    """The AWS call that makes the certificate, INACTIVE; for create_keys the key is written at once."""
+def _create_call(
+    client: Any, desired: DesiredCertificate, key_file: Optional[PendingFile], record: Optional[Dict[str, Any]]
+) -> Dict[str, Any]:
+    """The AWS call that makes the certificate, INACTIVE; for create_keys the key is written at once.
+
+    CreateKeysAndCertificate and CreateCertificateFromCsr make a new certificate on every call: they are not
+    repeated after a lost answer (``call_once``). The id of the new certificate goes into the intent record as
+    soon as the key is on disk.
+    """
     if desired.source == "create_keys":
-        response = client.create_keys_and_certificate(setAsActive=False)
+        try:
+            response = call_once(client, "create_keys_and_certificate", setAsActive=False)
+        except (ClientError, BotoCoreError) as e:
+            raise _unanswered_create_error(e, desired, record) from None
         key_pair = response.pop("keyPair", None) or {}
         private_key = key_pair.get("PrivateKey")
         try:
@@ -784,15 +1038,30 @@ def _create_call(client: Any, desired: DesiredCertificate, key_file: Optional[Pe
                 raise OSError("the response held no private key")
             key_file.commit(private_key.encode("ascii"))
         except OSError as e:
-            _discard_unusable_certificate(client, response["certificateId"])
+            cert_id = response["certificateId"]
+            if _discard_unusable_certificate(client, cert_id):
+                clear_intent(desired)
+                outcome = "was deactivated and deleted"
+            elif _update_intent(desired, record, certificate_id=cert_id):
+                outcome = f"could not be deleted now; {desired.intent_path} records it and the next run deletes it"
+            else:
+                outcome = f"could not be deleted: remove it with state=absent and certificate_id={cert_id}"
             raise ValidationError(
                 "private_key_path",
                 f"could not write {desired.private_key_path} ({e.strerror or e}); the new certificate "
-                f"{response['certificateId']} is useless without its key and was deactivated and deleted",
+                f"{cert_id} is useless without its key and {outcome}",
             ) from None
+        _update_intent(desired, record, certificate_id=response["certificateId"])
         return response
     if desired.source == "csr":
-        return client.create_certificate_from_csr(certificateSigningRequest=desired.csr, setAsActive=False)
+        try:
+            response = call_once(
+                client, "create_certificate_from_csr", certificateSigningRequest=desired.csr, setAsActive=False
+            )
+        except (ClientError, BotoCoreError) as e:
+            raise _unanswered_create_error(e, desired, record) from None
+        _update_intent(desired, record, certificate_id=response["certificateId"])
+        return response
     if desired.ca_certificate_pem:
         return client.register_certificate(
             certificatePem=desired.certificate_pem, caCertificatePem=desired.ca_certificate_pem, status="INACTIVE"
@@ -800,16 +1069,65 @@ def _create_call(client: Any, desired: DesiredCertificate, key_file: Optional[Pe
     return client.register_certificate_without_ca(certificatePem=desired.certificate_pem, status="INACTIVE")
 
 
-def _discard_unusable_certificate(client: Any, cert_id: str) -> None:
+def _discard_unusable_certificate(client: Any, cert_id: str) -> bool:
+    """Delete a certificate whose key could not be written; False when that failed too."""
     try:
         client.update_certificate(certificateId=cert_id, newStatus="INACTIVE")
         client.delete_certificate(certificateId=cert_id)
-    except ClientError:
-        pass
+    except (ClientError, BotoCoreError):
+        return False
+    return True
+
+
+def _ran_maybe(error: Exception) -> bool:
+    """Whether a failed call may still have been carried out (its answer lost, or a server error)."""
+    if isinstance(error, ClientError):
+        status = (getattr(error, "response", {}) or {}).get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+        return status >= 500 or is_error(error, "InternalFailureException", "ServiceUnavailableException")
+    return not isinstance(error, BotoConnectionError)
+
+
+def _unanswered_create_error(
+    error: Exception, desired: DesiredCertificate, record: Optional[Dict[str, Any]]
+) -> Exception:
+    """The error of a failed creating call; when it may have run, the record keeps it for the next run."""
+    operation = CREATE_OPERATIONS[desired.source]
+    if not _ran_maybe(error):
+        clear_intent(desired)
+        return error
+    recorded = _update_intent(desired, record, ended=time.time())
+    if desired.source == "create_keys":
+        consequence = (
+            "If AWS made the certificate, its private key is lost with the answer. It was not retried: a retry "
+            "would make another certificate. "
+        )
+        if recorded:
+            consequence += (
+                f"{desired.intent_path} records the call: the next run reports the INACTIVE certificates made "
+                "meanwhile and makes a new one"
+            )
+    else:
+        consequence = "It was not retried: a retry would make another certificate. "
+        if recorded:
+            consequence += (
+                f"{desired.intent_path} records the call: the next run finds the certificate by the CSR's public key "
+                "and completes it"
+            )
+        else:
+            consequence += "Run the task again; a certificate made meanwhile carries the CSR's public key"
+    if isinstance(error, ClientError):
+        base = AwsCallError.from_client_error(error, operation)
+        return AwsCallError(base.operation, base.code, f"{base.message}. {consequence}", base.request_id)
+    return AwsCallError(operation, type(error).__name__, f"no answer arrived ({error}). {consequence}")
 
 
 def _after_creation_error(
-    error: Exception, cert_id: str, status: str, desired: DesiredCertificate, done: List[str]
+    error: Exception,
+    cert_id: str,
+    status: str,
+    desired: DesiredCertificate,
+    done: List[str],
+    record: Optional[Dict[str, Any]] = None,
 ) -> Exception:
     finds = []
     if desired.source == "pem":
@@ -818,12 +1136,21 @@ def _after_creation_error(
         finds.append("certificate_path")
     if desired.thing and any("thing" in step for step in done):
         finds.append(f"its public key among the certificates of thing {desired.thing}")
+    if record is not None:
+        key = "the key at private_key_path" if desired.source == "create_keys" else "the CSR's public key"
+        finds.append(f"the intent record {desired.intent_path} (the certificate carries {key})")
     progress = ", ".join(done) if done else "nothing more was done"
-    text = (
-        f"Certificate {cert_id} was created {status} ({progress}) before this step failed. "
-        f"Fix the cause and run the task again: it finds the certificate again by {' or '.join(finds) or 'its id'} "
-        "and completes it, without making a second one"
-    )
+    if finds:
+        rerun = (
+            f"Fix the cause and run the task again: it finds the certificate again by {' or '.join(finds)} "
+            "and completes it, without making a second one"
+        )
+    else:
+        rerun = (
+            "Nothing lets a re-run find it again: remove it (state=absent, certificate_id) or manage it with "
+            "certificate_id"
+        )
+    text = f"Certificate {cert_id} was created {status} ({progress}) before this step failed. {rerun}"
     if isinstance(error, ClientError):
         base = AwsCallError.from_client_error(error)
         return AwsCallError(base.operation, base.code, f"{base.message}. {text}", base.request_id)
@@ -842,14 +1169,22 @@ def ensure_absent(
     check_mode: bool,
     warn: Warn = _no_warn,
     sleep: Callable[[float], None] = time.sleep,
+    report: Optional[Dict[str, Any]] = None,
 ) -> Tuple[bool, Optional[View], None]:
+    """``report``, when given, receives the orphaned certificates found through an intent record."""
     location = locate_certificate(client, desired, warn)
+    intent = resolve_intent(client, desired, location, check_mode, warn)
+    if report is not None:
+        report.update(intent.result())
     if location.certificate is None:
-        return False, None, None
+        if not check_mode:
+            clear_intent(desired)
+        return bool(intent.deleted), None, None
     before = location.certificate.view
     if check_mode:
         return True, before, None
     remove_certificate(client, before, sleep)
+    clear_intent(desired)
     return True, before, None
 
 

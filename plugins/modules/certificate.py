@@ -25,6 +25,16 @@ description:
     policies attached, so a failure half-way never leaves an ACTIVE certificate that nothing uses. The private key
     and the certificate are written before anything else can fail; after fixing the cause, running the task again
     completes the certificate instead of making another one."
+  - "C(CreateKeysAndCertificate) and C(CreateCertificateFromCsr) make a new certificate on every call, so they are
+    never retried after a lost answer or a server error (only after throttling or a connection that was never
+    made). Before the call, an intent record (C(.NAME.create-intent.json) beside O(private_key_path), or for a CSR
+    beside O(certificate_path), mode 0600) notes the call; it is removed when the task succeeds. While it exists, a
+    run finds what that call made: the certificate whose id it recorded, or one created meanwhile that carries the
+    key or the CSR's public key. It completes that certificate and deletes the other such certificates that are
+    INACTIVE and attached to nothing (RV(orphaned_certificates_deleted)). A certificate made by a call whose answer,
+    and so whose private key, was lost carries nothing that proves whose it is: the INACTIVE certificates attached
+    to nothing that were created meanwhile are reported in RV(orphaned_certificates_suspected) and a warning, never
+    deleted."
   - "O(state=absent) deactivates the certificate, detaches it from every thing and every policy, then deletes it.
     Local files (O(certificate_path), O(private_key_path)) are left in place."
 options:
@@ -224,6 +234,23 @@ private_key_path:
   returned: always
   type: str
   sample: /etc/iot/sensor-001.key
+orphaned_certificates_deleted:
+  description:
+    - Ids of certificates an interrupted earlier run of this task made (proven by its intent record and the key or
+      CSR), INACTIVE and attached to nothing, that were deleted (would be, in check mode).
+  returned: always
+  type: list
+  elements: str
+  sample: []
+orphaned_certificates_suspected:
+  description:
+    - Ids of INACTIVE certificates attached to nothing that were created while a C(CreateKeysAndCertificate) call of
+      an earlier run of this task went unanswered (its private key was lost). Nothing proves they are this task's,
+      so they are left alone; remove them with O(certificate_id) and O(state=absent) once checked.
+  returned: always
+  type: list
+  elements: str
+  sample: []
 """
 
 from ansible.module_utils.basic import missing_required_lib
@@ -265,10 +292,11 @@ def main() -> None:
     def run() -> dict:
         desired = validate_certificate(module.params)
         client = module.client("iot")
+        orphans = {"orphaned_certificates_deleted": [], "orphaned_certificates_suspected": []}
         if desired.state == "present":
-            changed, before, after = ensure_present(client, desired, module.check_mode, module.warn)
+            changed, before, after = ensure_present(client, desired, module.check_mode, module.warn, report=orphans)
         else:
-            changed, before, after = ensure_absent(client, desired, module.check_mode, module.warn)
+            changed, before, after = ensure_absent(client, desired, module.check_mode, module.warn, report=orphans)
         return result_with_diff(
             module,
             changed,
@@ -277,6 +305,7 @@ def main() -> None:
             certificate=after or {},
             certificate_path=desired.certificate_path,
             private_key_path=desired.private_key_path,
+            **orphans,
         )
 
     module.run(run)
