@@ -17,9 +17,13 @@ Stages, each a small function:
 
 Nothing is lost: a certificate is created INACTIVE; the private key and certificate are written (files
 prepared before the call, committed right after it) before the next step; it is attached, given its
-policies, and activated last. Before every certificate-creating call a marker file records the time, so
-a certificate whose answer never arrived (killed process, dropped connection) is found later by the
-orphan sweep: INACTIVE, attached to nothing, unknown to every device file, created after the marker.
+policies, and activated last. Before every attempt of a certificate-creating call the device's marker file
+records it (``CallRecord``: source, time, attempts); a call whose every attempt was answered leaves no record.
+A record left behind (an answer lost to a dropped connection or a 5xx, a killed process) lets the orphan sweep
+of the same or the next run delete what it can prove this fleet made, and nothing else: INACTIVE, attached to
+nothing, unknown to every device file, created within the record's own window, and either returned to this
+run, or carrying the public key of one of this fleet's device keys, or (AWS-made keys, whose certificate
+cannot be told by its key) no more of them in the windows than the attempts whose answers were lost.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import io
 import json
 import math
 import os
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -85,6 +90,13 @@ MARKER_FILE = ".fleet-pending.json"
 # A certificate made by a call whose answer was lost is at most this much older than its marker says
 # (clock skew between this host and AWS).
 MARKER_SKEW_SECONDS = 120
+# An attempt whose answer never came ran at most this long after it started (botocore's default connect
+# and read timeouts, 60 s each): the end of the window of a call a killed run never finished.
+ATTEMPT_SECONDS = 120
+CREATE_OPERATIONS = {
+    "create_keys_and_certificate": "CreateKeysAndCertificate",
+    "create_certificate_from_csr": "CreateCertificateFromCsr",
+}
 KEY_SPEC = {"type": "EC", "curve": "P-256"}
 # DetachThingPrincipal is eventually consistent: DeleteThing/DeleteCertificate right after may conflict.
 DELETE_WAITS = (0.5, 1, 2, 4, 8)
@@ -207,7 +219,10 @@ class FleetSpec:
     fleet_group: str
     output_dir: Optional[str] = None
     prune: bool = False
+    prune_all: bool = False
     max_prune: Any = "10%"
+    # Why the input holds no device (None: it holds some): such an input never prunes without prune_all.
+    empty_input: Optional[str] = None
     max_failures: int = 0
     concurrency: int = 10
     plan_path: Optional[str] = None
@@ -353,8 +368,18 @@ def validate_fleet(params: Mapping[str, Any]) -> FleetSpec:
         rows, source = params["devices"], "devices"
         if not isinstance(rows, list):
             raise ValidationError("devices", f"must be a list, got {type(rows).__name__}")
+        empty_input = "devices is an empty list" if not rows else None
     else:
-        rows, source = load_device_rows(params["devices_file"]), "devices_file"
+        path = params["devices_file"]
+        rows, source = load_device_rows(path), "devices_file"
+        empty_input = None
+        if not rows:
+            try:
+                size = os.path.getsize(path)
+            except OSError:
+                size = None
+            what = "is empty (0 bytes)" if size == 0 else "holds no devices"
+            empty_input = f"devices_file {path} {what}"
     defaults = params.get("defaults") or {}
     if not isinstance(defaults, Mapping):
         raise ValidationError("defaults", f"must be a dictionary, got {type(defaults).__name__}")
@@ -378,8 +403,11 @@ def validate_fleet(params: Mapping[str, Any]) -> FleetSpec:
                 f"(the fleet group included), got {len(groups)}",
             )
         devices.append(device)
-    spec = FleetSpec(devices=devices, fleet_group=fleet_group)
+    spec = FleetSpec(devices=devices, fleet_group=fleet_group, empty_input=empty_input)
     spec.prune = bool(params.get("prune"))
+    spec.prune_all = bool(params.get("prune_all"))
+    if spec.prune_all and not spec.prune:
+        raise ValidationError("prune_all", "only takes effect with prune: true; set both to retire the whole fleet")
     spec.max_prune = parse_max_prune(params.get("max_prune", "10%") if params.get("max_prune") is not None else "10%")
     for option, minimum in (("max_failures", 0), ("concurrency", 1)):
         value = params.get(option)
@@ -441,12 +469,76 @@ def device_paths(output_dir: str, name: str) -> Dict[str, str]:
 
 
 @dataclass
+class CallRecord:
+    """A certificate-creating call of this fleet, in the device's marker file from before its first attempt.
+
+    A call whose every attempt was answered is removed from the file once its files are written; what stays is
+    a call that may have made a certificate nobody received: a lost answer (``lost`` attempts), a killed run
+    (``ended`` None), or an answer whose files could not be written (its certificate id in ``made``).
+    """
+
+    device: str
+    source: str  # aws_keys | csr | unknown (a marker of an older version, or unreadable)
+    started: float
+    last: float = 0.0  # when the latest attempt started
+    attempts: int = 1
+    lost: Optional[int] = None  # attempts without an answer; None: not known (the run ended first)
+    ended: Optional[float] = None
+    made: List[str] = field(default_factory=list)
+
+    def window(self, now: float) -> Tuple[float, float]:
+        """When (AWS's clock, give or take the skew) a certificate of this call can have been created."""
+        end = self.ended if self.ended is not None else max(self.started, self.last) + ATTEMPT_SECONDS
+        return self.started - MARKER_SKEW_SECONDS, min(end, now) + MARKER_SKEW_SECONDS
+
+    def possibly_lost(self) -> int:
+        """How many certificates this call can have made that nobody received (an upper bound)."""
+        return self.attempts if self.lost is None else self.lost
+
+    def to_json(self) -> Dict[str, Any]:
+        return {
+            "source": self.source,
+            "started": self.started,
+            "last": self.last,
+            "attempts": self.attempts,
+            "lost": self.lost,
+            "ended": self.ended,
+            "made": self.made,
+        }
+
+
+@dataclass
 class LocalDevice:
     key_public: Optional[bytes] = None  # SPKI DER of the key on disk
     key_error: Optional[str] = None
+    key_mode: Optional[int] = None  # permission bits of the key file
     cert_id: Optional[str] = None
     cert_public: Optional[bytes] = None
-    markers: List[float] = field(default_factory=list)  # start times of certificate calls not yet swept
+    records: List[CallRecord] = field(default_factory=list)  # certificate calls not yet swept
+
+
+def _parse_records(name: str, data: bytes, mtime: float) -> List[CallRecord]:
+    try:
+        document = json.loads(data.decode())
+        if "calls" in document:
+            return [
+                CallRecord(
+                    device=name,
+                    source=str(c.get("source") or "unknown"),
+                    started=float(c["started"]),
+                    last=float(c.get("last") or c["started"]),
+                    attempts=int(c.get("attempts") or 1),
+                    lost=None if c.get("lost") is None else int(c["lost"]),
+                    ended=None if c.get("ended") is None else float(c["ended"]),
+                    made=[str(i) for i in c.get("made") or []],
+                )
+                for c in document["calls"]
+            ]
+        # An older version's marker: start times only; its certificates are told by their public key only.
+        return [CallRecord(device=name, source="unknown", started=float(t)) for t in document.get("started", [])]
+    except (ValueError, AttributeError, KeyError, TypeError):
+        # Unreadable: only a certificate with this device's public key, created before the file last changed.
+        return [CallRecord(device=name, source="unknown", started=0.0, last=mtime, ended=mtime)]
 
 
 def read_local_device(output_dir: Optional[str], name: str) -> LocalDevice:
@@ -460,6 +552,8 @@ def read_local_device(output_dir: Optional[str], name: str) -> LocalDevice:
             local.key_public = crypto.private_key_public_key(key)
         except crypto.CryptoError as e:
             local.key_error = f"{paths['key']} {e}"
+        with contextlib.suppress(OSError):
+            local.key_mode = os.stat(paths["key"]).st_mode & 0o777
     cert = crypto.read_file(paths["cert"])
     if cert is not None:
         try:
@@ -470,18 +564,21 @@ def read_local_device(output_dir: Optional[str], name: str) -> LocalDevice:
     marker = crypto.read_file(paths["marker"])
     if marker is not None:
         try:
-            local.markers = [float(t) for t in json.loads(marker.decode()).get("started", [])]
-        except (ValueError, AttributeError):
-            local.markers = [0.0]  # unreadable: sweep everything unknown
+            mtime = os.stat(paths["marker"]).st_mtime
+        except OSError:
+            mtime = time.time()
+        local.records = _parse_records(name, marker, mtime)
     return local
 
 
-def add_marker(output_dir: str, name: str, started: float) -> None:
-    """Record, durably and before the call, that a certificate-creating call starts now."""
+def write_records(output_dir: str, name: str, records: List[CallRecord]) -> None:
+    """The device's marker file holds exactly ``records``, durably (none: the file is removed)."""
     paths = device_paths(output_dir, name)
+    if not records:
+        clear_marker(output_dir, name)
+        return
     os.makedirs(paths["dir"], mode=0o700, exist_ok=True)
-    local = read_local_device(output_dir, name)
-    data = json.dumps({"started": [*local.markers, started]}).encode()
+    data = json.dumps({"calls": [r.to_json() for r in records]}).encode()
     crypto.write_file_atomic(paths["marker"], data, crypto.CERTIFICATE_MODE)
 
 
@@ -628,7 +725,7 @@ def read_fleet_state(call: Call, spec: FleetSpec, progress: Optional[Progress] =
     for device in spec.devices:
         snap.local[device.name] = read_local_device(spec.output_dir, device.name)
     needs_certs = any(d.certificate != "none" for d in spec.devices)
-    markers = any(local.markers for local in snap.local.values())
+    markers = any(local.records for local in snap.local.values())
     wanted = {d.name for d in spec.devices}
     with ThreadPoolExecutor(max_workers=2) as side:
         groups = {group: side.submit(read_group_members, call, group) for group in spec.named_groups}
@@ -657,14 +754,26 @@ def read_fleet_state(call: Call, spec: FleetSpec, progress: Optional[Progress] =
             snap.certificates = certificates.result()
         snap.policy_targets = {policy: future.result() for policy, future in targets.items()}
     # A device with its key on disk but no certificate file: look for its certificate by public key
-    # among the certificates attached to its thing (DescribeCertificate only for those).
+    # among the certificates attached to its thing and, when a call of an earlier run was left unfinished
+    # (killed between writing the key and the certificate), among the INACTIVE certificates made within that
+    # call's window (DescribeCertificate only for those).
     lookups = []
+    file_ids = {local.cert_id for local in snap.local.values() if local.cert_id}
+    now = time.time()
     for device in spec.devices:
         local = snap.local[device.name]
         if device.certificate in ("aws_keys", "csr") and local.key_public and not local.cert_id:
             for arn in snap.principals.get(device.name, []):
                 if cert_id_of_arn(arn):
                     lookups.append((device.name, cert_id_of_arn(arn)))
+            windows = [r.window(now) for r in local.records]
+            for cert_id, info in sorted(snap.certificates.items()):
+                if (
+                    info["status"] == "INACTIVE"
+                    and cert_id not in file_ids
+                    and any(low <= info["created"] <= high for low, high in windows)
+                ):
+                    lookups.append((device.name, cert_id))
 
     def describe(item: Tuple[str, str]) -> Tuple[str, str, Optional[str]]:
         name, cert_id = item
@@ -705,6 +814,7 @@ class DevicePlan:
     certificate_arn: Optional[str] = None
     new_certificate: Optional[str] = None
     write_certificate_pem: Optional[str] = None  # recovered by public key: write the file
+    fix_key_mode: bool = False  # the key file is readable by others: make it 0600
     attach_certificate: bool = False
     policies_to_attach: List[str] = field(default_factory=list)
     policies_to_detach: List[str] = field(default_factory=list)
@@ -720,7 +830,7 @@ class DevicePlan:
 class FleetPlan:
     devices: List[DevicePlan]
     groups_to_create: List[str]
-    orphan_windows: List[float]
+    records: List[CallRecord]  # certificate calls of earlier runs that may have left a certificate behind
 
     def counts(self) -> Dict[str, int]:
         counts = {"create": 0, "update": 0, "unchanged": 0, "prune": 0, "failed": 0}
@@ -796,7 +906,22 @@ def plan_device(device: DesiredDevice, spec: FleetSpec, snap: Snapshot) -> Devic
     plan.after = {"thing_type": thing_type or None, "attributes": attributes, "thing_groups": after_groups}
     # Certificate
     if device.certificate != "none":
-        _plan_certificate(device, snap, plan)
+        _plan_certificate(device, snap, plan, spec.output_dir)
+        local = snap.local.get(device.name)
+        if (
+            not plan.error
+            and device.certificate in ("aws_keys", "csr")
+            and local is not None
+            and local.key_public is not None
+            and local.key_mode is not None
+            and local.key_mode != crypto.PRIVATE_KEY_MODE
+        ):
+            # As the csr module does: a private key readable by others is made 0600 (reported as a change).
+            plan.fix_key_mode = True
+            plan.changes.append(f"set {KEY_FILE} mode to 0600 (was {local.key_mode:04o})")
+            if plan.before:
+                plan.before["key_file_mode"] = f"{local.key_mode:04o}"
+            plan.after["key_file_mode"] = f"{crypto.PRIVATE_KEY_MODE:04o}"
     if plan.error:
         plan.action = "failed"
     elif current is None:
@@ -806,7 +931,9 @@ def plan_device(device: DesiredDevice, spec: FleetSpec, snap: Snapshot) -> Devic
     return plan
 
 
-def _plan_certificate(device: DesiredDevice, snap: Snapshot, plan: DevicePlan) -> None:
+def _plan_certificate(
+    device: DesiredDevice, snap: Snapshot, plan: DevicePlan, output_dir: Optional[str] = None
+) -> None:
     local = snap.local.get(device.name) or LocalDevice()
     principals = snap.principals.get(device.name, [])
     attached_ids = {cert_id_of_arn(arn) for arn in principals}
@@ -831,7 +958,22 @@ def _plan_certificate(device: DesiredDevice, snap: Snapshot, plan: DevicePlan) -
         elif device.name in snap.recovered:
             cert_id = snap.recovered[device.name]["id"]
             plan.write_certificate_pem = snap.recovered[device.name]["pem"]
-            plan.changes.append(f"write {CERT_FILE} of the attached certificate")
+            plan.changes.append(f"write {CERT_FILE} of the certificate that has the key's public key")
+        if cert_id is None and local.key_public is not None and device.certificate == "aws_keys":
+            # AWS makes a new key with every certificate: making one would replace this key file.
+            why = (
+                f"its certificate {local.cert_id} in {CERT_FILE} no longer exists in AWS IoT"
+                if local.cert_id
+                else f"its certificate was not found ({CERT_FILE} is missing and no certificate attached to the "
+                "thing, or left by an interrupted run, has the key's public key)"
+            )
+            key_path = device_paths(output_dir, device.name)["key"] if output_dir else KEY_FILE
+            plan.error = (
+                f"{key_path} exists but {why}; a device key is never replaced by a new one: "
+                f"restore the key's certificate in {CERT_FILE}, or move the device's {KEY_FILE} (and "
+                f"{CERT_FILE}) away to have a new key and certificate made"
+            )
+            return
         if cert_id is None:
             plan.new_certificate = device.certificate
     if plan.new_certificate:
@@ -885,7 +1027,21 @@ def plan_fleet(spec: FleetSpec, snap: Snapshot) -> FleetPlan:
     if spec.prune:
         to_prune = sorted(managed - wanted)
         allowed = prune_allowance(spec.max_prune, len(managed))
-        if len(to_prune) > allowed:
+        if to_prune and not spec.prune_all and (spec.empty_input or len(to_prune) == len(managed)):
+            # Retiring the whole fleet is a decision of its own, never the side effect of an empty or wrong
+            # input, whatever max_prune allows.
+            why = (
+                spec.empty_input
+                or f"none of the {len(managed)} devices in thing group {spec.fleet_group} is in the input"
+            )
+            raise ValidationError(
+                "prune",
+                f"{why}: prune would decommission every device of thing group {spec.fleet_group} "
+                f"({len(to_prune)}); nothing was changed. An input with no devices, or none of the current ones, "
+                "never prunes whatever max_prune says; to retire the whole fleet set prune_all: true "
+                "(run it in check mode first to see what it removes)",
+            )
+        if len(to_prune) > allowed and not spec.prune_all:
             kind, amount = spec.max_prune
             limit = f"{amount:g}%" if kind == "percent" else f"{int(amount)}"
             raise ValidationError(
@@ -902,8 +1058,8 @@ def plan_fleet(spec: FleetSpec, snap: Snapshot) -> FleetPlan:
             plan.before = {"thing_type": thing["thing_type"], "attributes": thing["attributes"]} if thing else {}
             devices.append(plan)
     groups_to_create = sorted(g for g in spec.named_groups if snap.groups.get(g) is None)
-    windows = sorted(t for local in snap.local.values() for t in local.markers)
-    return FleetPlan(devices=devices, groups_to_create=groups_to_create, orphan_windows=windows)
+    records = [r for device in spec.devices for r in (snap.local.get(device.name) or LocalDevice()).records]
+    return FleetPlan(devices=devices, groups_to_create=groups_to_create, records=records)
 
 
 def plan_result(plan: FleetPlan) -> Dict[str, Any]:
@@ -918,7 +1074,7 @@ def plan_result(plan: FleetPlan) -> Dict[str, Any]:
         "devices": listing[:PLAN_LISTING_LIMIT],
         "devices_listed": min(len(listing), PLAN_LISTING_LIMIT),
         "devices_not_listed": max(0, len(listing) - PLAN_LISTING_LIMIT),
-        "pending_certificate_markers": len(plan.orphan_windows),
+        "pending_certificate_markers": len(plan.records),
     }
 
 
@@ -1009,19 +1165,147 @@ def _create_certificate(call: Call, spec: FleetSpec, device: DesiredDevice, plan
             _changed, key, _info = ensure_private_key(paths["key"], KEY_SPEC, False, False)
         csr = make_csr(key, {"common_name": device.name}).decode()
         with crypto.PendingFile(paths["cert"], crypto.CERTIFICATE_MODE) as cert_file:
-            add_marker(spec.output_dir, device.name, time.time())
-            response = call("create_certificate_from_csr", certificateSigningRequest=csr, setAsActive=False)
-            cert_file.commit(response["certificatePem"].encode())
+            response = _recorded_call(
+                call,
+                spec.output_dir,
+                device.name,
+                "csr",
+                (cert_file,),
+                "create_certificate_from_csr",
+                certificateSigningRequest=csr,
+                setAsActive=False,
+            )
     else:
+        if os.path.lexists(paths["key"]):
+            # The planner refuses this; a key that appeared since is not replaced either.
+            raise ValidationError(
+                f"{device.name}", f"{paths['key']} exists: a device key is never replaced; move it away first"
+            )
         with crypto.PendingFile(paths["key"], crypto.PRIVATE_KEY_MODE) as key_file, crypto.PendingFile(
             paths["cert"], crypto.CERTIFICATE_MODE
         ) as cert_file:
-            add_marker(spec.output_dir, device.name, time.time())
-            response = call("create_keys_and_certificate", setAsActive=False)
-            key_file.commit(response["keyPair"]["PrivateKey"].encode())
-            cert_file.commit(response["certificatePem"].encode())
+            response = _recorded_call(
+                call,
+                spec.output_dir,
+                device.name,
+                "aws_keys",
+                (key_file, cert_file),
+                "create_keys_and_certificate",
+                setAsActive=False,
+            )
     plan.certificate_id = response["certificateId"]
     plan.certificate_arn = response["certificateArn"]
+
+
+class _AttemptWatch:
+    """The attempts of one certificate-creating call, counted in its own thread from botocore's events.
+
+    Each attempt is added to the call's record on disk before it is sent; an attempt counts as answered when
+    an HTTP answer below 500 came back (a 5xx or a dropped connection may have made a certificate).
+    """
+
+    def __init__(self, output_dir: str, records: List[CallRecord], record: CallRecord):
+        self.output_dir = output_dir
+        self.records = records
+        self.record = record
+        self.started = 0
+        self.answered = 0
+
+    def before_attempt(self) -> None:
+        self.started += 1
+        if self.started > self.record.attempts:
+            self.record.attempts = self.started
+            self.record.last = time.time()
+            write_records(self.output_dir, self.record.device, self.records)
+
+    def answer(self, status: int) -> None:
+        if status < 500:
+            self.answered += 1
+
+
+_WATCH = threading.local()
+
+
+def _before_attempt(**_kwargs: Any) -> None:
+    watch = getattr(_WATCH, "watch", None)
+    if watch is not None:
+        watch.before_attempt()
+
+
+def _after_attempt(http_response: Any = None, **_kwargs: Any) -> None:
+    watch = getattr(_WATCH, "watch", None)
+    if watch is not None and http_response is not None:
+        watch.answer(int(getattr(http_response, "status_code", 500) or 500))
+
+
+def watch_certificate_calls(call: Any) -> bool:
+    """Count the attempts of the certificate-creating calls made through ``call``'s boto3 client, if it has one."""
+    events = getattr(getattr(getattr(call, "client", None), "meta", None), "events", None)
+    if events is None or not hasattr(events, "register"):
+        return False
+    for operation in CREATE_OPERATIONS.values():
+        events.register(f"before-call.iot.{operation}", _before_attempt, unique_id=f"iotfleet-fleet-before-{operation}")
+        events.register(f"after-call.iot.{operation}", _after_attempt, unique_id=f"iotfleet-fleet-after-{operation}")
+    return True
+
+
+def _device_records(output_dir: str, name: str) -> List[CallRecord]:
+    path = device_paths(output_dir, name)["marker"]
+    data = crypto.read_file(path)
+    if data is None:
+        return []
+    try:
+        mtime = os.stat(path).st_mtime
+    except OSError:
+        mtime = time.time()
+    return _parse_records(name, data, mtime)
+
+
+def _end_attempts(watch: _AttemptWatch) -> None:
+    _WATCH.watch = None
+    watch.record.ended = time.time()
+    # Known only when the client's events were seen; otherwise every attempt may have been lost.
+    watch.record.lost = watch.started - watch.answered if watch.started else None
+
+
+def _recorded_call(
+    call: Call, output_dir: str, name: str, source: str, files: Tuple[Any, ...], method: str, **params: Any
+) -> Dict[str, Any]:
+    """A certificate-creating call, recorded in the device's marker file before its first attempt; its answer's
+    files committed. The record is dropped when every attempt was answered and the files are written."""
+    records = _device_records(output_dir, name)
+    now = time.time()
+    record = CallRecord(device=name, source=source, started=now, last=now)
+    records.append(record)
+    write_records(output_dir, name, records)
+    watch = _AttemptWatch(output_dir, records, record)
+    _WATCH.watch = watch
+    try:
+        response = call(method, **params)
+    except BaseException:
+        _end_attempts(watch)
+        if record.lost == 0:
+            records.remove(record)  # every attempt answered, none with a certificate: nothing can be left
+        with contextlib.suppress(OSError):
+            write_records(output_dir, name, records)
+        raise
+    _end_attempts(watch)
+    try:
+        if source == "aws_keys":
+            files[0].commit(response["keyPair"]["PrivateKey"].encode())
+            files[1].commit(response["certificatePem"].encode())
+        else:
+            files[0].commit(response["certificatePem"].encode())
+    except BaseException:
+        # Received, but not on disk: the sweep may delete it (its id proves it is this fleet's).
+        record.made.append(response["certificateId"])
+        with contextlib.suppress(OSError):
+            write_records(output_dir, name, records)
+        raise
+    if record.lost == 0:
+        records.remove(record)
+    write_records(output_dir, name, records)
+    return response
 
 
 def _remove_stale_temporaries(directory: str) -> None:
@@ -1066,12 +1350,17 @@ def apply_device(call: Call, spec: FleetSpec, device: DesiredDevice, plan: Devic
         )
     if device.certificate == "none":
         return
+    if plan.fix_key_mode:
+        key_path = device_paths(spec.output_dir, device.name)["key"]
+        _step("set key file mode", lambda: os.chmod(key_path, crypto.PRIVATE_KEY_MODE))
     if plan.write_certificate_pem:
         paths = device_paths(spec.output_dir, device.name)
-        _step(
-            "write certificate file",
-            lambda: crypto.write_file_atomic(paths["cert"], plan.write_certificate_pem.encode(), 0o644),
-        )
+
+        def write_certificate() -> None:
+            _remove_stale_temporaries(paths["dir"])
+            crypto.write_file_atomic(paths["cert"], plan.write_certificate_pem.encode(), 0o644)
+
+        _step("write certificate file", write_certificate)
     if plan.new_certificate:
         _step("create certificate", lambda: _create_certificate(call, spec, device, plan))
     arn = plan.certificate_arn
@@ -1173,30 +1462,89 @@ def prune_device(call: Call, spec: FleetSpec, plan: DevicePlan, sleep: Callable[
                 os.unlink(paths[key])
 
 
-def sweep_orphans(
-    call: Call, windows: List[float], known_ids: Set[str], sleep: Callable[[float], None] = time.sleep
-) -> List[str]:
-    """Delete certificates a lost answer left behind: unknown to every device, attached to no thing, created
-    after the earliest marker. Returns the deleted ids.
+@dataclass
+class SweepResult:
+    deleted: List[str] = field(default_factory=list)
+    # INACTIVE, unattached, in a window, but not provably this fleet's: left alone and reported.
+    kept: List[str] = field(default_factory=list)
 
-    They should be INACTIVE (created so); an ACTIVE one is deactivated first, so that a service that ignores
-    setAsActive=false still ends without orphans.
+
+def sweep_orphans(
+    call: Call,
+    records: List[CallRecord],
+    known_ids: Set[str],
+    device_keys: Mapping[bytes, str],
+    sleep: Callable[[float], None] = time.sleep,
+    now: Optional[float] = None,
+) -> SweepResult:
+    """Delete the certificates this fleet's unfinished calls (``records``) provably left behind.
+
+    A candidate is INACTIVE (never ACTIVE: a certificate in use is never touched), unknown to every device file
+    (``known_ids``) and created within the window of a record. It is deleted, once found attached to no thing,
+    when this fleet can prove it made it: its id was returned to a call whose files could not be written; or
+    its public key is one of this fleet's device keys (``device_keys``: SPKI DER -> device); or, for the calls
+    with AWS-made keys (whose certificates cannot be told by their key), the candidates left in those calls'
+    windows are no more than the attempts whose answers were lost. Anything else is kept and reported.
     """
-    if not windows:
-        return []
-    since = min(windows) - MARKER_SKEW_SECONDS
-    deleted = []
-    for cert_id, info in read_certificates(call).items():
-        if cert_id in known_ids or info["status"] not in ("INACTIVE", "ACTIVE") or info["created"] < since:
+    result = SweepResult()
+    if not records:
+        return result
+    now = time.time() if now is None else now
+    certificates = read_certificates(call)
+    windows = [(r, *r.window(now)) for r in records]
+    made = {cert_id for r in records for cert_id in r.made}
+    candidates = {}
+    for cert_id, info in certificates.items():
+        if info["status"] != "INACTIVE" or cert_id in known_ids:
             continue
-        things = call.pages("list_principal_things", "things", principal=info["arn"], maxResults=PAGE_SIZE)
-        if things:
+        inside = [r for r, low, high in windows if low <= info["created"] <= high]
+        if inside or cert_id in made:
+            candidates[cert_id] = (info, inside)
+    proven: List[str] = []
+    # Public keys: only needed when a record's device key can tell its certificates.
+    keyed = any(r.source != "aws_keys" for r in records) and device_keys
+    unproven_aws = []
+    for cert_id, (_info, inside) in sorted(candidates.items(), key=lambda item: item[1][0]["created"]):
+        if cert_id in made:
+            proven.append(cert_id)
             continue
-        if info["status"] == "ACTIVE":
-            call("update_certificate", certificateId=cert_id, newStatus="INACTIVE")
-        delete_certificate(call, cert_id, info["arn"], sleep)
-        deleted.append(cert_id)
-    return deleted
+        if keyed:
+            description = _ignore(call, ("ResourceNotFoundException",), "describe_certificate", certificateId=cert_id)
+            pem = ((description or {}).get("certificateDescription") or {}).get("certificatePem")
+            try:
+                public = crypto.certificate_public_key(pem) if pem else None
+            except crypto.CryptoError:
+                public = None
+            if public is not None and public in device_keys:
+                proven.append(cert_id)
+                continue
+        if any(r.source == "aws_keys" for r in inside):
+            unproven_aws.append(cert_id)
+
+    def unattached(cert_id: str) -> bool:
+        arn = candidates[cert_id][0]["arn"]
+        return not call.pages("list_principal_things", "things", principal=arn, maxResults=PAGE_SIZE)
+
+    unproven_aws = [cert_id for cert_id in unproven_aws if unattached(cert_id)]
+    lost_budget = sum(r.possibly_lost() for r in records if r.source == "aws_keys")
+    if len(unproven_aws) <= lost_budget:
+        orphans = [cert_id for cert_id in proven if unattached(cert_id)] + unproven_aws
+    else:
+        # More such certificates than this fleet's calls can have made: some are another's; touch none.
+        orphans = [cert_id for cert_id in proven if unattached(cert_id)]
+        result.kept.extend(unproven_aws)
+    for cert_id in orphans:
+        info = candidates[cert_id][0]
+        try:
+            delete_certificate(call, cert_id, info["arn"], sleep)
+        except ClientError as e:
+            if not is_error(e, "CertificateStateException", "DeleteConflictException"):
+                raise
+            result.kept.append(cert_id)  # activated or attached meanwhile: in use, left alone
+            continue
+        result.deleted.append(cert_id)
+    result.kept.sort()
+    return result
 
 
 @dataclass
@@ -1204,6 +1552,7 @@ class RunOutcome:
     outcomes: Dict[str, str] = field(default_factory=dict)  # name -> created|updated|unchanged|pruned|failed
     failures: List[Dict[str, str]] = field(default_factory=list)
     orphans_deleted: List[str] = field(default_factory=list)
+    orphans_kept: List[str] = field(default_factory=list)
 
 
 def _error_text(error: BaseException) -> str:
@@ -1254,20 +1603,29 @@ def apply_plan(
             if progress:
                 progress.advance(outcome)
     run.failures.sort(key=lambda f: order[f["name"]])
-    # Orphan sweep: certificates of calls whose answer was lost (now or in an interrupted earlier run).
-    windows = list(plan.orphan_windows)
+    # Orphan sweep: certificates of calls whose answer was lost (now or in an interrupted earlier run), read
+    # from the marker files again (this run's own records included).
+    records: List[CallRecord] = []
     known: Set[str] = set()
+    keys: Dict[bytes, str] = {}
     if spec.output_dir:
         for device in spec.devices:
             local = read_local_device(spec.output_dir, device.name)
-            windows.extend(local.markers)
+            records.extend(local.records)
             if local.cert_id:
                 known.add(local.cert_id)
+            if local.key_public:
+                keys[local.key_public] = device.name
     known.update(d.certificate_id for d in plan.devices if d.certificate_id)
-    if windows:
-        run.orphans_deleted = sweep_orphans(call, windows, known, sleep)
-        for device in spec.devices:
-            clear_marker(spec.output_dir, device.name)
+    if records:
+        swept = sweep_orphans(call, records, known, keys, sleep)
+        run.orphans_deleted, run.orphans_kept = swept.deleted, swept.kept
+        for name in sorted({r.device for r in records}):
+            clear_marker(spec.output_dir, name)
+            # The temporary files of the interrupted call (its device may have needed no new call this time).
+            directory = device_paths(spec.output_dir, name)["dir"]
+            if os.path.isdir(directory):
+                _remove_stale_temporaries(directory)
     return run
 
 
@@ -1278,9 +1636,21 @@ def summary_result(run: RunOutcome, call_summary: Mapping[str, Any], duration: f
     return {
         **counts,
         "orphaned_certificates_deleted": len(run.orphans_deleted),
+        "orphaned_certificates_kept": len(run.orphans_kept),
         **call_summary,
         "duration": round(duration, 3),
     }
+
+
+# A spreadsheet reads a cell starting with one of these as a formula (OWASP, CSV injection).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: Any) -> Any:
+    """A text cell a spreadsheet would run as a formula, prefixed with a single quote (shown as text)."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
 
 
 def write_report(path: str, summary: Mapping[str, Any], run: RunOutcome, plan: FleetPlan) -> None:
@@ -1305,13 +1675,14 @@ def write_report(path: str, summary: Mapping[str, Any], run: RunOutcome, plan: F
             "summary": dict(summary),
             "failures": run.failures,
             "orphaned_certificates_deleted": run.orphans_deleted,
+            "orphaned_certificates_kept": run.orphans_kept,
             "devices": rows,
         },
     )
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=["name", "outcome", "changes", "certificate_id", "failed_step", "error"])
     writer.writeheader()
-    writer.writerows(rows)
+    writer.writerows({key: csv_cell(value) for key, value in row.items()} for row in rows)
     crypto.write_file_atomic(os.path.splitext(path)[0] + ".csv", out.getvalue().encode(), 0o644)
 
 
@@ -1332,5 +1703,6 @@ def run_fleet(
         return plan, None, clock() - started
     if spec.output_dir:
         os.makedirs(spec.output_dir, mode=0o700, exist_ok=True)
+    watch_certificate_calls(call)
     run = apply_plan(call, spec, plan, progress)
     return plan, run, clock() - started

@@ -19,9 +19,25 @@ description:
     policies, activate), with per-API rate budgets that start at AWS's default TPS quotas and halve on
     throttling; throttles, 5xx answers and dropped connections are retried with jittered backoff.
   - New certificates are created INACTIVE; the private key and certificate are written before the next
-    step and the certificate is activated last. A marker file written before every certificate-creating
-    call lets the same run, or the next one after an interruption, find and delete a certificate whose
-    answer was lost (attached to nothing, unknown to every device's files, created after the marker).
+    step and the certificate is activated last.
+  - An existing device key is never replaced. A device with V(aws_keys) whose key file exists but whose
+    certificate is neither in its certificate file nor found (attached to the thing, or left by an interrupted
+    run, with the key's public key) fails with a message naming the file; a key file readable by others is set
+    to mode 0600 and reported as a change (as the M(iotfleet.provisioning.csr) module does).
+  - Orphan clean-up. Before every attempt of a certificate-creating call, a record in the device's directory
+    (C(.fleet-pending.json)) notes the call, its time and its attempts; a call whose every attempt was
+    answered leaves no record. A record left behind (an answer lost to a dropped connection or a 5xx, a
+    killed run, files that could not be written) lets the same run, or the next one, delete the certificates
+    it can prove this fleet made, and only those. A certificate is deleted only when it is INACTIVE (never an
+    ACTIVE one), attached to no thing, unknown to every device's files, created within that call's own window
+    (from its start to its end, give or take 120 s of clock skew), and either its id was returned to the
+    call, or its public key is one of this fleet's device keys (V(csr), and V(aws_keys) whose key was
+    written), or, for AWS-made keys (which cannot be told by their key), such certificates in those windows
+    number no more than the attempts whose answers were lost. Anything else is left alone; certificates that
+    could be a lost answer's but cannot be proven so are counted in C(orphaned_certificates_kept), listed in
+    the report and named in a warning.
+  - A device with its key on disk but no certificate file, left by a run killed between the two writes,
+    gets its certificate back by public key (the certificate file is written; it is attached and activated).
   - A device that fails does not stop the others; the task fails at the end when more than
     O(max_failures) devices failed.
 options:
@@ -74,8 +90,19 @@ options:
     description:
       - The most devices O(prune) may remove, as a count (V(5)) or a percentage of the current members of
         O(fleet_group) (V(10%)). Beyond it the task fails before any change.
+      - Whatever it says, an input with no devices (an empty O(devices) list, an empty O(devices_file) or one
+        holding no devices) or with none of the current members never prunes without O(prune_all); a
+        O(devices_file) that cannot be read fails the task before any call.
     type: raw
     default: "10%"
+  prune_all:
+    description:
+      - Retire the whole fleet. With O(prune=true), allow O(prune) to decommission every member of
+        O(fleet_group), also when the input holds no devices; O(max_prune) is not applied then.
+      - Without it, a prune that would remove every member (an empty or wrong input) fails before any change,
+        and the message names this option. Run it with C(--check) first to see what it removes.
+    type: bool
+    default: false
   max_failures:
     description:
       - How many devices may fail before the task fails (at the end, after every device was tried).
@@ -151,8 +178,11 @@ notes:
     C(iot:AttachThingPrincipal), C(iot:AttachPolicy), C(iot:DetachPolicy), C(iot:UpdateCertificate); with prune
     or orphan clean-up also C(iot:DetachThingPrincipal), C(iot:ListPrincipalThings), C(iot:ListAttachedPolicies),
     C(iot:DeleteCertificate), C(iot:DeleteThing)."
-  - The orphan clean-up assumes that no other process creates certificates without attaching them, in the
-    same account, around the time a fleet run loses the answer of a certificate-creating call.
+  - The orphan clean-up never touches an ACTIVE certificate, nor one attached to a thing, nor one created outside
+    the window of a call of this fleet whose answer may have been lost; another fleet, or the
+    M(iotfleet.provisioning.certificate) module, running at the same time keeps its certificates. The one
+    remaining judgement is for AWS-made keys: an INACTIVE, unattached certificate of another process, made within
+    the window of a lost answer of this fleet when that lost attempt made none, could be taken for it.
   - The plan reads the things with C(ListThings) (pages of 250) as long as that costs no more quota time than
     one C(DescribeThing) per device (one page per 35 devices), then describes the devices not seen yet; so an
     account with many more things than the fleet is not read whole.
@@ -196,6 +226,14 @@ EXAMPLES = r"""
     prune: true
     max_prune: 5
 
+- name: Retire the whole fleet (an empty list never prunes without prune_all; try it with --check first)
+  iotfleet.provisioning.fleet:
+    devices: []
+    fleet_group: old-sensors
+    output_dir: /srv/pki/old-sensors
+    prune: true
+    prune_all: true
+
 - name: Every host of the inventory group sensors, in an account whose CreateThing quota AWS raised
   iotfleet.provisioning.fleet:
     devices: "{{ groups['sensors'] | iotfleet.provisioning.devices_from_hosts(hostvars) }}"
@@ -238,8 +276,9 @@ plan:
       description: How many changing devices were left out of C(devices) (see O(plan_path) for all).
       type: int
     pending_certificate_markers:
-      description: Certificate-creating calls of an earlier, interrupted run whose certificates are checked
-        for orphans.
+      description: Certificate-creating calls of earlier runs left unfinished (an answer lost, a run killed)
+        whose certificates this run finds again by public key or checks for orphans (see the orphan clean-up
+        above).
       type: int
 summary:
   description: What the run did. In check mode only C(duration) and the read calls are meaningful.
@@ -262,7 +301,12 @@ summary:
       description: Devices that failed.
       type: int
     orphaned_certificates_deleted:
-      description: Certificates left behind by lost answers that were deleted.
+      description: Certificates left behind by lost answers that were deleted (those this fleet could prove
+        it made).
+      type: int
+    orphaned_certificates_kept:
+      description: INACTIVE, unattached certificates within a lost answer's window that this fleet could not
+        prove it made, so left alone (their ids are in the report and a warning).
       type: int
     api_calls:
       description: AWS calls by operation (retries included).
@@ -314,6 +358,7 @@ def main() -> None:
             fleet_group=dict(type="str", required=True),
             output_dir=dict(type="path"),
             prune=dict(type="bool", default=False),
+            prune_all=dict(type="bool", default=False),
             max_prune=dict(type="raw", default="10%"),
             max_failures=dict(type="int", default=0),
             concurrency=dict(type="int", default=10),
@@ -370,6 +415,12 @@ def main() -> None:
             )
             result["summary"] = summary
             result["failures"] = outcome.failures
+            if outcome.orphans_kept:
+                module.warn(
+                    f"{len(outcome.orphans_kept)} INACTIVE certificate(s) attached to no thing were made within the "
+                    "window of a certificate call of this fleet whose answer was lost, but this fleet cannot prove "
+                    "it made them, so they were left alone: " + ", ".join(outcome.orphans_kept[:10])
+                )
             if spec.report_path:
                 write_report(spec.report_path, summary, outcome, plan)
         diff = plan_diff(plan)

@@ -277,15 +277,18 @@ def test_plan_certificate_file_not_attached_attaches_instead_of_creating():
 
 
 def test_plan_new_certificate_when_file_certificate_is_gone():
-    spec = spec_of([{"name": "a", "certificate": "aws_keys"}], output_dir="/x")
-    snap = fleet.Snapshot(
-        groups={"fg": {"a"}},
-        things={"a": {"thing_type": None, "attributes": {}, "version": 1}},
-        principals={"a": []},
-        local={"a": fleet.LocalDevice(key_public=b"K", cert_id="deleted", cert_public=b"K")},
-    )
-    device = fleet.plan_fleet(spec, snap).devices[0]
-    assert device.new_certificate == "aws_keys"
+    # csr: a new certificate for the same key; aws_keys: that would replace the key file, so the device fails.
+    for source, action, new in (("csr", "update", "csr"), ("aws_keys", "failed", None)):
+        spec = spec_of([{"name": "a", "certificate": source}], output_dir="/x")
+        snap = fleet.Snapshot(
+            groups={"fg": {"a"}},
+            things={"a": {"thing_type": None, "attributes": {}, "version": 1}},
+            principals={"a": []},
+            local={"a": fleet.LocalDevice(key_public=b"K", cert_id="deleted", cert_public=b"K")},
+        )
+        device = fleet.plan_fleet(spec, snap).devices[0]
+        assert (device.action, device.new_certificate) == (action, new)
+    assert "/x/a/private.pem.key exists but its certificate deleted" in device.error
 
 
 def test_plan_mismatched_key_and_certificate_fails_the_device_only():
@@ -522,7 +525,7 @@ class FakeCall:
         if method == "list_principal_things":
             return self.things_of.get(params["principal"], [])
         if method == "list_attached_policies":
-            return [{"policyName": "p"}] if params["target"].endswith("/new-active") else []
+            return []
         raise AssertionError(method)
 
     def __call__(self, method, **params):
@@ -534,31 +537,27 @@ def cert(cert_id, status, created):
     return {"certificateId": cert_id, "certificateArn": ARN + cert_id, "status": status, "creationDate": created}
 
 
-def test_sweep_deletes_only_unknown_unattached_recent_certificates():
+def test_sweep_deletes_only_unknown_unattached_inactive_certificates_of_a_lost_answer():
     call = FakeCall(
         [
-            cert("old", "INACTIVE", 100.0),  # created long before the marker: not ours
+            cert("old", "INACTIVE", 100.0),  # created long before the call: not ours
             cert("known", "INACTIVE", 1000.0),  # a device's certificate file holds it
             cert("attached", "INACTIVE", 1000.0),  # attached to a thing
             cert("revoked", "REVOKED", 1000.0),
             cert("lost", "INACTIVE", 1000.0),
-            cert("new-active", "ACTIVE", 1000.0),
+            cert("new-active", "ACTIVE", 1000.0),  # ACTIVE: in use, never touched
         ],
         {ARN + "attached": ["thing-1"]},
     )
-    deleted = fleet.sweep_orphans(call, [1000.0 + 5], {"known"}, sleep=lambda _s: None)
-    assert deleted == ["lost", "new-active"]
-    assert call.mutations == [
-        ("delete_certificate", "lost"),
-        ("update_certificate", "new-active"),
-        ("detach_policy", "p"),
-        ("delete_certificate", "new-active"),
-    ]
+    lost = fleet.CallRecord(device="d", source="aws_keys", started=1000.0 - 1, ended=1000.0 + 1, lost=1)
+    result = fleet.sweep_orphans(call, [lost], {"known"}, {}, sleep=lambda _s: None)
+    assert result.deleted == ["lost"]
+    assert call.mutations == [("delete_certificate", "lost")]
 
 
 def test_sweep_without_markers_makes_no_call():
     call = FakeCall([cert("lost", "INACTIVE", 1000.0)], {})
-    assert fleet.sweep_orphans(call, [], set()) == []
+    assert fleet.sweep_orphans(call, [], set(), {}).deleted == []
     assert call.mutations == []
 
 
