@@ -844,6 +844,8 @@ def ensure_present(
     intent = resolve_intent(client, desired, location, check_mode, warn)
     if report is not None:
         report.update(intent.result())
+    if not check_mode:
+        _remove_stale_temporaries(desired)
     if location.certificate is None:
         changed, before, after = create_certificate(client, desired, location, check_mode, warn)
     else:
@@ -851,6 +853,23 @@ def ensure_present(
     if not check_mode:
         clear_intent(desired)
     return changed or bool(intent.deleted), before, after
+
+
+_TEMPORARY = re.compile(r"^\.(?P<base>.+)\.[A-Za-z0-9_]{8}\.tmp$")
+
+
+def _remove_stale_temporaries(desired: DesiredCertificate) -> None:
+    """Temporary files a killed run left beside the key and certificate (PendingFile: .<file>.<random>.tmp)."""
+    for path in (desired.private_key_path, desired.certificate_path):
+        if not path:
+            continue
+        directory, base = os.path.split(os.path.abspath(path))
+        with contextlib.suppress(OSError):
+            for entry in os.listdir(directory):
+                match = _TEMPORARY.match(entry)
+                if match and match.group("base") == base:
+                    with contextlib.suppress(OSError):
+                        os.unlink(os.path.join(directory, entry))
 
 
 def converge_certificate(

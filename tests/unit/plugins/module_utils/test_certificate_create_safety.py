@@ -407,3 +407,12 @@ def test_an_existing_key_without_certificate_or_record_is_still_never_overwritte
         run(iot, **keys_opts(tmp_path))
     assert "refusing to overwrite the key" in caught.value.rule
     assert iot.mutating_calls() == []
+
+
+def test_temporary_files_of_a_killed_run_are_removed(iot, tmp_path):
+    """A SIGKILL skips the clean-up of the temporary key and certificate files (PendingFile); the next run
+    removes them, and only them."""
+    for name in (".dev.key.ab12cd_3.tmp", ".dev.pem.zz99yy88.tmp", ".other.key.ab12cd34.tmp", "notes.tmp"):
+        (tmp_path / name).write_text("")
+    run(iot, **keys_opts(tmp_path))
+    assert sorted(os.listdir(tmp_path)) == [".other.key.ab12cd34.tmp", "dev.key", "dev.pem", "notes.tmp"]
