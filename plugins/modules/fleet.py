@@ -36,8 +36,9 @@ description:
     number no more than the attempts whose answers were lost. Anything else is left alone; certificates that
     could be a lost answer's but cannot be proven so are counted in C(orphaned_certificates_kept), listed in
     the report and named in a warning.
-  - A device with its key on disk but no certificate file, left by a run killed between the two writes,
-    gets its certificate back by public key (the certificate file is written; it is attached and activated).
+  - A device whose key is on disk but whose certificate file is not (a run killed during a certificate call,
+    or between writing the key and the certificate) gets its certificate back by the key's public key when
+    the call made one (the certificate file is written; it is attached and activated).
   - A device that fails does not stop the others; the task fails at the end when more than
     O(max_failures) devices failed.
 options:
@@ -181,7 +182,7 @@ notes:
   - The orphan clean-up never touches an ACTIVE certificate, nor one attached to a thing, nor one created outside
     the window of a call of this fleet whose answer may have been lost; another fleet, or the
     M(iotfleet.provisioning.certificate) module, running at the same time keeps its certificates. The one
-    remaining judgement is for AWS-made keys: an INACTIVE, unattached certificate of another process, made within
+    remaining judgement is for AWS-made keys - an INACTIVE, unattached certificate of another process, made within
     the window of a lost answer of this fleet when that lost attempt made none, could be taken for it.
   - The plan reads the things with C(ListThings) (pages of 250) as long as that costs no more quota time than
     one C(DescribeThing) per device (one page per 35 devices), then describes the devices not seen yet; so an
