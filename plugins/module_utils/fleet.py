@@ -165,6 +165,8 @@ def load_device_rows(path: str) -> List[Any]:
             text = handle.read()
     except OSError as e:
         raise ValidationError(field_name, f"cannot read {path}: {e.strerror or e}") from None
+    except UnicodeDecodeError as e:
+        raise ValidationError(field_name, f"cannot read {path}: it is not UTF-8 text ({e.reason})") from None
     lower = path.lower()
     if lower.endswith(".csv"):
         return csv_rows(text)

@@ -312,9 +312,13 @@ def test_input_with_none_of_the_members_never_prunes_all_of_them():
 
 
 def test_unreadable_devices_file_fails_before_anything(tmp_path):
-    with pytest.raises(ValidationError) as err:
-        spec_of(devices_file=str(tmp_path / "missing.csv"), prune=True, max_prune="100%")
-    assert err.value.field == "devices_file"
+    (tmp_path / "binary.csv").write_bytes(b"name\n\xff\xfe\n")
+    (tmp_path / "dir.csv").mkdir()
+    for name in ("missing.csv", "binary.csv", "dir.csv"):
+        with pytest.raises(ValidationError) as err:
+            spec_of(devices_file=str(tmp_path / name), prune=True, max_prune="100%")
+        assert err.value.field == "devices_file"
+        assert "cannot read" in err.value.rule
 
 
 def test_prune_all_needs_prune():
