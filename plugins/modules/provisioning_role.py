@@ -17,7 +17,7 @@ description:
   - The trust policy is enforced, not merged. It allows C(sts:AssumeRole) to the AWS IoT service principal
     only, with the conditions AWS IoT's cross-service confused deputy guidance recommends,
     C(aws:SourceAccount) (O(source_account)) and C(aws:SourceArn) C(arn:aws:iot:REGION:ACCOUNT:*)
-    (O(source_regions)). An existing role that trusts anything else (another principal, C("AWS": "*"), no
+    (O(source_regions)). An existing role that trusts anything else (another principal, every AWS principal, no
     conditions) is changed to that policy, shown in the diff and predicted in check mode, with a warning.
   - With O(s3_bucket) and O(s3_key), the role may also read that one S3 object (the input file of a bulk
     registration task), through an inline policy named C(iotfleet-registration-input-read).
@@ -64,7 +64,7 @@ options:
     description:
       - When V(true), managed policies other than C(AWSIoTThingsRegistration) are detached and inline policies
         other than C(iotfleet-registration-input-read) are deleted.
-      - When V(false), they are left in place and reported in RV(extra_policies) with a warning: the module
+      - When V(false), they are left in place and reported in RV(extra_policies) with a warning, since the module
         cannot prove who else relies on them.
     type: bool
     default: false

@@ -178,7 +178,7 @@ def violations(document: dict[str, Any]) -> list[str]:
 
 
 def test_the_scan_finds_the_documents_the_collection_shows():
-    sources = {source.split("#")[0].split(":")[0] for source, _ in iot_documents()}
+    sources = {source.split("#")[0].split(":")[0] for source, _document in iot_documents()}
     assert {
         "roles/jitp/tasks/main.yml",
         "playbooks/demo.yml",
@@ -189,7 +189,9 @@ def test_the_scan_finds_the_documents_the_collection_shows():
 
 
 @pytest.mark.parametrize(
-    "source, document", iot_documents(), ids=[f"{s}-{i}" for i, (s, _) in enumerate(iot_documents())]
+    "source, document",
+    iot_documents(),
+    ids=[f"{source}-{number}" for number, (source, _document) in enumerate(iot_documents())],
 )
 def test_every_shipped_iot_policy_is_least_privilege(source, document):
     assert violations(document) == [], f"{source}: {json.dumps(document)}"

@@ -233,14 +233,16 @@ def test_new_role_in_check_mode_predicts_the_trust_policy_and_calls_nothing_muta
 
 def test_source_account_option_needs_no_sts_call(client):
     caller = Caller()
-    _, _, after = iam.ensure_present(client, iam.validate(params(source_account=OTHER_ACCOUNT)), True, caller)
+    _changed, _before, after = iam.ensure_present(
+        client, iam.validate(params(source_account=OTHER_ACCOUNT)), True, caller
+    )
     assert after["trust_policy"] == expected_trust(OTHER_ACCOUNT, f"arn:aws:iot:eu-west-1:{OTHER_ACCOUNT}:*")
     assert caller.calls == 0
 
 
 def test_several_regions_become_a_list_of_source_arns(client):
     desired = iam.validate(params(source_regions=["us-east-1", "eu-west-1"]))
-    _, _, after = iam.ensure_present(client, desired, True, Caller())
+    _changed, _before, after = iam.ensure_present(client, desired, True, Caller())
     arns = [f"arn:aws:iot:eu-west-1:{ACCOUNT}:*", f"arn:aws:iot:us-east-1:{ACCOUNT}:*"]
     assert after["trust_policy"] == expected_trust(arns=arns)
 
@@ -256,7 +258,7 @@ def test_an_over_trusting_role_is_converged_and_predicted(client):
     assert predicted["trust_policy"] == expected_trust()
     assert client.mutating_calls() == []
 
-    changed, _, after = iam.ensure_present(client, desired, False, caller)
+    changed, _before, after = iam.ensure_present(client, desired, False, caller)
     assert changed
     assert client.mutating_calls() == ["update_assume_role_policy"]
     assert json.loads(client.roles["iot-provisioning"]["AssumeRolePolicyDocument"]) == expected_trust()
@@ -265,7 +267,7 @@ def test_an_over_trusting_role_is_converged_and_predicted(client):
     assert caller.calls == 0
 
     client.calls.clear()
-    changed, _, _ = iam.ensure_present(client, desired, False, caller)
+    changed, _before, _after = iam.ensure_present(client, desired, False, caller)
     assert not changed and client.mutating_calls() == []
 
 
@@ -302,7 +304,7 @@ def test_an_over_trusting_role_is_converged_and_predicted(client):
 )
 def test_any_other_trust_policy_is_replaced(client, trust):
     client.add_role("iot-provisioning", trust, managed=[REGISTRATION])
-    changed, _, after = iam.ensure_present(client, iam.validate(params()), False, Caller())
+    changed, _before, after = iam.ensure_present(client, iam.validate(params()), False, Caller())
     assert changed
     assert client.mutating_calls() == ["update_assume_role_policy"]
     assert after["trust_policy"] == expected_trust()
@@ -359,7 +361,7 @@ def test_purge_policies_removes_only_what_is_not_ours(client):
     assert list(predicted["inline_policies"]) == [iam.INPUT_READ_POLICY_NAME]
     assert iam.extra_policies(before, "aws")["managed_policy_arns"] == [ADMIN]
 
-    changed, _, after = iam.ensure_present(client, desired, False, Caller())
+    changed, _before, after = iam.ensure_present(client, desired, False, Caller())
     assert changed
     assert client.mutating_calls() == [
         "update_assume_role_policy",
@@ -372,7 +374,7 @@ def test_purge_policies_removes_only_what_is_not_ours(client):
     assert iam.extra_policies(after, "aws") == {"managed_policy_arns": [], "inline_policy_names": []}
 
     client.calls.clear()
-    changed, _, _ = iam.ensure_present(client, desired, False, Caller())
+    changed, _before, _after = iam.ensure_present(client, desired, False, Caller())
     assert not changed and client.mutating_calls() == []
 
 
