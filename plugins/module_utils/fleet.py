@@ -1043,7 +1043,8 @@ def plan_fleet(spec: FleetSpec, snap: Snapshot) -> FleetPlan:
                 "never prunes whatever max_prune says; to retire the whole fleet set prune_all: true "
                 "(run it in check mode first to see what it removes)",
             )
-        if len(to_prune) > allowed and not spec.prune_all:
+        # prune_all with an empty input is the decision to retire the fleet; otherwise the guard stands.
+        if len(to_prune) > allowed and not (spec.prune_all and spec.empty_input):
             kind, amount = spec.max_prune
             limit = f"{amount:g}%" if kind == "percent" else f"{int(amount)}"
             raise ValidationError(

@@ -99,9 +99,11 @@ options:
   prune_all:
     description:
       - Retire the whole fleet. With O(prune=true), allow O(prune) to decommission every member of
-        O(fleet_group), also when the input holds no devices; O(max_prune) is not applied then.
+        O(fleet_group). With an input that holds no devices (for example O(devices=[])) it removes them all,
+        O(max_prune) is not applied; with devices in the input O(max_prune) still applies.
       - Without it, a prune that would remove every member (an empty or wrong input) fails before any change,
-        and the message names this option. Run it with C(--check) first to see what it removes.
+        and the message names this option. Run it with C(--check) first to see what it removes; do not leave it
+        set in everyday runs.
     type: bool
     default: false
   max_failures:

@@ -309,6 +309,14 @@ def test_input_with_none_of_the_members_never_prunes_all_of_them():
     with pytest.raises(ValidationError) as err:
         fleet.plan_fleet(spec, managed(3))
     assert "prune_all" in err.value.rule
+    # With devices in the input, prune_all still leaves max_prune in force (a truncated file stays guarded).
+    with pytest.raises(ValidationError) as err:
+        fleet.plan_fleet(spec_of(devices=[{"name": "new-1"}], prune=True, prune_all=True), managed(30))
+    assert err.value.field == "max_prune"
+    plan = fleet.plan_fleet(
+        spec_of(devices=[{"name": "new-1"}], prune=True, prune_all=True, max_prune="100%"), managed(3)
+    )
+    assert sorted(d.action for d in plan.devices) == ["create", "prune", "prune", "prune"]
 
 
 def test_unreadable_devices_file_fails_before_anything(tmp_path):
