@@ -148,7 +148,7 @@ def certificate_id(data: Text) -> str:
 
 
 def is_certificate_id(value: Any) -> bool:
-    return isinstance(value, str) and bool(CERTIFICATE_ID_PATTERN.match(value))
+    return isinstance(value, str) and bool(CERTIFICATE_ID_PATTERN.fullmatch(value))
 
 
 def public_key_der(obj: Any) -> bytes:

@@ -129,6 +129,8 @@ def test_non_ascii_pem_is_refused():
         ("a" * 63, False),
         ("a" * 65, False),
         ("g" * 64, False),
+        # Matched whole: with re.match, "$" also matches before a final line break.
+        ("a" * 64 + "\n", False),
         (None, False),
         (123, False),
     ],
