@@ -31,7 +31,28 @@ sys.path.insert(0, os.path.join(REPO, "tests", "local_iot"))
 
 import launcher
 
-POLICY = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "iot:Connect", "Resource": "*"}]}
+# The least-privilege device policy the roles ship: connect only as its own attached thing, topics under its name.
+POLICY = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Action": "iot:Connect",
+            "Resource": "arn:aws:iot:us-east-1:123456789012:client/${iot:Connection.Thing.ThingName}",
+            "Condition": {"Bool": {"iot:Connection.Thing.IsAttached": "true"}},
+        },
+        {
+            "Effect": "Allow",
+            "Action": ["iot:Publish", "iot:Receive"],
+            "Resource": "arn:aws:iot:us-east-1:123456789012:topic/devices/${iot:Connection.Thing.ThingName}/*",
+        },
+        {
+            "Effect": "Allow",
+            "Action": "iot:Subscribe",
+            "Resource": "arn:aws:iot:us-east-1:123456789012:topicfilter/devices/${iot:Connection.Thing.ThingName}/*",
+        },
+    ],
+}
 
 # Runs a command and reports the peak resident memory of its process tree (ru_maxrss of the children, KiB).
 MEASURE = """
