@@ -663,6 +663,19 @@ def _carries_key(description: Mapping[str, Any], public_key: bytes) -> bool:
         return False
 
 
+def _window_certificates(client: Any, record: Mapping[str, Any], managed: Optional[str]) -> List[Mapping[str, Any]]:
+    """The INACTIVE certificates (list items) created within the recorded call's window, but ``managed``."""
+    low, high = _intent_window(record)
+    found = []
+    for item in paginate(client, "list_certificates", "certificates", pageSize=PAGE_SIZE):
+        created = _timestamp(item.get("creationDate"))
+        if item.get("status") != "INACTIVE" or item["certificateId"] == managed:
+            continue
+        if created is None or low <= created <= high:
+            found.append(item)
+    return found
+
+
 @dataclass
 class IntentOutcome:
     # Certificates the record proves this task made, INACTIVE and attached to nothing: deleted (predicted in
@@ -708,13 +721,7 @@ def resolve_intent(
         if key_matches and recorded != managed:
             proven.append(description)
     else:
-        low, high = _intent_window(record)
-        for item in paginate(client, "list_certificates", "certificates", pageSize=PAGE_SIZE):
-            created = _timestamp(item.get("creationDate"))
-            if item.get("status") != "INACTIVE" or item["certificateId"] == managed:
-                continue
-            if created is not None and not low <= created <= high:
-                continue
+        for item in _window_certificates(client, record, managed):
             if desired.public_key is None:
                 unproven.append(item)
                 continue
@@ -1078,7 +1085,10 @@ def _create_call(
                 client, "create_certificate_from_csr", certificateSigningRequest=desired.csr, setAsActive=False
             )
         except (ClientError, BotoCoreError) as e:
-            raise _unanswered_create_error(e, desired, record) from None
+            made = _made_from_csr(client, desired, record) if _ran_maybe(e) else None
+            if made is None:
+                raise _unanswered_create_error(e, desired, record) from None
+            response = made
         _update_intent(desired, record, certificate_id=response["certificateId"])
         return response
     if desired.ca_certificate_pem:
@@ -1086,6 +1096,28 @@ def _create_call(
             certificatePem=desired.certificate_pem, caCertificatePem=desired.ca_certificate_pem, status="INACTIVE"
         )
     return client.register_certificate_without_ca(certificatePem=desired.certificate_pem, status="INACTIVE")
+
+
+def _made_from_csr(
+    client: Any, desired: DesiredCertificate, record: Optional[Dict[str, Any]]
+) -> Optional[Dict[str, Any]]:
+    """After a CreateCertificateFromCsr whose answer was lost: the certificate it made, found by the CSR's public
+    key among the INACTIVE ones created since the call started (as a CreateCertificateFromCsr answer), or None."""
+    if record is None or desired.public_key is None:
+        return None
+    window = dict(record, ended=time.time())
+    try:
+        for item in _window_certificates(client, window, None):
+            description = describe_certificate(client, item["certificateId"])
+            if description is not None and _carries_key(description, desired.public_key):
+                return {
+                    "certificateId": description["certificateId"],
+                    "certificateArn": description["certificateArn"],
+                    "certificatePem": description["certificatePem"],
+                }
+    except (ClientError, BotoCoreError):
+        return None
+    return None
 
 
 def _discard_unusable_certificate(client: Any, cert_id: str) -> bool:

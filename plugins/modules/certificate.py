@@ -26,15 +26,16 @@ description:
     and the certificate are written before anything else can fail; after fixing the cause, running the task again
     completes the certificate instead of making another one."
   - "C(CreateKeysAndCertificate) and C(CreateCertificateFromCsr) make a new certificate on every call, so they are
-    never retried after a lost answer or a server error (only after throttling or a connection that was never
-    made). Before the call, an intent record (C(.NAME.create-intent.json) beside O(private_key_path), or for a CSR
-    beside O(certificate_path), mode 0600) notes the call; it is removed when the task succeeds. While it exists, a
-    run finds what that call made: the certificate whose id it recorded, or one created meanwhile that carries the
-    key or the CSR's public key. It completes that certificate and deletes the other such certificates that are
-    INACTIVE and attached to nothing (RV(orphaned_certificates_deleted)). A certificate made by a call whose answer,
-    and so whose private key, was lost carries nothing that proves whose it is: the INACTIVE certificates attached
-    to nothing that were created meanwhile are reported in RV(orphaned_certificates_suspected) and a warning, never
-    deleted."
+    never retried after a lost answer or a server error (only after throttling or a connection that was never made); a
+    certificate that C(CreateCertificateFromCsr) made although its answer was lost is found in the same run by the
+    CSR's public key. Before the call, an intent record (C(.NAME.create-intent.json) beside O(private_key_path), or
+    for a CSR beside O(certificate_path), mode 0600) notes the call; it is removed when the task succeeds. While it
+    exists, a run finds what that call made: the certificate whose id it recorded, or one created meanwhile that
+    carries the key or the CSR's public key. It completes that certificate and deletes the other such certificates
+    that are INACTIVE and attached to nothing (RV(orphaned_certificates_deleted)). A certificate made by a call whose
+    answer, and so whose private key, was lost carries nothing that proves whose it is: the INACTIVE certificates
+    attached to nothing that were created meanwhile are reported in RV(orphaned_certificates_suspected) and a warning,
+    never deleted."
   - "O(state=absent) deactivates the certificate, detaches it from every thing and every policy, then deletes it.
     Local files (O(certificate_path), O(private_key_path)) are left in place."
 options:

@@ -416,3 +416,33 @@ def test_temporary_files_of_a_killed_run_are_removed(iot, tmp_path):
         (tmp_path / name).write_text("")
     run(iot, **keys_opts(tmp_path))
     assert sorted(os.listdir(tmp_path)) == [".other.key.ab12cd34.tmp", "dev.key", "dev.pem", "notes.tmp"]
+
+
+def test_a_lost_csr_answer_is_found_by_its_public_key_in_the_same_run(iot, tmp_path):
+    """CreateCertificateFromCsr ran but its answer was a server error: the run finds the certificate by the CSR's
+    public key and completes it (no retry, no second certificate, no failure)."""
+    opts = dict(csr=csr_pem(new_key()), certificate_path=str(tmp_path / "dev.pem"), thing="dev-1")
+    real = iot.create_certificate_from_csr
+
+    def ran_then_failed(**kwargs):
+        real(**kwargs)
+        raise client_error("InternalFailureException", "internal error", "CreateCertificateFromCsr")
+
+    iot.create_certificate_from_csr = ran_then_failed
+    (changed, _b, after), _r, _w = run(iot, **opts)
+    (cert_id,) = iot.certificates
+    assert changed and after["certificate_id"] == cert_id and after["status"] == "ACTIVE"
+    assert iot.mutating_calls().count("create_certificate_from_csr") == 1
+    assert os.listdir(tmp_path) == ["dev.pem"]
+
+
+def test_a_csr_call_that_did_not_run_fails_and_keeps_the_record(iot, tmp_path):
+    opts = dict(csr=csr_pem(new_key()), certificate_path=str(tmp_path / "dev.pem"), thing="dev-1")
+    iot.fail["create_certificate_from_csr"] = client_error("InternalFailureException", "x", "CreateCertificateFromCsr")
+    with pytest.raises(AwsCallError) as caught:
+        run(iot, **opts)
+    assert "not retried" in str(caught.value) and iot.certificates == {}
+    assert os.listdir(tmp_path) == [".dev.pem.create-intent.json"]
+    (changed, _b, after), _r, _w = run(iot, **opts)
+    assert changed and list(iot.certificates) == [after["certificate_id"]]
+    assert os.listdir(tmp_path) == ["dev.pem"]
