@@ -721,9 +721,13 @@ def resolve_intent(
         if key_matches and recorded != managed:
             proven.append(description)
     else:
+        # Only a CreateKeysAndCertificate of a known time loses a key with its answer; a CSR's certificate is told
+        # by its public key, and an unreadable record has no window worth reporting from.
+        keys_lost = record.get("operation") == CREATE_OPERATIONS["create_keys"] and record.get("started") is not None
         for item in _window_certificates(client, record, managed):
             if desired.public_key is None:
-                unproven.append(item)
+                if keys_lost:
+                    unproven.append(item)
                 continue
             description = describe_certificate(client, item["certificateId"])
             if description is not None and _carries_key(description, desired.public_key):
@@ -753,13 +757,9 @@ def resolve_intent(
                 # Attached or activated since it was read: in use after all, so it stays.
                 outcome.deleted.remove(cert_id)
     if outcome.suspected:
-        when = (
-            "at an unknown time"
-            if record.get("started") is None
-            else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(record["started"]))
-        )
+        when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(record["started"]))
         warn(
-            f"{desired.intent_path} records a {record.get('operation') or 'certificate-creating'} call started "
+            f"{desired.intent_path} records a {record['operation']} call started "
             f"{when} whose answer (and with it the private key) was lost. INACTIVE certificates attached to "
             f"nothing were created meanwhile: {', '.join(outcome.suspected)}. If that call made one of them, it is "
             "useless without its key; nothing proves they are this task's (another process may have made them), "

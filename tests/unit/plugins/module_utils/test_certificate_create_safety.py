@@ -446,3 +446,22 @@ def test_a_csr_call_that_did_not_run_fails_and_keeps_the_record(iot, tmp_path):
     (changed, _b, after), _r, _w = run(iot, **opts)
     assert changed and list(iot.certificates) == [after["certificate_id"]]
     assert os.listdir(tmp_path) == ["dev.pem"]
+
+
+def test_an_unreadable_record_still_finds_by_key_and_reports_nothing_unproven(iot, tmp_path):
+    key = new_key()
+    opts = dict(csr=csr_pem(key), certificate_path=str(tmp_path / "dev.pem"), thing="dev-1")
+    mine = iot.create_certificate_from_csr(certificateSigningRequest=opts["csr"])["certificateId"]
+    iot.create_keys_and_certificate(setAsActive=False)  # someone else's, INACTIVE, attached to nothing
+    (tmp_path / ".dev.pem.create-intent.json").write_text("{not json")
+    (changed, _b, after), report, warnings = run(iot, **opts)
+    assert changed and after["certificate_id"] == mine
+    assert report == {"orphaned_certificates_deleted": [], "orphaned_certificates_suspected": []}
+    assert warnings == [] and len(iot.certificates) == 2
+
+    # create_keys with an unreadable record and no key: nothing is reported from an unknown window either.
+    keys_dir = tmp_path / "keys"
+    keys_dir.mkdir()
+    (keys_dir / ".dev.key.create-intent.json").write_text("garbage")
+    (changed, _b, _a), report, warnings = run(iot, **dict(keys_opts(keys_dir), thing="dev-2"))
+    assert changed and report["orphaned_certificates_suspected"] == [] and warnings == []
