@@ -612,6 +612,8 @@ def _update_intent(desired: DesiredCertificate, record: Optional[Dict[str, Any]]
     if record is None:
         return False
     record.update(changes)
+    if not desired.intent_path:
+        return False
     try:
         _write_intent(desired, record)
     except OSError:
@@ -626,10 +628,16 @@ def clear_intent(desired: DesiredCertificate) -> None:
 
 
 def _begin_intent(desired: DesiredCertificate) -> Optional[Dict[str, Any]]:
-    """Record, durably and before the call, that a certificate-creating call starts now."""
-    if desired.source not in CREATE_OPERATIONS or not desired.intent_path:
+    """Record, durably and before the call, that a certificate-creating call starts now.
+
+    Without a path for the record (a CSR with only ``thing``) it is kept in memory: this run can still find what
+    the call made by the CSR's public key.
+    """
+    if desired.source not in CREATE_OPERATIONS:
         return None
     record = {"operation": CREATE_OPERATIONS[desired.source], "started": time.time()}
+    if not desired.intent_path:
+        return record
     try:
         _write_intent(desired, record)
     except OSError as e:
@@ -1157,6 +1165,8 @@ def _unanswered_create_error(
                 f"{desired.intent_path} records the call: the next run reports the INACTIVE certificates made "
                 "meanwhile and makes a new one"
             )
+        else:
+            consequence += "Look for an INACTIVE certificate attached to nothing made meanwhile (certificate_info)"
     else:
         consequence = "It was not retried: a retry would make another certificate. "
         if recorded:
@@ -1164,8 +1174,14 @@ def _unanswered_create_error(
                 f"{desired.intent_path} records the call: the next run finds the certificate by the CSR's public key "
                 "and completes it"
             )
+        elif desired.intent_path:
+            consequence += "Run the task again: a certificate made meanwhile carries the CSR's public key"
         else:
-            consequence += "Run the task again; a certificate made meanwhile carries the CSR's public key"
+            consequence += (
+                "None with the CSR's public key was found right after. Without certificate_path no record is kept, "
+                "so one made anyway (INACTIVE, attached to nothing) would not be found by the next run: check with "
+                "certificate_info"
+            )
     if isinstance(error, ClientError):
         base = AwsCallError.from_client_error(error, operation)
         return AwsCallError(base.operation, base.code, f"{base.message}. {consequence}", base.request_id)
@@ -1187,7 +1203,7 @@ def _after_creation_error(
         finds.append("certificate_path")
     if desired.thing and any("thing" in step for step in done):
         finds.append(f"its public key among the certificates of thing {desired.thing}")
-    if record is not None:
+    if record is not None and desired.intent_path:
         key = "the key at private_key_path" if desired.source == "create_keys" else "the CSR's public key"
         finds.append(f"the intent record {desired.intent_path} (the certificate carries {key})")
     progress = ", ".join(done) if done else "nothing more was done"

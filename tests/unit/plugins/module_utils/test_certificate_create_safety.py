@@ -465,3 +465,19 @@ def test_an_unreadable_record_still_finds_by_key_and_reports_nothing_unproven(io
     (keys_dir / ".dev.key.create-intent.json").write_text("garbage")
     (changed, _b, _a), report, warnings = run(iot, **dict(keys_opts(keys_dir), thing="dev-2"))
     assert changed and report["orphaned_certificates_suspected"] == [] and warnings == []
+
+
+def test_a_lost_csr_answer_without_certificate_path_is_found_in_the_same_run(iot, tmp_path):
+    """No file, so no record on disk: the start time kept in memory still finds the certificate by its key."""
+    opts = dict(csr=csr_pem(new_key()), thing="dev-1")
+    real = iot.create_certificate_from_csr
+
+    def ran_then_failed(**kwargs):
+        real(**kwargs)
+        raise client_error("ServiceUnavailableException", "later", "CreateCertificateFromCsr")
+
+    iot.create_certificate_from_csr = ran_then_failed
+    (changed, _b, after), _r, _w = run(iot, **opts)
+    (cert_id,) = iot.certificates
+    assert changed and after["certificate_id"] == cert_id and after["things"] == ["dev-1"]
+    assert os.listdir(tmp_path) == []
