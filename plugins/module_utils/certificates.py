@@ -1099,11 +1099,21 @@ def _create_call(
             response = made
         _update_intent(desired, record, certificate_id=response["certificateId"])
         return response
-    if desired.ca_certificate_pem:
-        return client.register_certificate(
-            certificatePem=desired.certificate_pem, caCertificatePem=desired.ca_certificate_pem, status="INACTIVE"
-        )
-    return client.register_certificate_without_ca(certificatePem=desired.certificate_pem, status="INACTIVE")
+    try:
+        if desired.ca_certificate_pem:
+            return client.register_certificate(
+                certificatePem=desired.certificate_pem, caCertificatePem=desired.ca_certificate_pem, status="INACTIVE"
+            )
+        return client.register_certificate_without_ca(certificatePem=desired.certificate_pem, status="INACTIVE")
+    except ClientError as e:
+        # Registering is idempotent by id: "already exists" right after it was looked for is a retry of an attempt
+        # whose answer was lost (or a concurrent registration of the same PEM): the certificate is there.
+        if not is_error(e, "ResourceAlreadyExistsException"):
+            raise
+        description = describe_certificate(client, desired.certificate_id)
+        if description is None:
+            raise
+        return {"certificateId": description["certificateId"], "certificateArn": description["certificateArn"]}
 
 
 def _made_from_csr(

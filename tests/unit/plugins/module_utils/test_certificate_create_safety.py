@@ -481,3 +481,22 @@ def test_a_lost_csr_answer_without_certificate_path_is_found_in_the_same_run(iot
     (cert_id,) = iot.certificates
     assert changed and after["certificate_id"] == cert_id and after["things"] == ["dev-1"]
     assert os.listdir(tmp_path) == []
+
+
+def test_a_registration_repeated_after_a_lost_answer_is_not_a_failure(iot, tmp_path):
+    """botocore repeats RegisterCertificateWithoutCA after a lost answer; the repeat answers "already exists"
+    for the certificate the first attempt registered. That is the certificate asked for: the task goes on."""
+    from test_certificates import self_signed
+
+    pem = self_signed(new_key())
+    real = iot.register_certificate_without_ca
+
+    def registered_then_repeated(**kwargs):
+        real(**kwargs)  # the first attempt ran, its answer was lost
+        return real(**kwargs)  # botocore's retry
+
+    iot.register_certificate_without_ca = registered_then_repeated
+    (changed, _b, after), _r, _w = run(iot, certificate_pem=pem, thing="dev-1")
+    (cert_id,) = iot.certificates
+    assert changed and after["certificate_id"] == cert_id and after["status"] == "ACTIVE"
+    assert after["things"] == ["dev-1"]
