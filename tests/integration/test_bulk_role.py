@@ -13,7 +13,7 @@ import boto3
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from harness import REPO, recap, reset_endpoint, run_playbook
+from harness import REPO, control, recap, reset_endpoint, run_playbook
 
 PLAYBOOK = os.path.join(REPO, "playbooks", "bulk.yml")
 POLICY = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "iot:Connect", "Resource": "*"}]}
@@ -183,3 +183,41 @@ def test_an_inventory_group_the_inventory_lacks_is_refused_before_any_call(
     assert result.returncode != 0
     assert "bulk_inventory_group: give exactly one of them, and a group that" in result.stdout
     assert _client("iot", local_iot_endpoint).list_policies()["policies"] == []
+
+
+@pytest.mark.parametrize(
+    ("engine", "name", "source"),
+    [
+        ("api", "../../x", "vars"),
+        ("api", "nl-dev\n", "vars"),
+        ("registration_task", "nl-dev\n", "vars"),
+        ("registration_task", "../../x", "jsonl"),
+    ],
+)
+def test_a_path_like_device_name_is_refused_before_any_file_or_call(
+    engine: str, name: str, source: str, local_iot_endpoint: str, collections_path: str, tmp_path
+) -> None:
+    """A device name builds <bulk_output_dir>/<name>/: '../../x' would land outside it."""
+    reset_endpoint(local_iot_endpoint)
+    _client("s3", local_iot_endpoint).create_bucket(Bucket="bulk-input")
+    area = tmp_path / "area"
+    area.mkdir()
+    devices = [{"name": "bulk-dev-0", "attributes": {"serial": "s0"}}, {"name": name, "attributes": {"serial": "s1"}}]
+    extra: dict[str, object] = {"bulk_bucket": "bulk-input", "bulk_poll_interval": 1, "bulk_wait_timeout": 60}
+    if source == "jsonl":
+        devices_file = tmp_path / "devices.jsonl"
+        devices_file.write_text("".join(json.dumps(d) + "\n" for d in devices))
+        extra["bulk_devices_file"] = str(devices_file)
+        variable = "bulk_devices_file"
+    else:
+        extra["bulk_devices"] = devices
+        variable = "bulk_devices"
+    variables = _variables(local_iot_endpoint, engine, area / "a" / "devices", **extra)
+    result = run_playbook(PLAYBOOK, local_iot_endpoint, collections_path, str(tmp_path), variables)
+    assert result.returncode != 0
+    assert sorted(str(p.relative_to(area)) for p in area.rglob("*")) == []
+    assert control(local_iot_endpoint, "/_local/calls")["calls"] == []
+    assert _client("iam", local_iot_endpoint).list_roles()["Roles"] == []
+    # Then the message: it names the variable and the rule.
+    assert f"{variable}: every device name must be 1 to 128 characters" in result.stdout, result.stdout[-5000:]
+    assert json.dumps([name]) in result.stdout

@@ -13,7 +13,7 @@ import urllib.request
 
 import boto3
 import pytest
-from harness import REPO, recap, reset_endpoint, run_playbook
+from harness import REPO, control, recap, reset_endpoint, run_playbook
 
 PLAYBOOK = os.path.join(REPO, "playbooks", "jitp.yml")
 
@@ -102,3 +102,38 @@ def test_jitp_role_sets_up_once_and_a_device_is_provisioned_on_first_connect(
 
     # The role run after a device was provisioned still changes nothing.
     assert recap(play().stdout)["changed"] == 0
+
+
+@pytest.mark.parametrize("device", ["../../x", "nl-dev\n"])
+def test_a_path_like_device_id_is_refused_before_any_file_or_call(
+    device: str, local_iot_endpoint: str, collections_path: str, tmp_path
+) -> None:
+    """A device id builds its directory and the certificate's CN: '../../x' would land outside jitp_output_dir."""
+    reset_endpoint(local_iot_endpoint)
+    area = tmp_path / "area"
+    area.mkdir()
+    variables = {
+        "iot_endpoint_url": local_iot_endpoint,
+        "iot_region": "us-east-1",
+        "jitp_ca_dir": str(area / "ca"),
+        "jitp_template_name": "jitp-test",
+        "jitp_role_name": "jitp-test-role",
+        "jitp_policy_name": "jitp-test-policy",
+        "jitp_devices": ["sensor-001", device],
+        "jitp_output_dir": str(area / "a" / "b" / "devices"),
+    }
+    result = run_playbook(PLAYBOOK, local_iot_endpoint, collections_path, str(tmp_path), variables)
+    assert result.returncode != 0
+    assert sorted(str(p.relative_to(area)) for p in area.rglob("*")) == []
+    assert control(local_iot_endpoint, "/_local/calls")["calls"] == []
+    iam = boto3.client(
+        "iam",
+        endpoint_url=local_iot_endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="t",
+        aws_secret_access_key="t",
+    )
+    assert iam.list_roles()["Roles"] == []
+    # Then the message: it names the variable and the rule.
+    assert "jitp_devices: every device id must be 1 to 128 characters" in result.stdout, result.stdout[-5000:]
+    assert json.dumps([device]) in result.stdout

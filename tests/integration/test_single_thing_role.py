@@ -16,7 +16,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from harness import REPO, recap, reset_endpoint, run_playbook
+from harness import REPO, control, recap, reset_endpoint, run_playbook
 
 PLAYBOOK = os.path.join(REPO, "playbooks", "single_thing.yml")
 POLICY = {
@@ -129,3 +129,31 @@ def test_single_thing_provisions_once_and_then_changes_nothing(
     assert '"model": "v2"' in preview.stdout
     assert iot.describe_thing(thingName=name)["attributes"] == {"model": "v1"}
     assert len(iot.list_certificates()["certificates"]) == 1
+
+
+@pytest.mark.parametrize("name", ["../../x", "nl-dev\n"])
+def test_a_path_like_name_is_refused_before_any_file_or_call(
+    name: str, local_iot_endpoint: str, collections_path: str, tmp_path
+) -> None:
+    """The name builds both directories: '../../x' lands two levels up, 'nl-dev\\n' holds a line break."""
+    reset_endpoint(local_iot_endpoint)
+    area = tmp_path / "area"
+    area.mkdir()
+    variables = {
+        "iot_endpoint_url": local_iot_endpoint,
+        "iot_region": "us-east-1",
+        "single_thing_name": name,
+        "single_thing_policy_name": "role-device-policy",
+        "single_thing_policy_document": POLICY,
+        # The directories as the defaults build them, under a tree this test watches as a whole.
+        "single_thing_output_dir": str(area / "a" / "b" / "devices") + "/{{ single_thing_name }}",
+        "single_thing_controller_dir": str(area / "c" / "d" / "credentials") + "/{{ single_thing_name }}",
+    }
+    result = run_playbook(PLAYBOOK, local_iot_endpoint, collections_path, str(tmp_path), variables)
+    assert result.returncode != 0
+    assert sorted(str(p.relative_to(area)) for p in area.rglob("*")) == []
+    assert control(local_iot_endpoint, "/_local/calls")["calls"] == []
+    assert _iot(local_iot_endpoint).list_policies()["policies"] == []
+    # Then the message: it names the variable and the rule.
+    assert "single_thing_name: must be 1 to 128 characters" in result.stdout, result.stdout[-5000:]
+    assert "[a-zA-Z0-9:_-]+" in result.stdout
