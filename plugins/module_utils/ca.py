@@ -50,8 +50,8 @@ CA_STATUSES = ("ACTIVE", "INACTIVE")
 SOURCE_OPTIONS = ("ca_certificate_pem", "ca_certificate_path", "certificate_id")
 # botocore IoT model: CertificatePem 1-65536, TemplateName 1-36 ^[0-9A-Za-z_-]+$, RoleArn 20-2048.
 PEM_MAX_LENGTH = 65536
-TEMPLATE_NAME_PATTERN = re.compile(r"^[0-9A-Za-z_-]{1,36}$")
-ROLE_ARN_PATTERN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
+TEMPLATE_NAME_PATTERN = re.compile(r"[0-9A-Za-z_-]{1,36}", re.ASCII)
+ROLE_ARN_PATTERN = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}", re.ASCII)
 ROLE_ARN_MAX = 2048
 PAGE_SIZE = 250
 
@@ -139,7 +139,7 @@ def validate_registration_config(config: Optional[Mapping[str, Any]]) -> Optiona
                 "registration_config.role_arn",
                 "is only used with template_body; a template named by template_name uses its own provisioning role",
             )
-        if not isinstance(name, str) or not TEMPLATE_NAME_PATTERN.match(name):
+        if not isinstance(name, str) or not TEMPLATE_NAME_PATTERN.fullmatch(name):
             raise ValidationError(
                 "registration_config.template_name",
                 f"must be 1-36 characters of letters, digits, '_' or '-' (got {name!r})",
@@ -150,7 +150,7 @@ def validate_registration_config(config: Optional[Mapping[str, Any]]) -> Optiona
             "registration_config.role_arn",
             "is required with registration_config.template_body: the IAM role AWS IoT assumes to provision devices",
         )
-    if not isinstance(role_arn, str) or len(role_arn) > ROLE_ARN_MAX or not ROLE_ARN_PATTERN.match(role_arn):
+    if not isinstance(role_arn, str) or len(role_arn) > ROLE_ARN_MAX or not ROLE_ARN_PATTERN.fullmatch(role_arn):
         raise ValidationError("registration_config.role_arn", f"must be an IAM role ARN (got {role_arn!r})")
     try:
         template = template_engine.parse(body, template_type="JITP")

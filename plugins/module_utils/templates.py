@@ -16,9 +16,9 @@ from typing import Any
 from ansible_collections.iotfleet.provisioning.plugins.module_utils import tagging, template_engine
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import ValidationError, is_error, paginate
 
-NAME_PATTERN = re.compile(r"^[0-9A-Za-z_-]{1,36}$")
-ROLE_ARN_PATTERN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
-LAMBDA_ARN_PATTERN = re.compile(r"^arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:function:[\w-]+(:[\w$-]+)?$")
+NAME_PATTERN = re.compile(r"[0-9A-Za-z_-]{1,36}", re.ASCII)
+ROLE_ARN_PATTERN = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}", re.ASCII)
+LAMBDA_ARN_PATTERN = re.compile(r"arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:function:[\w-]+(:[\w$-]+)?", re.ASCII)
 PAYLOAD_VERSIONS = ("2020-04-01",)
 TEMPLATE_TYPES = ("FLEET_PROVISIONING", "JITP")
 MAX_DESCRIPTION = 500
@@ -35,7 +35,7 @@ def serialise_body(body: dict[str, Any]) -> str:
 def validate(params: dict[str, Any]) -> dict[str, Any]:
     """The desired template from the module options; raises ValidationError before any call."""
     name = params["name"]
-    if not NAME_PATTERN.match(name or ""):
+    if not NAME_PATTERN.fullmatch(name or ""):
         raise ValidationError("name", f"must be 1-36 characters of letters, digits, '_' or '-' (got {name!r})")
     desired: dict[str, Any] = {"name": name}
     if params.get("state", "present") == "absent":
@@ -53,7 +53,7 @@ def validate(params: dict[str, Any]) -> dict[str, Any]:
     desired["description"] = description
     desired["enabled"] = params.get("enabled")
     role_arn = params.get("provisioning_role_arn")
-    if role_arn is not None and not ROLE_ARN_PATTERN.match(role_arn):
+    if role_arn is not None and not ROLE_ARN_PATTERN.fullmatch(role_arn):
         raise ValidationError("provisioning_role_arn", f"must be an IAM role ARN (got {role_arn!r})")
     desired["provisioning_role_arn"] = role_arn
     hook = params.get("pre_provisioning_hook")
@@ -64,7 +64,7 @@ def validate(params: dict[str, Any]) -> dict[str, Any]:
             raise ValidationError("pre_provisioning_hook", "is only allowed for FLEET_PROVISIONING templates")
         if hook:
             target = hook.get("target_arn")
-            if not target or not LAMBDA_ARN_PATTERN.match(target):
+            if not target or not LAMBDA_ARN_PATTERN.fullmatch(target):
                 raise ValidationError(
                     "pre_provisioning_hook.target_arn", f"must be a Lambda function ARN (got {target!r})"
                 )

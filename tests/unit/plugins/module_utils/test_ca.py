@@ -718,3 +718,20 @@ def test_force_removes_device_certificates_in_the_safe_order_first(pki):
     assert ops[-2:] == ["update_ca_certificate", "delete_ca_certificate"]
     # The INACTIVE device certificate is not updated again.
     assert ("update_certificate", {"certificateId": second, "newStatus": "INACTIVE"}) not in iot.calls
+
+
+@pytest.mark.parametrize(
+    "config, field",
+    [
+        ({"template_name": "jitp-template\n"}, "registration_config.template_name"),
+        (
+            {"template_body": "{}", "role_arn": "arn:aws:iam::123456789012:role/provisioning\n"},
+            "registration_config.role_arn",
+        ),
+    ],
+)
+def test_registration_config_names_are_matched_whole(config, field):
+    # Python's '$' also matches before a final line break: a name ending in one must not pass.
+    with pytest.raises(ValidationError) as caught:
+        ca.validate_registration_config(config)
+    assert caught.value.field == field
