@@ -1484,10 +1484,10 @@ def sweep_orphans(
 
     A candidate is INACTIVE (never ACTIVE: a certificate in use is never touched), unknown to every device file
     (``known_ids``) and created within the window of a record. It is deleted, once found attached to no thing,
-    when this fleet can prove it made it: its id was returned to a call whose files could not be written; or
-    its public key is one of this fleet's device keys (``device_keys``: SPKI DER -> device); or, for the calls
-    with AWS-made keys (whose certificates cannot be told by their key), the candidates left in those calls'
-    windows are no more than the attempts whose answers were lost. Anything else is kept and reported.
+    when this fleet can prove it made it: its id was returned to a call whose files could not be written, or
+    its public key is one of this fleet's device keys (``device_keys``: SPKI DER -> device). A certificate that
+    a call with AWS-made keys may have left (its answer lost) cannot be told from one another tool or fleet made
+    in the same window, INACTIVE and not yet attached: it is kept and reported, never deleted.
     """
     result = SweepResult()
     if not records:
@@ -1521,21 +1521,15 @@ def sweep_orphans(
             if public is not None and public in device_keys:
                 proven.append(cert_id)
                 continue
-        if any(r.source == "aws_keys" for r in inside):
-            unproven_aws.append(cert_id)
+        if any(r.source == "aws_keys" and r.possibly_lost() for r in inside):
+            unproven_aws.append(cert_id)  # this fleet lost an answer in its window: maybe ours, cannot tell
 
     def unattached(cert_id: str) -> bool:
         arn = candidates[cert_id][0]["arn"]
         return not call.pages("list_principal_things", "things", principal=arn, maxResults=PAGE_SIZE)
 
-    unproven_aws = [cert_id for cert_id in unproven_aws if unattached(cert_id)]
-    lost_budget = sum(r.possibly_lost() for r in records if r.source == "aws_keys")
-    if len(unproven_aws) <= lost_budget:
-        orphans = [cert_id for cert_id in proven if unattached(cert_id)] + unproven_aws
-    else:
-        # More such certificates than this fleet's calls can have made: some are another's; touch none.
-        orphans = [cert_id for cert_id in proven if unattached(cert_id)]
-        result.kept.extend(unproven_aws)
+    result.kept.extend(cert_id for cert_id in unproven_aws if unattached(cert_id))
+    orphans = [cert_id for cert_id in proven if unattached(cert_id)]
     for cert_id in orphans:
         info = candidates[cert_id][0]
         try:

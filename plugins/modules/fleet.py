@@ -32,10 +32,11 @@ description:
     ACTIVE one), attached to no thing, unknown to every device's files, created within that call's own window
     (from its start to its end, give or take 120 s of clock skew), and either its id was returned to the
     call, or its public key is one of this fleet's device keys (V(csr), and V(aws_keys) whose key was
-    written), or, for AWS-made keys (which cannot be told by their key), such certificates in those windows
-    number no more than the attempts whose answers were lost. Anything else is left alone; certificates that
-    could be a lost answer's but cannot be proven so are counted in C(orphaned_certificates_kept), listed in
-    the report and named in a warning.
+    written). Anything else is left alone. A certificate with AWS-made keys whose answer was lost can never be
+    proven this fleet's (its key exists nowhere, and it looks like one another tool or fleet made in the same
+    window and has not attached yet): such candidates are counted in C(orphaned_certificates_kept), listed in
+    the report and named in a warning, for a person to check and remove (they are INACTIVE, attached to
+    nothing and unusable). V(csr) devices never leave one behind unproven.
   - A device whose key is on disk but whose certificate file is not (a run killed during a certificate call,
     or between writing the key and the certificate) gets its certificate back by the key's public key when
     the call made one (the certificate file is written; it is attached and activated).
@@ -183,9 +184,9 @@ notes:
     C(iot:DeleteCertificate), C(iot:DeleteThing)."
   - The orphan clean-up never touches an ACTIVE certificate, nor one attached to a thing, nor one created outside
     the window of a call of this fleet whose answer may have been lost; another fleet, or the
-    M(iotfleet.provisioning.certificate) module, running at the same time keeps its certificates. The one
-    remaining judgement is for AWS-made keys - an INACTIVE, unattached certificate of another process, made within
-    the window of a lost answer of this fleet when that lost attempt made none, could be taken for it.
+    M(iotfleet.provisioning.certificate) module, running at the same time keeps its certificates. It deletes
+    only what it proves its own; for AWS-made keys a lost answer's certificate cannot be proven, so it is
+    reported (C(orphaned_certificates_kept)) and left for a person.
   - The plan reads the things with C(ListThings) (pages of 250) as long as that costs no more quota time than
     one C(DescribeThing) per device (one page per 35 devices), then describes the devices not seen yet; so an
     account with many more things than the fleet is not read whole.
@@ -422,7 +423,8 @@ def main() -> None:
                 module.warn(
                     f"{len(outcome.orphans_kept)} INACTIVE certificate(s) attached to no thing were made within the "
                     "window of a certificate call of this fleet whose answer was lost, but this fleet cannot prove "
-                    "it made them, so they were left alone: " + ", ".join(outcome.orphans_kept[:10])
+                    "it made them, so they were left alone (check them, then remove them with "
+                    "iotfleet.provisioning.certificate state=absent): " + ", ".join(outcome.orphans_kept[:10])
                 )
             if spec.report_path:
                 write_report(spec.report_path, summary, outcome, plan)

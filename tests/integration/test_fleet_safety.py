@@ -169,15 +169,20 @@ def test_empty_devices_file_never_prunes(local_iot_endpoint, collections_path, t
 
 
 def test_lost_answers_are_swept_and_nothing_else(local_iot_endpoint, collections_path, tmp_path):
-    """Every third call runs but loses its answer: the certificates of lost answers (AWS-made keys and CSRs)
-    are deleted, the fleet ends exact, and an ACTIVE certificate of another tool is left alone."""
+    """Calls run but lose their answers: the certificates of lost CSR answers (proven by the device's key) are
+    deleted, those of lost AWS-keys answers (provable by nothing) are reported and kept, the fleet ends exact,
+    and an ACTIVE certificate of another tool is left alone."""
     reset_endpoint(local_iot_endpoint)
     url = local_iot_endpoint
     iot = iot_client(url)
     other = iot.create_keys_and_certificate(setAsActive=True)["certificateId"]
     devices = _devices("lost", 6, "aws_keys") + _devices("lostc", 6, "csr")
     extra = _extra(url, tmp_path, "lost", devices)
-    control(url, "/_local/traffic", "POST", {"fault_rate": 0.3, "fault_kinds": ["drop-after"], "fault_seed": 3})
+    # Only the certificate-creating calls lose answers (half of them): which ones depends on thread timing, but
+    # with 12 devices and a retry after each lost answer some of each kind are lost in practice.
+    creating = ["CreateKeysAndCertificate", "CreateCertificateFromCsr"]
+    faults = {"fault_rate": 0.5, "fault_kinds": ["drop-after"], "fault_seed": 3, "fault_operations": creating}
+    control(url, "/_local/traffic", "POST", faults)
     try:
         result = run_playbook(_playbook(tmp_path), url, collections_path, str(tmp_path), extra)
         faults = control(url, "/_local/traffic")["fault_kinds"]
@@ -191,12 +196,20 @@ def test_lost_answers_are_swept_and_nothing_else(local_iot_endpoint, collections
     # Some answers of certificate calls were lost (else this test proves nothing), and their certificates went.
     creates = summary["api_calls"].get("CreateKeysAndCertificate", 0) + summary["api_calls"]["CreateCertificateFromCsr"]
     assert creates > len(devices)
-    assert summary["orphaned_certificates_deleted"] > 0
-    assert summary["orphaned_certificates_kept"] == 0
+    lost_csr = summary["api_calls"]["CreateCertificateFromCsr"] - 6
+    lost_aws = summary["api_calls"].get("CreateKeysAndCertificate", 0) - 6
+    assert summary["orphaned_certificates_deleted"] == lost_csr
+    kept = _report(extra)["orphaned_certificates_kept"]
+    assert len(kept) == summary["orphaned_certificates_kept"] == lost_aws
     expected = {"fleet_group": extra["fleet_group"], "output_dir": extra["fleet_out"], "devices": devices}
     state = fleet_check.check(expected, url)
-    assert state["orphan_ids"] == [other]
-    assert [p for p in state["problems"] if "attached to no thing" not in p] == []
-    assert state["certificates_total"] == len(devices) + 1
+    assert sorted(state["orphan_ids"]) == sorted([other, *kept])
+    # The only problems: the other tool's certificate and the kept ones attached to no thing, the kept INACTIVE.
+    problems = [f"{len(kept) + 1} certificates attached to no thing"]
+    problems += [f"{len(kept)} certificates not ACTIVE"] if kept else []
+    assert state["problems"] == problems
+    assert state["certificates_total"] == len(devices) + 1 + len(kept)
+    for cert_id in kept:
+        assert iot.describe_certificate(certificateId=cert_id)["certificateDescription"]["status"] == "INACTIVE"
     assert iot.describe_certificate(certificateId=other)["certificateDescription"]["status"] == "ACTIVE"
     assert not [p for p in (tmp_path / "lost-out").glob("*/.fleet-pending.json")]

@@ -99,10 +99,12 @@ class Settings:
     fault_rate: float = 0.0  # fraction of IoT calls that fail
     fault_kinds: tuple[str, ...] = DEFAULT_FAULT_KINDS
     fault_seed: int | None = None  # None: unseeded
+    fault_operations: tuple[str, ...] = ()  # only these IoT operations get faults (empty: every one)
 
     def to_json(self) -> dict[str, Any]:
         values = dataclasses.asdict(self)
         values["fault_kinds"] = list(self.fault_kinds)
+        values["fault_operations"] = list(self.fault_operations)
         return values
 
 
@@ -154,6 +156,10 @@ def updated(settings: Settings, changes: dict[str, Any]) -> Settings:
             value = _number(name, value, 0.0, 1.0)
         elif name == "fault_kinds":
             value = parse_fault_kinds(value)
+        elif name == "fault_operations":
+            if not isinstance(value, (list, tuple)) or not all(isinstance(item, str) and item for item in value):
+                raise SettingsError(f"fault_operations: must be a list of IoT operation names, got {value!r}")
+            value = tuple(value)
         elif name == "fault_seed":
             if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
                 raise SettingsError(f"fault_seed: must be an integer or null, got {value!r}")
@@ -288,7 +294,8 @@ class Traffic:
             if rate is not None and not self._bucket(operation, rate, self._clock()).try_take(self._clock()):
                 self._count(operation, "throttles")
                 return "quota"
-            if settings.fault_rate > 0 and self._random.random() < settings.fault_rate:
+            targeted = not settings.fault_operations or operation in settings.fault_operations
+            if targeted and settings.fault_rate > 0 and self._random.random() < settings.fault_rate:
                 kind = self._random.choice(settings.fault_kinds)
                 self._count(operation, "faults")
                 self._fault_kinds[kind] = self._fault_kinds.get(kind, 0) + 1
