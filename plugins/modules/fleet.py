@@ -34,7 +34,7 @@ description:
     call, or its public key is one of this fleet's device keys (V(csr), and V(aws_keys) whose key was
     written). Anything else is left alone. A certificate with AWS-made keys whose answer was lost can never be
     proven this fleet's (its key exists nowhere, and it looks like one another tool or fleet made in the same
-    window and has not attached yet): such candidates are counted in C(orphaned_certificates_kept), listed in
+    window and has not attached yet), so such candidates are counted in C(orphaned_certificates_kept), listed in
     the report and named in a warning, for a person to check and remove (they are INACTIVE, attached to
     nothing and unusable). V(csr) devices never leave one behind unproven.
   - A device whose key is on disk but whose certificate file is not (a run killed during a certificate call,
