@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 import urllib.request
+from pathlib import Path
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -92,3 +93,11 @@ def recap(output: str) -> dict[str, int]:
     if not match:
         raise AssertionError(f"no PLAY RECAP in output:\n{output[-3000:]}")
     return {key: int(value) for key, value in re.findall(r"(\w+)=(\d+)", match.group(1))}
+
+
+def assert_nothing_done(url: str, area: Path) -> None:
+    """A refused run left no trace: no file under ``area``, no AWS IoT call, no IAM role, no IoT policy."""
+    assert sorted(str(p.relative_to(area)) for p in area.rglob("*")) == []
+    assert control(url, "/_local/calls")["calls"] == []
+    assert iot_client(url, "iam").list_roles()["Roles"] == []
+    assert iot_client(url).list_policies()["policies"] == []

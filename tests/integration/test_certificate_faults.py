@@ -234,7 +234,7 @@ def test_unwritable_certificate_path_is_completed_by_the_rerun(setup):
     control(url, "/_local/traffic", "POST", {"latency_ms": 1500})
     process = _start(s, **extra)
     # While the call is in flight the certificate path is taken (a directory): its file cannot be written.
-    _when_create_arrives(s, process, lambda: (work / "device.pem").mkdir())
+    _when_create_arrives(s, process, (work / "device.pem").mkdir)
     control(url, "/_local/traffic", "DELETE")
     with open(s["vars"]["result_file"]) as handle:
         first = json.load(handle)

@@ -122,7 +122,7 @@ def test_two_concurrent_fleets_keep_each_others_certificates(local_iot_endpoint,
         # The slow fleet was still working (attaching) when the fast one ended: the race did happen.
         assert slow_run.poll() is None, "the slow fleet ended before the fast one: no concurrency to test"
     finally:
-        slow_out, _ = slow_run.communicate(timeout=300)
+        slow_out = slow_run.communicate(timeout=300)[0]
     assert fast_result.returncode == 0, fast_result.stdout[-5000:] + fast_result.stderr[-2000:]
     assert slow_run.returncode == 0, slow_out[-6000:]
     assert _report(fast)["summary"]["orphaned_certificates_deleted"] == 0
@@ -212,4 +212,4 @@ def test_lost_answers_are_swept_and_nothing_else(local_iot_endpoint, collections
     for cert_id in kept:
         assert iot.describe_certificate(certificateId=cert_id)["certificateDescription"]["status"] == "INACTIVE"
     assert iot.describe_certificate(certificateId=other)["certificateDescription"]["status"] == "ACTIVE"
-    assert not [p for p in (tmp_path / "lost-out").glob("*/.fleet-pending.json")]
+    assert not list((tmp_path / "lost-out").glob("*/.fleet-pending.json"))

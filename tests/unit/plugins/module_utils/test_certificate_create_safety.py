@@ -384,13 +384,13 @@ def test_a_definite_refusal_removes_the_record(iot, tmp_path):
 def test_absent_finds_the_certificate_through_the_record(iot, tmp_path, monkeypatch):
     opts = keys_opts(tmp_path)
     real_commit = certs.PendingFile.commit
-    monkeypatch.setattr(
-        certs.PendingFile,
-        "commit",
-        lambda self, data: (
-            (_ for _ in ()).throw(OSError(28, "full")) if self.path.endswith(".pem") else real_commit(self, data)
-        ),
-    )
+
+    def commit_but_the_certificate(self, data):
+        if self.path.endswith(".pem"):
+            raise OSError(28, "full")
+        return real_commit(self, data)
+
+    monkeypatch.setattr(certs.PendingFile, "commit", commit_but_the_certificate)
     with pytest.raises(ValidationError):
         run(iot, **opts)
     monkeypatch.setattr(certs.PendingFile, "commit", real_commit)
@@ -463,7 +463,9 @@ def test_an_unreadable_record_still_finds_by_key_and_reports_nothing_unproven(io
     keys_dir = tmp_path / "keys"
     keys_dir.mkdir()
     (keys_dir / ".dev.key.create-intent.json").write_text("garbage")
-    (changed, _b, _a), report, warnings = run(iot, **dict(keys_opts(keys_dir), thing="dev-2"))
+    opts = keys_opts(keys_dir)
+    opts["thing"] = "dev-2"
+    (changed, _b, _a), report, warnings = run(iot, **opts)
     assert changed and report["orphaned_certificates_suspected"] == [] and warnings == []
 
 
