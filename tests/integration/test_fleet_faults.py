@@ -4,7 +4,8 @@ An endpoint of its own with AWS default quotas (scaled x20 to keep the test shor
 kind, including `drop-after` (the call ran, its answer is lost):
 
 * test_fleet_under_faults: a 30-device fleet ends exactly right: thing, groups, one ACTIVE certificate that
-  matches its key file, policies; no certificate attached to no thing, none INACTIVE.
+  matches its key file, policies; no certificate attached to no thing, none INACTIVE, except those the sweep
+  reports as kept (an AWS-keys call whose answer was lost: nothing proves the certificate this fleet's).
 * test_fleet_killed_and_rerun: a run killed (SIGKILL to ansible-playbook and every descendant, the module
   process included) after the endpoint saw some
   certificate creations, then run again to completion, ends just as exact.
@@ -155,11 +156,18 @@ def test_fleet_under_faults(fault_endpoint, collections_path, tmp_path):
     assert report["summary"]["failed"] == 0
     assert report["summary"]["retries"] > 0
     state = _check(fault_endpoint, fleet)
-    assert state["problems"] == []
+    _assert_exact_but_kept(state, report["orphaned_certificates_kept"])
+
+
+def _assert_exact_but_kept(state: dict, kept: list) -> None:
+    """The fleet is exact (23 certificates attached, ACTIVE) except for the certificates the sweep reported
+    and kept: those of AWS-keys calls whose answers were lost, which nothing proves this fleet's."""
+    assert sorted(state["orphan_ids"]) == sorted(kept)
+    expected_problems = [f"{len(kept)} certificates attached to no thing", f"{len(kept)} certificates not ACTIVE"]
+    assert state["problems"] == (expected_problems if kept else [])
+    assert state["inactive"] == len(kept)
     assert state["certificates_attached"] == 23
-    assert state["orphans"] == 0
-    assert state["inactive"] == 0
-    assert state["certificates_total"] == 23
+    assert state["certificates_total"] == 23 + len(kept)
 
 
 def _process_tree(root: int) -> list:
@@ -250,11 +258,12 @@ def test_fleet_killed_and_rerun(fault_endpoint, collections_path, tmp_path):
     print("interrupted orphans:", interrupted["orphan_ids"], "now:", state["orphan_ids"])
     print("deleted:", rerun_report["orphaned_certificates_deleted"])
     print("re-run:", {k: rerun[k] for k in ("created", "updated", "unchanged", "orphaned_certificates_deleted")})
-    assert state["problems"] == []
-    assert state["orphans"] == 0
-    assert state["inactive"] == 0
-    assert state["certificates_attached"] == 23
-    assert state["certificates_total"] == 23
+    # A certificate of an AWS-keys call the kill cut off (its key never reached the disk) cannot be proven this
+    # fleet's: it is reported and kept, INACTIVE and attached to nothing; every other orphan was deleted.
+    kept = rerun_report["orphaned_certificates_kept"]
+    print("kept:", kept)
+    assert set(kept) <= set(interrupted["orphan_ids"])
+    _assert_exact_but_kept(state, kept)
     # No temporary key/certificate files left behind in the device directories.
     leftovers = [
         name

@@ -102,6 +102,7 @@ def test_switches_are_off_by_default(endpoint: str, iot: Any) -> None:
         "fault_rate": 0.0,
         "fault_kinds": ["throttle", "500", "503", "drop"],
         "fault_seed": None,
+        "fault_operations": [],
     }
     assert answer["quota_tps"] is None
     # ListThings is 10 TPS on AWS: 25 calls in a tight loop all pass when quotas are off.
@@ -157,9 +158,18 @@ def test_command_line_flags_set_the_startup_settings() -> None:
             "fault_rate": 0.25,
             "fault_kinds": ["503", "drop"],
             "fault_seed": 11,
+            "fault_operations": [],
         }
         switch(url, quotas="off", fault_rate=0)
         assert control(url, "DELETE")[1]["settings"] == settings  # DELETE returns to the flags, not to "off"
+
+
+def test_fault_operations_limit_faults_to_the_operations_named(endpoint: str, iot: Any) -> None:
+    switch(endpoint, fault_rate=1.0, fault_kinds="500", fault_operations=["ListThingTypes"])
+    assert [outcome(iot.list_things) for _attempt in range(5)] == ["ok"] * 5
+    assert [outcome(iot.list_thing_types) for _attempt in range(3)] == ["InternalFailureException"] * 3
+    status, answer = control(endpoint, "POST", {"fault_operations": "ListThings"})
+    assert status == 400 and "fault_operations" in json.dumps(answer)
 
 
 # --------------------------------------------------------------------------- quotas
