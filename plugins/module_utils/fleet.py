@@ -100,6 +100,8 @@ CREATE_OPERATIONS = {
 KEY_SPEC = {"type": "EC", "curve": "P-256"}
 # DetachThingPrincipal is eventually consistent: DeleteThing/DeleteCertificate right after may conflict.
 DELETE_WAITS = (0.5, 1, 2, 4, 8)
+# What the plan, the diff and the report say of a device whose key is not in output_dir on this machine.
+KEY_NOT_HERE = "not on this controller"
 
 Call = Callable[..., Dict[str, Any]]
 
@@ -232,6 +234,8 @@ class FleetSpec:
     progress_path: Optional[str] = None
     progress_interval: float = 10.0
     api_rates: Dict[str, float] = field(default_factory=dict)
+    # Replace the attached certificate of a device whose key is not on this controller (never by default).
+    replace_lost_keys: bool = False
 
     @property
     def named_groups(self) -> List[str]:
@@ -418,6 +422,10 @@ def validate_fleet(params: Mapping[str, Any]) -> FleetSpec:
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
             raise ValidationError(option, f"must be an integer of at least {minimum}, got {value!r}")
         setattr(spec, option, value)
+    replace = params.get("replace_lost_keys")
+    if replace is not None and not isinstance(replace, bool):
+        raise ValidationError("replace_lost_keys", f"must be true or false, got {replace!r}")
+    spec.replace_lost_keys = bool(replace)
     spec.output_dir = params.get("output_dir")
     needs_files = [d.name for d in devices if d.certificate in ("aws_keys", "csr")]
     if needs_files and not spec.output_dir:
@@ -821,6 +829,10 @@ class DevicePlan:
     policies_to_attach: List[str] = field(default_factory=list)
     policies_to_detach: List[str] = field(default_factory=list)
     activate: bool = False
+    # The key of the certificate in use is not in output_dir here: KEY_NOT_HERE (None: it is, or no key file).
+    key: Optional[str] = None
+    # replace_lost_keys: the certificates (id, ARN) the new one replaces, detached and deleted after it is ACTIVE.
+    replace_certificates: List[Tuple[str, str]] = field(default_factory=list)
     error: Optional[str] = None
     # Prune only: principal ARNs to decommission and groups to leave.
     prune_principals: List[str] = field(default_factory=list)
@@ -908,7 +920,7 @@ def plan_device(device: DesiredDevice, spec: FleetSpec, snap: Snapshot) -> Devic
     plan.after = {"thing_type": thing_type or None, "attributes": attributes, "thing_groups": after_groups}
     # Certificate
     if device.certificate != "none":
-        _plan_certificate(device, snap, plan, spec.output_dir)
+        _plan_certificate(device, snap, plan, spec.output_dir, spec.replace_lost_keys)
         local = snap.local.get(device.name)
         if (
             not plan.error
@@ -933,8 +945,22 @@ def plan_device(device: DesiredDevice, spec: FleetSpec, snap: Snapshot) -> Devic
     return plan
 
 
+def _attached_in_order(snap: Snapshot, principals: List[str]) -> List[str]:
+    """The ids of the certificates attached to a thing that exist: ACTIVE first, then the newest first."""
+    ids = {cert_id_of_arn(arn) for arn in principals} - {None}
+    found = [cert_id for cert_id in ids if cert_id in snap.certificates]
+    return sorted(
+        found,
+        key=lambda i: (snap.certificates[i]["status"] != "ACTIVE", -snap.certificates[i]["created"], i),
+    )
+
+
 def _plan_certificate(
-    device: DesiredDevice, snap: Snapshot, plan: DevicePlan, output_dir: Optional[str] = None
+    device: DesiredDevice,
+    snap: Snapshot,
+    plan: DevicePlan,
+    output_dir: Optional[str] = None,
+    replace_lost_keys: bool = False,
 ) -> None:
     local = snap.local.get(device.name) or LocalDevice()
     principals = snap.principals.get(device.name, [])
@@ -976,10 +1002,26 @@ def _plan_certificate(
                 f"{CERT_FILE}) away to have a new key and certificate made"
             )
             return
+        if cert_id is None and local.key_public is None and local.cert_id is None:
+            # No files here (a fresh controller): AWS says what exists. A certificate attached to the thing
+            # (ACTIVE or INACTIVE) is the device's; its key is on the device, never made again for lack of files.
+            attached = [
+                i
+                for i in _attached_in_order(snap, principals)
+                if snap.certificates[i]["status"] in ("ACTIVE", "INACTIVE")
+            ]
+            if attached:
+                plan.key = KEY_NOT_HERE
+                if replace_lost_keys:
+                    plan.replace_certificates = [(i, snap.certificates[i]["arn"]) for i in attached]
+                else:
+                    cert_id = attached[0]
         if cert_id is None:
             plan.new_certificate = device.certificate
     if plan.new_certificate:
         plan.changes.append(f"create certificate ({plan.new_certificate})")
+        for old, _arn in plan.replace_certificates:
+            plan.changes.append(f"replace certificate {old} ({KEY_FILE} {KEY_NOT_HERE})")
         plan.attach_certificate = True
         plan.activate = True
         plan.policies_to_attach = list(device.policies or [])
@@ -1009,11 +1051,21 @@ def _plan_certificate(
     if plan.activate and not plan.new_certificate:
         plan.changes.append("activate certificate")
     if plan.before:
-        plan.before["certificate"] = _certificate_view(status, plan.certificate_id, current_policies)
+        if plan.replace_certificates:
+            old_id, old_arn = plan.replace_certificates[0]
+            old_policies = sorted(p for p, targets in snap.policy_targets.items() if targets and old_arn in targets)
+            plan.before["certificate"] = _certificate_view(snap.certificates[old_id]["status"], old_id, old_policies)
+            plan.before["certificate"]["key"] = KEY_NOT_HERE
+        else:
+            plan.before["certificate"] = _certificate_view(status, plan.certificate_id, current_policies)
+            if plan.key:
+                plan.before["certificate"]["key"] = plan.key
     after_policies = device.policies if device.policies is not None else current_policies
     plan.after["certificate"] = _certificate_view(
         "ACTIVE", plan.certificate_id or "(new)" if plan.new_certificate else plan.certificate_id, after_policies
     )
+    if plan.key and not plan.new_certificate:
+        plan.after["certificate"]["key"] = plan.key
 
 
 def plan_fleet(spec: FleetSpec, snap: Snapshot) -> FleetPlan:
@@ -1071,6 +1123,7 @@ def plan_result(plan: FleetPlan) -> Dict[str, Any]:
         for d in plan.devices
         if d.action != "unchanged"
     ]
+    keys_elsewhere = [d.name for d in plan.devices if d.key == KEY_NOT_HERE and not d.replace_certificates]
     return {
         "counts": plan.counts(),
         "thing_groups_to_create": plan.groups_to_create,
@@ -1078,6 +1131,8 @@ def plan_result(plan: FleetPlan) -> Dict[str, Any]:
         "devices_listed": min(len(listing), PLAN_LISTING_LIMIT),
         "devices_not_listed": max(0, len(listing) - PLAN_LISTING_LIMIT),
         "pending_certificate_markers": len(plan.records),
+        # Devices whose attached certificate is in use though its key is not in output_dir here (first 50).
+        "key_not_on_this_controller": {"count": len(keys_elsewhere), "devices": keys_elsewhere[:PLAN_LISTING_LIMIT]},
     }
 
 
@@ -1102,6 +1157,7 @@ def full_plan_document(plan: FleetPlan) -> Dict[str, Any]:
                 "action": d.action,
                 "changes": d.changes,
                 "error": d.error,
+                "key": d.key,
                 "before": d.before,
                 "after": d.after,
             }
@@ -1383,6 +1439,21 @@ def apply_device(call: Call, spec: FleetSpec, device: DesiredDevice, plan: Devic
             "activate certificate",
             lambda: call("update_certificate", certificateId=plan.certificate_id, newStatus="ACTIVE"),
         )
+    for old_id, old_arn in plan.replace_certificates:
+        # Only now that the new certificate is ACTIVE, attached and has its policies: the old one goes.
+        _step(f"retire certificate {old_id}", lambda i=old_id, a=old_arn: retire_certificate(call, device.name, i, a))
+
+
+def retire_certificate(
+    call: Call, name: str, cert_id: str, arn: str, sleep: Callable[[float], None] = time.sleep
+) -> None:
+    """Detach a replaced certificate from the thing; deactivate and delete it unless another thing uses it."""
+    _ignore(call, ("ResourceNotFoundException",), "detach_thing_principal", thingName=name, principal=arn)
+    others = call.pages("list_principal_things", "things", principal=arn, maxResults=PAGE_SIZE)
+    if [t for t in others if t != name]:
+        return  # in use by another thing: detached from this one only
+    _ignore(call, ("ResourceNotFoundException",), "update_certificate", certificateId=cert_id, newStatus="INACTIVE")
+    delete_certificate(call, cert_id, arn, sleep)
 
 
 def _retry_conflict(func: Callable[[], Any], codes: Tuple[str, ...], sleep: Callable[[float], None]) -> Any:
@@ -1626,6 +1697,18 @@ def apply_plan(
     return run
 
 
+def failure_warning(failures: List[Mapping[str, str]], total: int, max_failures: int) -> Optional[str]:
+    """The warning of a run whose failed devices are within ``max_failures`` (so the task does not fail)."""
+    if not failures or len(failures) > max_failures:
+        return None
+    shown = "; ".join(f"{f['name']} ({f['step']}): {f['error']}" for f in failures[:5])
+    more = f" and {len(failures) - 5} more" if len(failures) > 5 else ""
+    return (
+        f"{len(failures)} of {total} device(s) failed (within max_failures {max_failures}, so the task did not "
+        f"fail): {shown}{more}"
+    )
+
+
 def summary_result(run: RunOutcome, call_summary: Mapping[str, Any], duration: float) -> Dict[str, Any]:
     counts = {"created": 0, "updated": 0, "unchanged": 0, "pruned": 0, "failed": 0}
     for outcome in run.outcomes.values():
@@ -1662,6 +1745,7 @@ def write_report(path: str, summary: Mapping[str, Any], run: RunOutcome, plan: F
                 "outcome": run.outcomes.get(d.name, "not run"),
                 "changes": "; ".join(d.changes),
                 "certificate_id": d.certificate_id or "",
+                "key": f"replaced (was {d.key})" if d.replace_certificates else d.key or "",
                 "failed_step": failure.get("step", ""),
                 "error": failure.get("error", ""),
             }
@@ -1677,7 +1761,9 @@ def write_report(path: str, summary: Mapping[str, Any], run: RunOutcome, plan: F
         },
     )
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=["name", "outcome", "changes", "certificate_id", "failed_step", "error"])
+    writer = csv.DictWriter(
+        out, fieldnames=["name", "outcome", "changes", "certificate_id", "key", "failed_step", "error"]
+    )
     writer.writeheader()
     writer.writerows({key: csv_cell(value) for key, value in row.items()} for row in rows)
     crypto.write_file_atomic(os.path.splitext(path)[0] + ".csv", out.getvalue().encode(), 0o644)

@@ -40,8 +40,16 @@ description:
   - A device whose key is on disk but whose certificate file is not (a run killed during a certificate call,
     or between writing the key and the certificate) gets its certificate back by the key's public key when
     the call made one (the certificate file is written; it is attached and activated).
+  - AWS, not the files of this controller, says what exists. A device with V(csr) or V(aws_keys) whose key
+    and certificate files are both missing from O(output_dir) (a fresh CI runner, another controller) but whose
+    thing has a certificate attached is in sync on that certificate (its key is on the device); no certificate
+    is made for lack of files. Its policies are converged on it, an INACTIVE one is activated (it is the
+    device's certificate), and with several attached the ACTIVE one (the newest) is used and the others are
+    left alone. The plan, the diff (C(key) in the certificate) and the report (column C(key)) say
+    C(not on this controller); see O(replace_lost_keys) to replace such certificates.
   - A device that fails does not stop the others; the task fails at the end when more than
-    O(max_failures) devices failed.
+    O(max_failures) devices failed. When some failed but no more than O(max_failures), the task warns with
+    their number and the first names and errors.
 options:
   devices:
     description:
@@ -105,6 +113,15 @@ options:
       - Without it, a prune that would remove every member (an empty or wrong input) fails before any change,
         and the message names this option. Run it with C(--check) first to see what it removes; do not leave it
         set in everyday runs.
+    type: bool
+    default: false
+  replace_lost_keys:
+    description:
+      - Replace the certificate attached to a device whose key and certificate files are not in O(output_dir)
+        on this controller (see above), instead of using it. The new certificate comes first (its key written
+        with mode 0600), is attached, given its policies and activated; only then is each old certificate
+        detached from the thing, and deactivated and deleted unless another thing uses it.
+      - Use it once, on the controller that is to keep the device keys; the devices need their new keys.
     type: bool
     default: false
   max_failures:
@@ -284,6 +301,10 @@ plan:
         whose certificates this run finds again by public key or checks for orphans (see the orphan clean-up
         above).
       type: int
+    key_not_on_this_controller:
+      description: The devices in sync on the certificate attached to their thing whose key is not in
+        O(output_dir) on this controller, as C(count) and C(devices) (the first 50 names).
+      type: dict
 summary:
   description: What the run did. In check mode only C(duration) and the read calls are meaningful.
   returned: always
@@ -342,6 +363,7 @@ diff:
 
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import IoTModule, make_client, result_with_diff
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.fleet import (
+    failure_warning,
     plan_diff,
     plan_result,
     run_fleet,
@@ -365,6 +387,7 @@ def main() -> None:
             prune_all=dict(type="bool", default=False),
             max_prune=dict(type="raw", default="10%"),
             max_failures=dict(type="int", default=0),
+            replace_lost_keys=dict(type="bool", default=False),
             concurrency=dict(type="int", default=10),
             plan_path=dict(type="path"),
             report_path=dict(type="path"),
@@ -428,6 +451,9 @@ def main() -> None:
                 )
             if spec.report_path:
                 write_report(spec.report_path, summary, outcome, plan)
+        warning = failure_warning(result["failures"], len(spec.devices), spec.max_failures)
+        if warning:
+            module.warn(warning)
         diff = plan_diff(plan)
         result = result_with_diff(module, changed, diff["before"], diff["after"], **result)
         if len(result["failures"]) > spec.max_failures:
