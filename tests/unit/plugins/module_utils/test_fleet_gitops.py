@@ -135,7 +135,7 @@ class Calls:
 def test_retire_certificate_detaches_deactivates_and_deletes():
     calls = Calls(["a"])
     fleet.retire_certificate(calls, "a", "c1", ARN + "c1", sleep=lambda s: None)
-    assert [m for m, _ in calls.made] == [
+    assert [made[0] for made in calls.made] == [
         "detach_thing_principal",
         "list_principal_things",
         "update_certificate",
@@ -148,7 +148,7 @@ def test_retire_certificate_detaches_deactivates_and_deletes():
 def test_retire_certificate_used_by_another_thing_is_only_detached():
     calls = Calls(["a", "b"])
     fleet.retire_certificate(calls, "a", "c1", ARN + "c1", sleep=lambda s: None)
-    assert [m for m, _ in calls.made] == ["detach_thing_principal", "list_principal_things"]
+    assert [made[0] for made in calls.made] == ["detach_thing_principal", "list_principal_things"]
 
 
 def test_failure_warning_only_within_max_failures():
