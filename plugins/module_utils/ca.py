@@ -77,6 +77,8 @@ class DesiredCA:
     tags: Optional[Dict[str, str]] = None
     purge_tags: bool = True
     force: bool = False
+    validate_only: bool = False
+    fail_on_other_template_ca: bool = False
 
     @property
     def has_verification(self) -> bool:
@@ -168,7 +170,12 @@ def validate_ca_certificate(params: Mapping[str, Any]) -> DesiredCA:
     state = params.get("state") or "present"
     if state not in ("present", "absent"):
         raise ValidationError("state", f"must be present or absent, got {state!r}")
-    desired = DesiredCA(state=state, force=bool(params.get("force")))
+    desired = DesiredCA(
+        state=state,
+        force=bool(params.get("force")),
+        validate_only=bool(params.get("validate_only")),
+        fail_on_other_template_ca=bool(params.get("fail_on_other_template_ca")),
+    )
 
     given = [name for name in SOURCE_OPTIONS if params.get(name) is not None]
     if len(given) != 1:
@@ -195,6 +202,13 @@ def validate_ca_certificate(params: Mapping[str, Any]) -> DesiredCA:
         desired.certificate_id = crypto.certificate_id(text)
     if state == "absent":
         return desired
+    if desired.ca_certificate is not None:
+        # Refused here rather than by RegisterCACertificate: nothing is created for a CA AWS would refuse.
+        local_ca.require_strong(desired.ca_certificate, desired.source_option, "the CA certificate")
+    if desired.validate_only and desired.ca_certificate is None:
+        raise ValidationError(
+            "validate_only", "needs ca_certificate_pem or ca_certificate_path: there is nothing local to check"
+        )
 
     mode = params.get("certificate_mode")
     if mode is not None and mode not in CERTIFICATE_MODES:
@@ -210,8 +224,14 @@ def validate_ca_certificate(params: Mapping[str, Any]) -> DesiredCA:
     desired.tags = tagging.validate_tags("tags", params.get("tags"))
     purge = params.get("purge_tags")
     desired.purge_tags = True if purge is None else bool(purge)
+    if desired.fail_on_other_template_ca and not (desired.registration_config or {}).get("template_name"):
+        raise ValidationError(
+            "fail_on_other_template_ca", "needs registration_config.template_name: the template whose CAs to look at"
+        )
 
     _validate_verification(params, desired)
+    if params.get("ca_private_key_passphrase") and params.get("ca_private_key_path") is None:
+        raise ValidationError("ca_private_key_passphrase", "is only used with ca_private_key_path")
     return desired
 
 
@@ -245,6 +265,7 @@ def _validate_verification(params: Mapping[str, Any], desired: DesiredCA) -> Non
             raise ValidationError(
                 option, "has no common name; its subject CN must be the registration code (GetRegistrationCode)"
             )
+        local_ca.require_strong(certificate, option, "the verification certificate")
         if not local_ca.issued_by(certificate, desired.ca_certificate):
             raise ValidationError(
                 option,
@@ -253,7 +274,7 @@ def _validate_verification(params: Mapping[str, Any], desired: DesiredCA) -> Non
             )
         desired.verification_certificate_pem = verification
         return
-    key = local_ca.load_private_key_file(key_path, "ca_private_key_path")
+    key = local_ca.load_private_key_file(key_path, "ca_private_key_path", params.get("ca_private_key_passphrase"))
     local_ca.signing_hash(key)
     if not crypto.same_public_key(key, ca_public_key):
         raise ValidationError(
@@ -459,9 +480,32 @@ def _refuse_to_register(desired: DesiredCA) -> None:
         )
 
 
+def other_template_cas(client: Any, template_name: str, certificate_id: str) -> List[str]:
+    """The ids of the ACTIVE CAs, other than this one, registered with the JITP template ``template_name``."""
+    listed = paginate(client, "list_ca_certificates", "certificates", templateName=template_name, pageSize=PAGE_SIZE)
+    return sorted(
+        ca["certificateId"] for ca in listed if ca.get("status") == "ACTIVE" and ca["certificateId"] != certificate_id
+    )
+
+
+def _refuse_second_ca(client: Any, desired: DesiredCA) -> None:
+    template = desired.registration_config["template_name"]
+    others = other_template_cas(client, template, desired.certificate_id)
+    if others:
+        raise StateConflictError(
+            "fail_on_other_template_ca",
+            f"CA certificate {desired.certificate_id} is not registered, but CA {', '.join(others)} is already "
+            f"ACTIVE for the JITP template {template}. If its key was lost, this run would register a second CA "
+            "signing devices for the same template: restore the CA certificate and key that belong to "
+            f"{others[0]}, or, if the key is truly gone, set that CA INACTIVE (or remove it) first",
+        )
+
+
 def register(client: Any, desired: DesiredCA, check_mode: bool) -> Tuple[bool, None, View]:
     """RegisterCACertificate, with a verification certificate made from the CA key when needed."""
     _refuse_to_register(desired)
+    if desired.fail_on_other_template_ca:
+        _refuse_second_ca(client, desired)
     predicted = predicted_new_view(desired)
     if check_mode:
         return True, None, predicted
@@ -543,6 +587,7 @@ __all__ = [
     "ensure_absent",
     "ensure_present",
     "list_device_certificates",
+    "other_template_cas",
     "plan_update",
     "read_ca_certificate",
     "register",

@@ -97,6 +97,52 @@ def has_client_auth(certificate: Any) -> bool:
     return usage is not None and ExtendedKeyUsageOID.CLIENT_AUTH in list(usage)
 
 
+# AWS IoT's supported certificate-signing algorithms (developer guide, "X.509 client certificates"): SHA-256,
+# SHA-384 or SHA-512 with RSA, ECDSA or DSA; no SHA-1 or MD5. Keys: RSA of at least 2048 bits, or ECDSA on the
+# NIST curves P-256, P-384, P-521.
+STRONG_SIGNATURE_HASHES = ("sha256", "sha384", "sha512")
+MIN_RSA_BITS = 2048
+STRONG_CURVES = ("secp256r1", "secp384r1", "secp521r1")
+
+
+def key_strength_problem(public_key: Any) -> Optional[str]:
+    """Why AWS IoT would refuse this public key, or None when it is an RSA >= 2048 or a NIST P-256/384/521 key."""
+    if isinstance(public_key, rsa.RSAPublicKey):
+        if public_key.key_size < MIN_RSA_BITS:
+            return f"its RSA key has {public_key.key_size} bits; AWS IoT requires at least {MIN_RSA_BITS}"
+        return None
+    if isinstance(public_key, ec.EllipticCurvePublicKey):
+        if public_key.curve.name not in STRONG_CURVES:
+            return f"its EC key is on curve {public_key.curve.name}; AWS IoT accepts NIST P-256, P-384 and P-521 only"
+        return None
+    return f"its key is {type(public_key).__name__}; AWS IoT accepts RSA (2048 bits or more) and EC (P-256/384/521)"
+
+
+def strength_problem(certificate: Any) -> Optional[str]:
+    """Why AWS IoT would refuse this certificate's key or signature algorithm, or None."""
+    problem = key_strength_problem(certificate.public_key())
+    if problem:
+        return problem
+    try:
+        algorithm = certificate.signature_hash_algorithm
+    except Exception:  # pylint: disable=broad-except  # an unknown algorithm raises UnsupportedAlgorithm
+        algorithm = None
+    name = getattr(algorithm, "name", None)
+    if name not in STRONG_SIGNATURE_HASHES:
+        return (
+            f"it is signed with {(name or 'an unsupported hash').upper().replace('SHA', 'SHA-')}; AWS IoT accepts "
+            "signatures with SHA-256, SHA-384 or SHA-512 only"
+        )
+    return None
+
+
+def require_strong(certificate: Any, field_name: str, what: str) -> None:
+    """ValidationError naming ``field_name`` when AWS IoT would refuse ``certificate`` as too weak."""
+    problem = strength_problem(certificate)
+    if problem:
+        raise ValidationError(field_name, f"{what} is too weak for AWS IoT: {problem}")
+
+
 def signing_hash(key: Any) -> Any:
     """The hash to sign with: SHA-256 for the EC and RSA keys AWS IoT accepts."""
     if isinstance(key, (ec.EllipticCurvePrivateKey, rsa.RSAPrivateKey)):
@@ -337,7 +383,9 @@ def verification_certificate(
     return certificate_pem(certificate).decode("ascii")
 
 
-def load_signing_ca(certificate_path: str, key_path: str, margin_days: int = 0) -> Tuple[Any, Any]:
+def load_signing_ca(
+    certificate_path: str, key_path: str, margin_days: int = 0, passphrase: Optional[str] = None
+) -> Tuple[Any, Any]:
     """The CA certificate and its private key from files, checked to belong together and to be usable."""
     certificate = _read_certificate_file(certificate_path, "ca_certificate_path", force=False)
     if certificate is None:
@@ -347,7 +395,8 @@ def load_signing_ca(certificate_path: str, key_path: str, margin_days: int = 0) 
             "ca_certificate_path",
             f"{certificate_path} is not a CA certificate (its basicConstraints do not say CA:TRUE)",
         )
-    key = load_private_key_file(key_path, "ca_private_key_path")
+    require_strong(certificate, "ca_certificate_path", f"the CA certificate {certificate_path}")
+    key = load_private_key_file(key_path, "ca_private_key_path", passphrase)
     signing_hash(key)
     if not crypto.same_public_key(key, certificate):
         raise ValidationError(
@@ -363,17 +412,41 @@ def load_signing_ca(certificate_path: str, key_path: str, margin_days: int = 0) 
     return certificate, key
 
 
-def load_private_key_file(path: str, field_name: str) -> Any:
+def load_private_key_file(path: str, field_name: str, passphrase: Optional[str] = None) -> Any:
+    """The private key in ``path``; an encrypted one needs ``passphrase`` (never part of any message)."""
     try:
         data = crypto.read_file(path)
     except OSError as e:
         raise ValidationError(field_name, f"cannot read {path}: {e.strerror or e}") from None
     if data is None:
         raise ValidationError(field_name, f"{path} does not exist")
+    if passphrase:
+        return _load_encrypted_key(data, path, field_name, passphrase)
     try:
         return crypto.load_private_key(data)
     except crypto.CryptoError as e:
+        if "encrypted" in str(e):
+            raise ValidationError(
+                field_name, f"{path} is an encrypted private key; give its passphrase (ca_private_key_passphrase)"
+            ) from None
         raise ValidationError(field_name, f"{path} {e}") from None
+
+
+def _load_encrypted_key(data: bytes, path: str, field_name: str, passphrase: str) -> Any:
+    crypto.require_cryptography()
+    try:
+        return serialization.load_pem_private_key(data, passphrase.encode("utf-8"))
+    except TypeError:
+        # The key is not encrypted: a passphrase given for it is a mistake worth saying.
+        raise ValidationError(
+            "ca_private_key_passphrase", f"is given but {path} is not an encrypted private key"
+        ) from None
+    except ValueError as e:
+        # cryptography's message never holds the passphrase, but may quote key bytes: keep only its class.
+        raise ValidationError(
+            field_name,
+            f"{path} cannot be decrypted with the passphrase given, or is not a PEM private key ({type(e).__name__})",
+        ) from None
 
 
 # ---------------------------------------------------------------------------
@@ -589,6 +662,9 @@ def validate_device_certificate(params: Mapping[str, Any]) -> DesiredDeviceCerti
             desired.csr = crypto.load_csr(text)
         except crypto.CryptoError as e:
             raise ValidationError(desired.source, str(e)) from None
+        problem = key_strength_problem(desired.csr.public_key())
+        if problem:
+            raise ValidationError(desired.source, f"the CSR's key is too weak for AWS IoT: {problem}")
 
     if params.get("subject") is not None:
         desired.subject = keys.x509_name(keys.validate_subject("subject", params["subject"]))
@@ -605,7 +681,10 @@ def validate_device_certificate(params: Mapping[str, Any]) -> DesiredDeviceCerti
         if not params.get(name):
             raise ValidationError(name, "is required with state=present: the CA signs the device certificate")
     desired.ca_certificate, desired.ca_key = load_signing_ca(
-        params["ca_certificate_path"], params["ca_private_key_path"], desired.renew_margin_days
+        params["ca_certificate_path"],
+        params["ca_private_key_path"],
+        desired.renew_margin_days,
+        params.get("ca_private_key_passphrase"),
     )
     _writable_target(desired.certificate_path, "certificate_path")
     if desired.chain_path:
@@ -759,7 +838,11 @@ __all__ = [
     "is_ca_certificate",
     "issue_certificate",
     "issued_by",
+    "key_strength_problem",
+    "load_private_key_file",
     "load_signing_ca",
+    "require_strong",
+    "strength_problem",
     "validate_device_certificate",
     "validate_local_ca",
     "verification_certificate",

@@ -36,6 +36,8 @@ options:
   ca_certificate_pem:
     description:
       - The CA certificate, PEM. It must be a CA certificate (basicConstraints CA:TRUE).
+      - "To be registered it must also be what AWS IoT accepts, checked before any call: an RSA key of at least
+        2048 bits or an EC key on P-256, P-384 or P-521, signed with SHA-256, SHA-384 or SHA-512 (no SHA-1)."
       - Exactly one of O(ca_certificate_pem), O(ca_certificate_path) and O(certificate_id) is required.
     type: str
   ca_certificate_path:
@@ -57,10 +59,29 @@ options:
     type: str
   ca_private_key_path:
     description:
-      - The CA's private key (PEM, unencrypted), on the host the module runs on, to make the verification
-        certificate. It must match the CA certificate's public key.
+      - The CA's private key (PEM), on the host the module runs on, to make the verification certificate. It
+        must match the CA certificate's public key. An encrypted key needs O(ca_private_key_passphrase).
       - Mutually exclusive with O(verification_certificate_pem); not allowed with O(certificate_mode=SNI_ONLY).
     type: path
+  ca_private_key_passphrase:
+    description:
+      - The passphrase of an encrypted O(ca_private_key_path). It is never logged.
+    type: str
+  validate_only:
+    description:
+      - Only check the options and the local files (the CA certificate, its strength, the CA key and that it
+        matches, the verification certificate and that the CA issued it), and return the certificate id. No AWS
+        client is made and nothing changes, so a playbook can refuse a bad CA before its first AWS call.
+    type: bool
+    default: false
+  fail_on_other_template_ca:
+    description:
+      - "When the CA is not registered yet, first list the CAs registered with
+        O(registration_config.template_name) (C(ListCACertificates)) and fail, naming them, if another one is
+        ACTIVE. A CA whose key was lost then fails loudly instead of a second CA being registered for the same
+        template. Needs O(registration_config.template_name). Also applies in check mode (it only reads)."
+    type: bool
+    default: false
   certificate_mode:
     description:
       - V(DEFAULT) (needs a verification certificate) or V(SNI_ONLY) (no verification; devices send SNI).
@@ -131,7 +152,8 @@ attributes:
     membership: [iotfleet.provisioning.aws]
 notes:
   - "IAM permissions: C(iot:DescribeCACertificate), C(iot:RegisterCACertificate), C(iot:GetRegistrationCode)
-    (with O(ca_private_key_path)), C(iot:UpdateCACertificate), C(iot:DeleteCACertificate),
+    (with O(ca_private_key_path)), C(iot:ListCACertificates) (with O(fail_on_other_template_ca)),
+    C(iot:UpdateCACertificate), C(iot:DeleteCACertificate),
     C(iot:ListCertificatesByCA), C(iot:ListTagsForResource), C(iot:TagResource), C(iot:UntagResource)
     (with O(tags)); with O(force), also C(iot:UpdateCertificate), C(iot:ListPrincipalThings),
     C(iot:DetachThingPrincipal), C(iot:ListAttachedPolicies), C(iot:DetachPolicy), C(iot:DeleteCertificate); and
@@ -181,7 +203,9 @@ EXAMPLES = r"""
 
 RETURN = r"""
 ca_certificate:
-  description: The CA certificate after the task (predicted in check mode); empty after removal.
+  description:
+    - The CA certificate after the task (predicted in check mode); empty after removal.
+    - With O(validate_only=true), only C(certificate_id).
   returned: always
   type: dict
   contains:
@@ -250,6 +274,9 @@ def main() -> None:
             certificate_id=dict(type="str"),
             verification_certificate_pem=dict(type="str"),
             ca_private_key_path=dict(type="path", no_log=False),
+            ca_private_key_passphrase=dict(type="str", no_log=True),
+            validate_only=dict(type="bool", default=False),
+            fail_on_other_template_ca=dict(type="bool", default=False),
             certificate_mode=dict(type="str", choices=["DEFAULT", "SNI_ONLY"]),
             status=dict(type="str", choices=["ACTIVE", "INACTIVE"]),
             auto_registration=dict(type="bool"),
@@ -271,6 +298,8 @@ def main() -> None:
 
     def run() -> dict:
         desired = validate_ca_certificate(module.params)
+        if desired.validate_only:
+            return {"changed": False, "ca_certificate": {"certificate_id": desired.certificate_id}}
         client = module.client("iot")
         if desired.state == "present":
             changed, before, after = ensure_present(client, desired, module.check_mode)

@@ -36,15 +36,22 @@ options:
   ca_certificate_path:
     description:
       - The CA certificate (PEM, basicConstraints CA:TRUE). Required with O(state=present).
+      - It must be what AWS IoT accepts, checked before anything is written; an RSA key of at least 2048 bits or
+        an EC key on P-256, P-384 or P-521, signed with SHA-256, SHA-384 or SHA-512 (no SHA-1).
     type: path
   ca_private_key_path:
     description:
-      - The CA's private key (PEM, unencrypted); it must match O(ca_certificate_path). Required with
-        O(state=present).
+      - The CA's private key (PEM); it must match O(ca_certificate_path). Required with O(state=present).
+      - An encrypted key needs O(ca_private_key_passphrase).
     type: path
+  ca_private_key_passphrase:
+    description:
+      - The passphrase of an encrypted O(ca_private_key_path). It is never logged.
+    type: str
   csr:
     description:
-      - A PEM certificate signing request to certify. Its signature is checked.
+      - A PEM certificate signing request to certify. Its signature is checked, and its key must be one AWS IoT
+        accepts (RSA of at least 2048 bits, or EC on P-256, P-384 or P-521).
       - Exactly one of O(csr), O(csr_path) and O(private_key_path) is required with O(state=present).
     type: str
   csr_path:
@@ -250,6 +257,7 @@ def main() -> None:
             state=dict(type="str", default="present", choices=["present", "absent"]),
             ca_certificate_path=dict(type="path"),
             ca_private_key_path=dict(type="path", no_log=False),
+            ca_private_key_passphrase=dict(type="str", no_log=True),
             csr=dict(type="str"),
             csr_path=dict(type="path"),
             private_key_path=dict(type="path", no_log=False),

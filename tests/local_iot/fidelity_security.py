@@ -10,7 +10,7 @@ from typing import Any, Callable
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from fidelity_core import (
     CertificateStateException,
     CertificateValidationException,
@@ -46,6 +46,38 @@ def load_certificate(pem: str | None, what: str = "certificate") -> x509.Certifi
         return x509.load_pem_x509_certificate((pem or "").encode())
     except ValueError as error:
         raise CertificateValidationException(f"The {what} is not a valid PEM X.509 certificate") from error
+
+
+# AWS IoT, developer guide "X.509 client certificates": supported signing algorithms are SHA-256/384/512 with
+# RSA, ECDSA or DSA (no SHA-1, no MD5); keys are RSA of at least 2048 bits or ECDSA on NIST P-256/384/521.
+# RegisterCACertificate, RegisterCertificate and RegisterCertificateWithoutCA answer a certificate they
+# refuse with CertificateValidationException ("The certificate is invalid", botocore model).
+STRONG_HASHES = ("sha256", "sha384", "sha512")
+STRONG_CURVES = ("secp256r1", "secp384r1", "secp521r1")
+MIN_RSA_BITS = 2048
+
+
+def check_strength(certificate: x509.Certificate, what: str) -> None:
+    """CertificateValidationException when AWS IoT would refuse the certificate's key or signature algorithm."""
+    key = certificate.public_key()
+    if isinstance(key, rsa.RSAPublicKey):
+        if key.key_size < MIN_RSA_BITS:
+            raise CertificateValidationException(
+                f"The {what} has an RSA key of {key.key_size} bits; at least {MIN_RSA_BITS} are required"
+            )
+    elif isinstance(key, ec.EllipticCurvePublicKey):
+        if key.curve.name not in STRONG_CURVES:
+            raise CertificateValidationException(f"The {what} has an EC key on an unsupported curve ({key.curve.name})")
+    else:
+        raise CertificateValidationException(f"The {what} has an unsupported key algorithm")
+    try:
+        name = certificate.signature_hash_algorithm.name if certificate.signature_hash_algorithm else None
+    except Exception:  # pylint: disable=broad-except  # an unknown signature algorithm raises
+        name = None
+    if name not in STRONG_HASHES:
+        raise CertificateValidationException(
+            f"The {what} is signed with an unsupported algorithm ({name or 'unknown'})"
+        )
 
 
 @functools.lru_cache(maxsize=1)
@@ -87,6 +119,7 @@ def _install_certificates() -> None:
         status: str,
     ) -> Any:
         certificate = load_certificate(certificate_pem)
+        check_strength(certificate, "certificate")
         if ca_certificate_pem:
             ca = load_certificate(ca_certificate_pem, "CA certificate")
             try:
@@ -101,7 +134,7 @@ def _install_certificates() -> None:
     def register_certificate_without_ca(
         original: Callable[..., Any], self: IoTBackend, certificate_pem: str, status: str
     ) -> Any:
-        load_certificate(certificate_pem)
+        check_strength(load_certificate(certificate_pem), "certificate")
         return original(self, certificate_pem, status)
 
     # AWS: a CA certificate's ARN is arn:PARTITION:iot:REGION:ACCOUNT:cacert/ID (moto gave it the cert/ form of
@@ -110,7 +143,7 @@ def _install_certificates() -> None:
     def register_ca_certificate(
         original: Callable[..., Any], self: IoTBackend, ca_certificate: str, *args: Any, **kwargs: Any
     ) -> Any:
-        load_certificate(ca_certificate, "CA certificate")
+        check_strength(load_certificate(ca_certificate, "CA certificate"), "CA certificate")
         ca = original(self, ca_certificate, *args, **kwargs)
         partition = get_partition(self.region_name)
         ca.arn = f"arn:{partition}:iot:{self.region_name}:{self.account_id}:cacert/{ca.certificate_id}"
@@ -129,6 +162,15 @@ def _install_certificates() -> None:
             raise InvalidRequestException("The certificate signing request is not a valid PEM CSR") from error
         if not request.is_signature_valid:
             raise InvalidRequestException("The certificate signing request's signature is not valid")
+        # AWS: the CSR's key must be RSA of at least 2048 bits or EC on P-256/384/521 (InvalidRequestException,
+        # the only client error CreateCertificateFromCsr has in the model).
+        key = request.public_key()
+        weak_rsa = isinstance(key, rsa.RSAPublicKey) and key.key_size < MIN_RSA_BITS
+        weak_ec = isinstance(key, ec.EllipticCurvePublicKey) and key.curve.name not in STRONG_CURVES
+        if weak_rsa or weak_ec or not isinstance(key, (rsa.RSAPublicKey, ec.EllipticCurvePublicKey)):
+            raise InvalidRequestException(
+                "The certificate signing request's key must be RSA of at least 2048 bits or EC on P-256, P-384 or P-521"
+            )
         # moto's response layer passes setAsActive as the query string "false" (truthy); AWS reads a boolean.
         set_as_active = set_as_active is True or str(set_as_active).lower() == "true"
         return self.register_certificate(sign_csr(request), None, set_as_active, "INACTIVE")
