@@ -12,6 +12,7 @@ Besides the AWS APIs it serves a few control paths for tests:
 * ``POST /moto-api/reset``: moto's own reset of all state.
 * ``POST /_local/jitp/connect``, ``GET /_local/jitp/events``: a device's first connection (JITP/JITR), see JITP.md.
 * ``GET|POST|DELETE /_local/traffic``: quotas, latency and faults, settings and counters, see TRAFFIC.md.
+* ``GET|DELETE /_local/dataplane``: the MQTT/TLS listener's host, port, CA file and connection events, see README.md.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
+import dataplane
 import fidelity
 import jitp
 import provisioning_api
@@ -94,6 +96,7 @@ CONTROL_ROUTES: dict[str, Callable[..., tuple[str, Any]]] = {
     "/_local/calls": _calls,
     **jitp.CONTROL_ROUTES,  # /_local/jitp/connect, /_local/jitp/events
     **traffic.CONTROL_ROUTES,  # /_local/traffic
+    **dataplane.CONTROL_ROUTES,  # /_local/dataplane
 }
 
 
@@ -144,6 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="items per page of a list call that sends no maxResults/pageSize (default: %(default)s)",
     )
     traffic.add_argument_group(parser)  # --quotas, --quota-scale, --latency-ms, --fault-rate, ...
+    dataplane.add_argument_group(parser)  # --mqtt-port, --no-mqtt
     return parser
 
 
@@ -191,9 +195,18 @@ def main(argv: list[str] | None = None) -> None:
     except selfcheck.SelfCheckFailed as error:
         server.shutdown()
         refuse(str(error))
+    try:
+        listener = dataplane.start(args)
+    except (RuntimeError, OSError) as error:
+        server.shutdown()
+        refuse(str(error))
     READY.set()
     print(f"local AWS IoT endpoint listening on http://{args.host}:{args.port}", flush=True)
+    if listener is not None:
+        print(f"MQTT over mutual TLS on {args.host}:{listener.port} (CA file {listener.ca_file})", flush=True)
     serving.join()
+    if listener is not None:
+        listener.stop()
 
 
 def refuse(reason: str) -> NoReturn:
