@@ -1,0 +1,388 @@
+"""The data plane (dataplane.py) through a real device: the AWS IoT Device SDK v2 (awsiotsdk, awscrt's TLS).
+
+One endpoint for the module, reset before each test. Every refusal is checked twice: the device sees it (the
+SDK's connect fails, SUBACK failure, disconnected after a publish) and the endpoint's event says why, so a
+refusal for the wrong reason (a TLS mistake instead of a policy decision) fails the test.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import queue
+import sys
+from typing import Any, Iterator
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+if HERE not in sys.path:
+    sys.path.insert(0, HERE)
+
+from device_sdk import Device, DeviceRefused, clear_events, dataplane_info
+from endpoint_testing import client, module_endpoint, reset
+
+ARN = "arn:aws:iot:us-east-1:123456789012"
+ROLE = "arn:aws:iam::123456789012:role/provisioning"
+# The roles' least-privilege device policy (roles/jitp/tasks/main.yml), with this account's ARNs.
+DEVICE_POLICY = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Action": "iot:Connect",
+            "Resource": f"{ARN}:client/${{iot:Connection.Thing.ThingName}}",
+            "Condition": {"Bool": {"iot:Connection.Thing.IsAttached": "true"}},
+        },
+        {
+            "Effect": "Allow",
+            "Action": ["iot:Publish", "iot:Receive"],
+            "Resource": f"{ARN}:topic/devices/${{iot:Connection.Thing.ThingName}}/*",
+        },
+        {
+            "Effect": "Allow",
+            "Action": "iot:Subscribe",
+            "Resource": f"{ARN}:topicfilter/devices/${{iot:Connection.Thing.ThingName}}/*",
+        },
+    ],
+}
+
+
+@pytest.fixture(scope="module")
+def endpoint() -> Iterator[str]:
+    with module_endpoint("dataplane") as url:
+        yield url
+
+
+@pytest.fixture
+def iot(endpoint: str) -> Any:
+    reset(endpoint)
+    clear_events(endpoint)
+    return client(endpoint)
+
+
+@pytest.fixture
+def info(endpoint: str) -> dict[str, Any]:
+    return dataplane_info(endpoint)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def write(directory: Any, name: str, text: str) -> str:
+    path = os.path.join(str(directory), name)
+    with open(path, "w") as handle:
+        handle.write(text)
+    return path
+
+
+def pem(certificate: x509.Certificate) -> str:
+    return certificate.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def key_pem(key: ec.EllipticCurvePrivateKey) -> str:
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+
+
+def issue(
+    common_name: str, signer: tuple[Any, x509.Certificate] | None = None, ca: bool = False
+) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(signer[1].subject if signer else subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        .sign(signer[0] if signer else key, hashes.SHA256())
+    )
+    return key, certificate
+
+
+def aws_keys_device(iot: Any, tmp_path: Any, thing: str, policy: str = "device") -> tuple[str, str, str]:
+    """A thing with an AWS-generated certificate and the policy attached: (cert file, key file, certificate id)."""
+    created = iot.create_keys_and_certificate(setAsActive=True)
+    iot.create_thing(thingName=thing)
+    iot.attach_thing_principal(thingName=thing, principal=created["certificateArn"])
+    iot.attach_policy(policyName=policy, target=created["certificateArn"])
+    return (
+        write(tmp_path, f"{thing}.pem", created["certificatePem"]),
+        write(tmp_path, f"{thing}.key", created["keyPair"]["PrivateKey"]),
+        created["certificateId"],
+    )
+
+
+def events(endpoint: str, kind: str) -> list[dict[str, Any]]:
+    return [event for event in dataplane_info(endpoint)["events"] if event["event"] == kind]
+
+
+def refusal_reasons(endpoint: str) -> list[str]:
+    return [event["reason"] for event in events(endpoint, "refused")]
+
+
+def refused_connect(info: dict[str, Any], cert: str, key: str, client_id: str) -> str:
+    device = Device(info, cert, key, client_id)
+    with pytest.raises(DeviceRefused) as caught:
+        device.connect()
+    device.disconnect()
+    return str(caught.value)
+
+
+# --------------------------------------------------------------------------- tests
+
+
+def test_listener_reports_where_it_is_and_its_ca_file(endpoint: str, info: dict[str, Any]) -> None:
+    assert info["host"] == "127.0.0.1" and info["port"] > 0
+    with open(info["caFile"], "rb") as handle:
+        root = x509.load_pem_x509_certificate(handle.read())
+    assert root.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+
+
+def test_shipped_policy_device_publishes_receives_and_is_refused_its_neighbours(
+    endpoint: str, iot: Any, info: dict[str, Any], tmp_path: Any
+) -> None:
+    iot.create_policy(policyName="device", policyDocument=json.dumps(DEVICE_POLICY))
+    cert_a, key_a, id_a = aws_keys_device(iot, tmp_path, "dev-a")
+    cert_b, key_b, _id_b = aws_keys_device(iot, tmp_path, "dev-b")
+    with Device(info, cert_a, key_a, "dev-a") as device_a, Device(info, cert_b, key_b, "dev-b") as device_b:
+        assert device_a.subscribe("devices/dev-a/#") == 1
+        with pytest.raises(DeviceRefused):  # SUBACK 0x80 for the neighbour's topics; the connection stays
+            device_a.subscribe("devices/dev-b/#")
+        assert device_b.subscribe("devices/dev-b/#") == 1
+        device_a.publish("devices/dev-a/telemetry", b"from a")
+        assert device_a.receive() == ("devices/dev-a/telemetry", b"from a")
+        device_b.publish("devices/dev-b/telemetry", b"from b")
+        assert device_b.receive() == ("devices/dev-b/telemetry", b"from b")
+        with pytest.raises(queue.Empty):  # a never sees b's topic: its subscription was refused
+            device_a.receive(timeout=0.3)
+        # A publish on the neighbour's topic: AWS disconnects an MQTT 3.1.1 client.
+        with pytest.raises(DeviceRefused):
+            device_a.publish("devices/dev-b/telemetry", b"intruder")
+    with pytest.raises(queue.Empty):
+        device_b.receive(timeout=0.3)
+    denied = [event for event in events(endpoint, "denied") if event["clientId"] == "dev-a"]
+    assert denied[0]["topicFilter"] == "devices/dev-b/#"
+    assert any("iot:Publish on topic/devices/dev-b/telemetry" in e["reason"] for e in events(endpoint, "disconnected"))
+    # The neighbour's client id with a's certificate: iot:Connect denied, closed without CONNACK.
+    assert "connect refused" in refused_connect(info, cert_a, key_a, "dev-b")
+    assert any(
+        f"iot:Connect on client/dev-b IMPLICIT_DENY (certificate {id_a})" in r for r in refusal_reasons(endpoint)
+    )
+
+
+def test_receive_is_authorized_per_subscriber(endpoint: str, iot: Any, info: dict[str, Any], tmp_path: Any) -> None:
+    listener = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Action": ["iot:Connect", "iot:Subscribe"], "Resource": "*"},
+            {"Effect": "Allow", "Action": "iot:Receive", "Resource": f"{ARN}:topic/open/*"},
+            {"Effect": "Allow", "Action": "iot:Publish", "Resource": "*"},
+        ],
+    }
+    iot.create_policy(policyName="listener", policyDocument=json.dumps(listener))
+    cert, key, _cert_id = aws_keys_device(iot, tmp_path, "watcher", "listener")
+    with Device(info, cert, key, "watcher") as watcher, Device(info, cert, key, "talker") as talker:
+        watcher.subscribe("#")
+        talker.publish("closed/x", b"hidden")
+        talker.publish("open/x", b"seen")
+        assert watcher.receive() == ("open/x", b"seen")
+    assert [e["topic"] for e in events(endpoint, "denied") if e.get("action") == "iot:Receive"] == ["closed/x"]
+
+
+@pytest.mark.parametrize("status", ["INACTIVE", "REVOKED"])
+def test_inactive_and_revoked_certificates_are_refused(
+    endpoint: str, iot: Any, info: dict[str, Any], tmp_path: Any, status: str
+) -> None:
+    iot.create_policy(policyName="device", policyDocument=json.dumps(DEVICE_POLICY))
+    cert, key, cert_id = aws_keys_device(iot, tmp_path, "dev-1")
+    with Device(info, cert, key, "dev-1"):
+        pass  # connects while ACTIVE
+    iot.update_certificate(certificateId=cert_id, newStatus=status)
+    refused_connect(info, cert, key, "dev-1")
+    assert refusal_reasons(endpoint) == [f"certificate {cert_id} is {status}; only an ACTIVE certificate connects"]
+
+
+def test_certificate_detached_from_its_policy_is_refused(
+    endpoint: str, iot: Any, info: dict[str, Any], tmp_path: Any
+) -> None:
+    iot.create_policy(policyName="device", policyDocument=json.dumps(DEVICE_POLICY))
+    cert, key, cert_id = aws_keys_device(iot, tmp_path, "dev-1")
+    iot.detach_policy(policyName="device", target=f"{ARN}:cert/{cert_id}")
+    refused_connect(info, cert, key, "dev-1")
+    assert refusal_reasons(endpoint) == [f"iot:Connect on client/dev-1 IMPLICIT_DENY (certificate {cert_id})"]
+
+
+def test_unregistered_and_unknown_ca_certificates_are_refused_at_tls(
+    endpoint: str, iot: Any, info: dict[str, Any], tmp_path: Any
+) -> None:
+    iot.create_policy(
+        policyName="any",
+        policyDocument=json.dumps({"Statement": [{"Effect": "Allow", "Action": "iot:*", "Resource": "*"}]}),
+    )
+    authority = issue("Unregistered CA", ca=True)
+    key, certificate = issue("dev-x", authority)
+    cert_file = write(tmp_path, "x.pem", pem(certificate) + pem(authority[1]))
+    key_file = write(tmp_path, "x.key", key_pem(key))
+    refused_connect(info, cert_file, key_file, "dev-x")
+    self_key, self_signed = issue("dev-self")
+    refused_connect(info, write(tmp_path, "s.pem", pem(self_signed)), write(tmp_path, "s.key", key_pem(self_key)), "s")
+    reasons = refusal_reasons(endpoint)
+    assert len(reasons) == 2 and all(reason.startswith("TLS handshake failed") for reason in reasons)
+    assert iot.list_certificates()["certificates"] == []  # nothing was registered on the way
+
+
+def test_csr_and_ca_less_registered_certificates_connect(
+    endpoint: str, iot: Any, info: dict[str, Any], tmp_path: Any
+) -> None:
+    iot.create_policy(
+        policyName="any",
+        policyDocument=json.dumps({"Statement": [{"Effect": "Allow", "Action": "iot:*", "Resource": "*"}]}),
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "csr-device")]))
+        .sign(key, hashes.SHA256())
+    )
+    from_csr = iot.create_certificate_from_csr(
+        certificateSigningRequest=csr.public_bytes(serialization.Encoding.PEM).decode(), setAsActive=True
+    )
+    iot.attach_policy(policyName="any", target=from_csr["certificateArn"])
+    key_file = write(tmp_path, "csr.key", key_pem(key))
+    with Device(info, write(tmp_path, "csr.pem", from_csr["certificatePem"]), key_file, "csr-device") as device:
+        device.subscribe("t")
+        device.publish("t", b"csr")
+        assert device.receive() == ("t", b"csr")
+    own_key, own = issue("own-device")
+    registered = iot.register_certificate_without_ca(certificatePem=pem(own), status="ACTIVE")
+    iot.attach_policy(policyName="any", target=registered["certificateArn"])
+    with Device(info, write(tmp_path, "own.pem", pem(own)), write(tmp_path, "own.key", key_pem(own_key)), "own"):
+        pass
+    assert [e["clientId"] for e in events(endpoint, "connected")] == ["csr-device", "own"]
+
+
+def test_thing_group_policies_apply_to_the_connection_thing(
+    endpoint: str, iot: Any, info: dict[str, Any], tmp_path: Any
+) -> None:
+    # No policy on the certificate: only the parent group's policy lets the thing connect and publish.
+    group_policy = {
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": "iot:Connect",
+                "Resource": f"{ARN}:client/${{iot:Connection.Thing.ThingName}}",
+            },
+            {
+                "Effect": "Allow",
+                "Action": "iot:Publish",
+                "Resource": f"{ARN}:topic/${{iot:Connection.Thing.Attributes[site]}}/*",
+            },
+        ]
+    }
+    iot.create_policy(policyName="group", policyDocument=json.dumps(group_policy))
+    iot.create_thing_group(thingGroupName="parent")
+    iot.create_thing_group(thingGroupName="child", parentGroupName="parent")
+    iot.attach_policy(policyName="group", target=iot.describe_thing_group(thingGroupName="parent")["thingGroupArn"])
+    created = iot.create_keys_and_certificate(setAsActive=True)
+    iot.create_thing(thingName="grouped", attributePayload={"attributes": {"site": "berlin"}})
+    iot.attach_thing_principal(thingName="grouped", principal=created["certificateArn"])
+    cert = write(tmp_path, "g.pem", created["certificatePem"])
+    key = write(tmp_path, "g.key", created["keyPair"]["PrivateKey"])
+    refused_connect(info, cert, key, "grouped")  # not yet in the group
+    iot.add_thing_to_thing_group(thingGroupName="child", thingName="grouped")
+    with Device(info, cert, key, "grouped") as device:
+        device.publish("berlin/status", b"up")
+        with pytest.raises(DeviceRefused):
+            device.publish("paris/status", b"up")
+
+
+def test_a_policy_the_endpoint_cannot_read_refuses_the_connection(
+    endpoint: str, iot: Any, info: dict[str, Any], tmp_path: Any
+) -> None:
+    document = {
+        "Statement": [
+            {"Effect": "Allow", "Action": "iot:*", "Resource": "*"},
+            {
+                "Effect": "Deny",
+                "Action": "iot:Connect",
+                "Resource": "*",
+                "Condition": {"IpAddress": {"aws:SourceIp": "10.0.0.0/8"}},
+            },
+        ]
+    }
+    iot.create_policy(policyName="device", policyDocument=json.dumps(document))
+    cert, key, _cert_id = aws_keys_device(iot, tmp_path, "dev-1")
+    refused_connect(info, cert, key, "dev-1")
+    assert refusal_reasons(endpoint) == [
+        "the policy uses what the local endpoint does not emulate: policy device: the condition operator "
+        "IpAddress is not emulated"
+    ]
+
+
+def test_second_connection_with_the_same_client_id_drops_the_first(
+    endpoint: str, iot: Any, info: dict[str, Any], tmp_path: Any
+) -> None:
+    iot.create_policy(policyName="device", policyDocument=json.dumps(DEVICE_POLICY))
+    cert, key, _cert_id = aws_keys_device(iot, tmp_path, "dev-1")
+    with Device(info, cert, key, "dev-1") as first, Device(info, cert, key, "dev-1") as second:
+        assert first.interrupted.wait(5)
+        second.subscribe("devices/dev-1/x")
+        second.publish("devices/dev-1/x", b"still here")
+        assert second.receive() == ("devices/dev-1/x", b"still here")
+
+
+def test_jitp_first_connection_provisions_and_is_dropped_then_the_device_connects(
+    endpoint: str, iot: Any, info: dict[str, Any], tmp_path: Any
+) -> None:
+    authority = issue("JITP CA", ca=True)
+    code = iot.get_registration_code()["registrationCode"]
+    verification = issue(code, authority)[1]
+    template = {
+        "Parameters": {
+            "AWS::IoT::Certificate::CommonName": {"Type": "String"},
+            "AWS::IoT::Certificate::Id": {"Type": "String"},
+        },
+        "Resources": {
+            "thing": {
+                "Type": "AWS::IoT::Thing",
+                "Properties": {"ThingName": {"Ref": "AWS::IoT::Certificate::CommonName"}},
+            },
+            "certificate": {
+                "Type": "AWS::IoT::Certificate",
+                "Properties": {"CertificateId": {"Ref": "AWS::IoT::Certificate::Id"}, "Status": "ACTIVE"},
+            },
+            "policy": {"Type": "AWS::IoT::Policy", "Properties": {"PolicyDocument": json.dumps(DEVICE_POLICY)}},
+        },
+    }
+    ca_id = iot.register_ca_certificate(
+        caCertificate=pem(authority[1]),
+        verificationCertificate=pem(verification),
+        setAsActive=True,
+        allowAutoRegistration=True,
+        registrationConfig={"templateBody": json.dumps(template), "roleArn": ROLE},
+    )["certificateId"]
+    key, certificate = issue("jitp-dev-1", authority)
+    cert_file = write(tmp_path, "j.pem", pem(certificate) + pem(authority[1]))  # device certificate, then its CA
+    key_file = write(tmp_path, "j.key", key_pem(key))
+    refused_connect(info, cert_file, key_file, "jitp-dev-1")
+    registration = events(endpoint, "jit-registration")
+    assert len(registration) == 1 and registration[0]["answer"]["caCertificateId"] == ca_id
+    cert_id = registration[0]["certificateId"]
+    assert iot.describe_certificate(certificateId=cert_id)["certificateDescription"]["status"] == "ACTIVE"
+    assert iot.list_thing_principals(thingName="jitp-dev-1")["principals"] == [f"{ARN}:cert/{cert_id}"]
+    with Device(info, cert_file, key_file, "jitp-dev-1") as device:
+        device.subscribe("devices/jitp-dev-1/#")
+        device.publish("devices/jitp-dev-1/hello", b"provisioned")
+        assert device.receive() == ("devices/jitp-dev-1/hello", b"provisioned")
