@@ -1,0 +1,51 @@
+"""A device for the integration tests: awsiotsdk (tests/local_iot/device_sdk.py) on the files a playbook wrote.
+
+``prove_device`` is what every provisioning way must show by a real connection: the device connects with its
+own client id, subscribes to and publishes on its own topics and receives its message, and is refused its
+neighbour's topics (SUBACK failure; disconnected on publish) and its neighbour's client id.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import sys
+from typing import Any
+
+import pytest
+from harness import REPO
+
+LOCAL_IOT = os.path.join(REPO, "tests", "local_iot")
+if LOCAL_IOT not in sys.path:
+    sys.path.insert(0, LOCAL_IOT)
+
+from device_sdk import Device, DeviceRefused, clear_events, dataplane_info
+
+__all__ = ["Device", "DeviceRefused", "clear_events", "dataplane_info", "prove_device", "refusals", "refused"]
+
+
+def refused(info: dict[str, Any], cert: str, key: str, client_id: str) -> None:
+    """The connection must fail (the endpoint's event says why; see ``refusals``)."""
+    device = Device(info, cert, key, client_id)
+    with pytest.raises(DeviceRefused):
+        device.connect()
+    device.disconnect()
+
+
+def refusals(url: str) -> list[str]:
+    return [event["reason"] for event in dataplane_info(url)["events"] if event["event"] == "refused"]
+
+
+def prove_device(info: dict[str, Any], cert: str, key: str, thing: str, neighbour: str) -> None:
+    """Allowed: own client id, own topics (devices/<thing>/...). Refused: the neighbour's topics and client id."""
+    with Device(info, cert, key, thing) as device:
+        assert device.subscribe(f"devices/{thing}/#") == 1
+        with pytest.raises(DeviceRefused):
+            device.subscribe(f"devices/{neighbour}/#")
+        device.publish(f"devices/{thing}/telemetry", f"hello from {thing}")
+        assert device.receive() == (f"devices/{thing}/telemetry", f"hello from {thing}".encode())
+        with pytest.raises(DeviceRefused):
+            device.publish(f"devices/{neighbour}/telemetry", b"not mine")
+        with pytest.raises(queue.Empty):
+            device.receive(timeout=0.2)
+    refused(info, cert, key, neighbour)

@@ -1,0 +1,307 @@
+"""Every way the collection provisions a device, proven by a real device: awsiotsdk on the files it wrote.
+
+One playbook provisions seven devices, each one way (the certificate module with AWS keys, with a CSR, with an
+existing PEM; register_thing; the single_thing role by modules and by template; the fleet module), all with the
+roles' least-privilege policy. Each device then connects to the endpoint's MQTT listener with exactly the
+certificate and key files the run wrote and the root CA the role put beside them, publishes and receives on
+its own topics, and is refused its neighbour's topics and client id. A second playbook changes certificates
+the way a user would (status INACTIVE, REVOKED, a policy detached) and issues a certificate from a local CA that
+was never registered; each of those is refused in its own test.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+from typing import Any
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from device_client import Device, clear_events, dataplane_info, prove_device, refusals, refused
+from harness import iot_client, recap, reset_endpoint, run_playbook
+
+ARN = "arn:aws:iot:us-east-1:123456789012"
+POLICY = "device-least-privilege"
+# The roles' device policy (roles/jitp/tasks/main.yml, roles/bulk/README.md) for this account.
+DEVICE_POLICY = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Action": "iot:Connect",
+            "Resource": f"{ARN}:client/${{iot:Connection.Thing.ThingName}}",
+            "Condition": {"Bool": {"iot:Connection.Thing.IsAttached": "true"}},
+        },
+        {
+            "Effect": "Allow",
+            "Action": ["iot:Publish", "iot:Receive"],
+            "Resource": f"{ARN}:topic/devices/${{iot:Connection.Thing.ThingName}}/*",
+        },
+        {
+            "Effect": "Allow",
+            "Action": "iot:Subscribe",
+            "Resource": f"{ARN}:topicfilter/devices/${{iot:Connection.Thing.ThingName}}/*",
+        },
+    ],
+}
+
+HEADER = """
+- name: Devices for the data plane
+  hosts: localhost
+  gather_facts: false
+  module_defaults:
+    group/iotfleet.provisioning.aws:
+      endpoint_url: "{{ endpoint }}"
+      region: us-east-1
+      access_key: testing
+      secret_key: testing
+  tasks:
+"""
+
+PROVISION = (
+    HEADER
+    + """
+    - name: The least-privilege device policy
+      iotfleet.provisioning.policy: {name: "{{ policy }}", document: "{{ policy_document }}"}
+
+    - name: Directories of the devices
+      ansible.builtin.file: {path: "{{ out }}/{{ item }}", state: directory, mode: "0700"}
+      loop: [dev-keys, dev-csr, dev-reg]
+
+    - name: Things of the certificate-module devices
+      iotfleet.provisioning.thing: {name: "{{ item }}"}
+      loop: [dev-keys, dev-csr, dev-pem]
+
+    - name: Certificate module, AWS-generated keys
+      iotfleet.provisioning.certificate:
+        create_keys: true
+        private_key_path: "{{ out }}/dev-keys/private.pem.key"
+        certificate_path: "{{ out }}/dev-keys/certificate.pem.crt"
+        status: ACTIVE
+        thing: dev-keys
+        policies: ["{{ policy }}"]
+
+    - name: The device's key and CSR
+      iotfleet.provisioning.csr:
+        private_key_path: "{{ out }}/dev-csr/private.pem.key"
+        subject: {common_name: dev-csr}
+      register: csr
+
+    - name: Certificate module, from the CSR
+      iotfleet.provisioning.certificate:
+        csr: "{{ csr.csr }}"
+        certificate_path: "{{ out }}/dev-csr/certificate.pem.crt"
+        status: ACTIVE
+        thing: dev-csr
+        policies: ["{{ policy }}"]
+
+    - name: Certificate module, an existing PEM
+      iotfleet.provisioning.certificate:
+        certificate_pem_path: "{{ out }}/dev-pem/certificate.pem.crt"
+        status: ACTIVE
+        thing: dev-pem
+        policies: ["{{ policy }}"]
+
+    - name: register_thing with a template
+      iotfleet.provisioning.register_thing:
+        template_body:
+          Parameters: {ThingName: {Type: String}, CSR: {Type: String}}
+          Resources:
+            thing: {Type: "AWS::IoT::Thing", Properties: {ThingName: {Ref: ThingName}}}
+            certificate:
+              Type: "AWS::IoT::Certificate"
+              Properties: {CertificateSigningRequest: {Ref: CSR}, Status: ACTIVE}
+            policy: {Type: "AWS::IoT::Policy", Properties: {PolicyName: "{{ policy }}"}}
+        parameters: {ThingName: dev-reg}
+        private_key_path: "{{ out }}/dev-reg/private.pem.key"
+        certificate_path: "{{ out }}/dev-reg/certificate.pem.crt"
+
+    - name: The fleet module, one device per certificate source it makes
+      iotfleet.provisioning.fleet:
+        fleet_group: data-plane-fleet
+        output_dir: "{{ out }}/fleet"
+        devices:
+          - {name: dev-fleet-keys, certificate: aws_keys, policies: ["{{ policy }}"]}
+          - {name: dev-fleet-csr, certificate: csr, policies: ["{{ policy }}"]}
+
+    - name: The single_thing role, by modules and by template
+      ansible.builtin.include_role:
+        name: iotfleet.provisioning.single_thing
+      vars:
+        single_thing_name: "{{ item.name }}"
+        single_thing_method: "{{ item.method }}"
+        single_thing_certificate_source: "{{ item.source }}"
+        single_thing_policy_name: "{{ policy }}"
+        single_thing_output_dir: "{{ out }}/{{ item.name }}"
+        single_thing_controller_dir: "{{ out }}/controller/{{ item.name }}"
+        single_thing_root_ca_src: "{{ root_ca }}"
+      loop:
+        - {name: dev-role-modules, method: modules, source: aws_keys}
+        - {name: dev-role-template, method: template, source: device_csr}
+"""
+)
+
+CHANGE = (
+    HEADER
+    + """
+    - name: A certificate deactivated
+      iotfleet.provisioning.certificate: {certificate_id: "{{ ids['dev-keys'] }}", status: INACTIVE}
+
+    - name: A certificate revoked
+      iotfleet.provisioning.certificate: {certificate_id: "{{ ids['dev-csr'] }}", status: REVOKED}
+
+    - name: A certificate detached from its policy
+      iotfleet.provisioning.policy_attachment: {policy: "{{ policy }}", target: "{{ ids['dev-pem'] }}", state: absent}
+
+    - name: Directories of the rogue CA and device
+      ansible.builtin.file: {path: "{{ out }}/{{ item }}", state: directory, mode: "0700"}
+      loop: [rogue-ca, rogue]
+
+    - name: A local CA that is never registered in AWS IoT
+      iotfleet.provisioning.local_ca:
+        private_key_path: "{{ out }}/rogue-ca/ca.key"
+        certificate_path: "{{ out }}/rogue-ca/ca.pem"
+        subject: {common_name: Unregistered CA}
+
+    - name: A device certificate it signs
+      iotfleet.provisioning.device_certificate:
+        ca_certificate_path: "{{ out }}/rogue-ca/ca.pem"
+        ca_private_key_path: "{{ out }}/rogue-ca/ca.key"
+        private_key_path: "{{ out }}/rogue/private.pem.key"
+        certificate_path: "{{ out }}/rogue/certificate.pem.crt"
+        chain_path: "{{ out }}/rogue/chain.pem"
+        subject: {common_name: dev-rogue}
+"""
+)
+
+
+def _existing_pem(directory: str) -> None:
+    """The user's own key and self-signed certificate for the existing-PEM case."""
+    os.makedirs(directory, exist_ok=True)
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "dev-pem")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=1))
+        .not_valid_after(now + datetime.timedelta(days=30))
+        .sign(key, hashes.SHA256())
+    )
+    with open(os.path.join(directory, "certificate.pem.crt"), "wb") as handle:
+        handle.write(certificate.public_bytes(serialization.Encoding.PEM))
+    with open(os.path.join(directory, "private.pem.key"), "wb") as handle:
+        handle.write(
+            key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        )
+
+
+def _run(playbook: str, name: str, endpoint: str, collections_path: str, work: str, variables: dict[str, Any]) -> None:
+    path = os.path.join(work, f"{name}.yml")
+    with open(path, "w") as handle:
+        handle.write(playbook)
+    result = run_playbook(path, endpoint, collections_path, work, extra_vars=variables)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert recap(result.stdout)["failed"] == 0
+
+
+@pytest.fixture(scope="module")
+def provisioned(local_iot_endpoint: str, collections_path: str, tmp_path_factory: Any) -> dict[str, Any]:
+    """Both playbooks' outcome: the device files, the data plane's whereabouts, certificate ids by thing."""
+    reset_endpoint(local_iot_endpoint)
+    clear_events(local_iot_endpoint)
+    work = str(tmp_path_factory.mktemp("device-connect"))
+    out = os.path.join(work, "out")
+    _existing_pem(os.path.join(out, "dev-pem"))
+    info = dataplane_info(local_iot_endpoint)
+    variables = {
+        "endpoint": local_iot_endpoint,
+        "out": out,
+        "policy": POLICY,
+        "policy_document": DEVICE_POLICY,
+        "root_ca": info["caFile"],
+    }
+    _run(PROVISION, "provision", local_iot_endpoint, collections_path, work, variables)
+    iot = iot_client(local_iot_endpoint)
+    ids = {}
+    for thing in ("dev-keys", "dev-csr", "dev-pem"):
+        (principal,) = iot.list_thing_principals(thingName=thing)["principals"]
+        ids[thing] = principal.split("/")[-1]
+    return {"out": out, "info": info, "ids": ids, "work": work, "variables": variables}
+
+
+def files(provisioned: dict[str, Any], thing: str) -> tuple[str, str]:
+    folder = os.path.join(provisioned["out"], "fleet", thing) if thing.startswith("dev-fleet") else None
+    folder = folder or os.path.join(provisioned["out"], thing)
+    return os.path.join(folder, "certificate.pem.crt"), os.path.join(folder, "private.pem.key")
+
+
+@pytest.mark.parametrize(
+    "thing",
+    ["dev-keys", "dev-csr", "dev-pem", "dev-reg", "dev-fleet-keys", "dev-fleet-csr"],
+)
+def test_module_provisioned_device_connects_and_is_refused_its_neighbours(
+    provisioned: dict[str, Any], thing: str
+) -> None:
+    cert, key = files(provisioned, thing)
+    prove_device(provisioned["info"], cert, key, thing, neighbour="dev-other")
+
+
+@pytest.mark.parametrize("thing", ["dev-role-modules", "dev-role-template"])
+def test_single_thing_device_connects_with_its_device_json(provisioned: dict[str, Any], thing: str) -> None:
+    with open(os.path.join(provisioned["out"], thing, "device.json")) as handle:
+        settings = json.load(handle)
+    # The device's own settings; only the host and port are the local listener's (DescribeEndpoint's host name
+    # does not resolve here), and its root CA is the endpoint's stand-in the role copied.
+    with open(settings["root_ca"]) as copied, open(provisioned["info"]["caFile"]) as original:
+        assert copied.read() == original.read()
+    info = {**provisioned["info"], "caFile": settings["root_ca"]}
+    prove_device(info, settings["certificate"], settings["private_key"], settings["thing_name"], "dev-keys")
+
+
+@pytest.fixture(scope="module")
+def changed(provisioned: dict[str, Any], local_iot_endpoint: str, collections_path: str) -> dict[str, Any]:
+    """Each module device connects first, then the second playbook changes three of them and makes a rogue one."""
+    for thing in ("dev-keys", "dev-csr", "dev-pem"):
+        with Device(provisioned["info"], *files(provisioned, thing), thing):
+            pass
+    variables = {**provisioned["variables"], "ids": provisioned["ids"]}
+    _run(CHANGE, "change", local_iot_endpoint, collections_path, provisioned["work"], variables)
+    clear_events(local_iot_endpoint)
+    return provisioned
+
+
+def test_certificate_made_inactive_by_the_module_is_refused(changed: dict[str, Any], local_iot_endpoint: str) -> None:
+    refused(changed["info"], *files(changed, "dev-keys"), "dev-keys")
+    assert refusals(local_iot_endpoint)[-1].endswith(
+        f"{changed['ids']['dev-keys']} is INACTIVE; only an ACTIVE certificate connects"
+    )
+
+
+def test_certificate_revoked_by_the_module_is_refused(changed: dict[str, Any], local_iot_endpoint: str) -> None:
+    refused(changed["info"], *files(changed, "dev-csr"), "dev-csr")
+    assert refusals(local_iot_endpoint)[-1].endswith(
+        f"{changed['ids']['dev-csr']} is REVOKED; only an ACTIVE certificate connects"
+    )
+
+
+def test_certificate_detached_from_its_policy_is_refused(changed: dict[str, Any], local_iot_endpoint: str) -> None:
+    refused(changed["info"], *files(changed, "dev-pem"), "dev-pem")
+    assert refusals(local_iot_endpoint)[-1] == (
+        f"iot:Connect on client/dev-pem IMPLICIT_DENY (certificate {changed['ids']['dev-pem']})"
+    )
+
+
+def test_certificate_of_an_unregistered_ca_is_refused(changed: dict[str, Any], local_iot_endpoint: str) -> None:
+    folder = os.path.join(changed["out"], "rogue")
+    refused(changed["info"], os.path.join(folder, "chain.pem"), os.path.join(folder, "private.pem.key"), "dev-rogue")
+    assert refusals(local_iot_endpoint)[-1].startswith("TLS handshake failed")
