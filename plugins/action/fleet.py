@@ -88,6 +88,11 @@ class ActionModule(ActionBase):
             result = merge_hash(result, self._execute_with_progress(module_args, interval, task_vars or {}))
         if not wrap_async:
             self._remove_tmp_path(self._connection._shell.tmpdir)
+        # The counts on the console without -v: a pipeline log shows what the run did (or would do) at a glance.
+        if isinstance(result.get("summary_line"), str):
+            display.display(
+                f"{(task_vars or {}).get('inventory_hostname', 'localhost')}: fleet {result['summary_line']}"
+            )
         return result
 
     def _execute_with_progress(self, module_args: dict, interval: float, task_vars: dict) -> dict:

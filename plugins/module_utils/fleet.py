@@ -61,6 +61,7 @@ from ansible_collections.iotfleet.provisioning.plugins.module_utils.validation i
     check_thing_name,
     check_thing_type_name,
     check_unique_names,
+    validate_declared,
 )
 
 try:
@@ -236,6 +237,11 @@ class FleetSpec:
     api_rates: Dict[str, float] = field(default_factory=dict)
     # Replace the attached certificate of a device whose key is not on this controller (never by default).
     replace_lost_keys: bool = False
+    # Policies and thing types that earlier tasks of the play create: in check mode those tasks only
+    # predicted them, so a missing one is planned as made by them instead of failing its devices.
+    declared_policies: List[str] = field(default_factory=list)
+    declared_thing_types: List[str] = field(default_factory=list)
+    check_mode: bool = False
 
     @property
     def named_groups(self) -> List[str]:
@@ -251,6 +257,10 @@ class FleetSpec:
         for device in self.devices:
             policies.update(device.policies or [])
         return sorted(policies)
+
+    @property
+    def named_thing_types(self) -> List[str]:
+        return sorted({device.thing_type for device in self.devices if device.thing_type})
 
 
 def _device_label(index: int, device: Any, source: str) -> str:
@@ -427,12 +437,15 @@ def validate_fleet(params: Mapping[str, Any]) -> FleetSpec:
         raise ValidationError("replace_lost_keys", f"must be true or false, got {replace!r}")
     spec.replace_lost_keys = bool(replace)
     spec.output_dir = params.get("output_dir")
+    declared = validate_declared(params.get("declared_resources"), ("policies", "thing_types"))
+    spec.declared_policies, spec.declared_thing_types = declared["policies"], declared["thing_types"]
     needs_files = [d.name for d in devices if d.certificate in ("aws_keys", "csr")]
     if needs_files and not spec.output_dir:
         raise ValidationError(
             "output_dir", f"is required when a device's certificate is aws_keys or csr (e.g. {needs_files[0]})"
         )
     if spec.output_dir:
+        check_outside_collections("output_dir", spec.output_dir)
         _check_writable_dir("output_dir", spec.output_dir)
     spec.api_rates = validate_api_rates(params.get("api_rates"))
     interval = params.get("progress_interval")
@@ -443,11 +456,22 @@ def validate_fleet(params: Mapping[str, Any]) -> FleetSpec:
     for option in ("plan_path", "report_path", "progress_path"):
         path = params.get(option)
         if path:
-            parent = os.path.dirname(os.path.abspath(path))
-            if not os.path.isdir(parent):
-                raise ValidationError(option, f"the directory {parent} does not exist")
+            # A directory a fresh checkout lacks is made when the file is written (check mode included).
+            _check_writable_dir(option, os.path.dirname(os.path.abspath(path)))
             setattr(spec, option, path)
     return spec
+
+
+def check_outside_collections(field_name: str, path: str) -> None:
+    """Keys never go inside an installed collection: upgrading it (install --force) deletes them."""
+    parts = os.path.abspath(os.path.expanduser(path)).split(os.sep)
+    if "ansible_collections" in parts:
+        raise ValidationError(
+            field_name,
+            f"{path} is inside an ansible_collections tree, which ansible-galaxy replaces on every install or "
+            "upgrade (the device keys would be deleted); choose a directory outside it, for example under /srv or "
+            "your home directory",
+        )
 
 
 def _check_writable_dir(field_name: str, path: str) -> None:
@@ -611,6 +635,8 @@ class Snapshot:
     principals: Dict[str, List[str]] = field(default_factory=dict)  # thing -> principal ARNs (where read)
     certificates: Dict[str, Dict[str, Any]] = field(default_factory=dict)  # id -> arn, status, created
     policy_targets: Dict[str, Optional[Set[str]]] = field(default_factory=dict)  # policy -> target ARNs
+    # Thing types a device is to get (created or changed things only) -> {"deprecated": bool} (None: no type).
+    thing_types: Dict[str, Optional[Dict[str, Any]]] = field(default_factory=dict)
     local: Dict[str, LocalDevice] = field(default_factory=dict)
     recovered: Dict[str, Dict[str, str]] = field(default_factory=dict)  # name -> {id, pem} found by public key
 
@@ -646,6 +672,27 @@ def read_policy_targets(call: Call, policy: str) -> Optional[Set[str]]:
         if is_error(e, "ResourceNotFoundException"):
             return None
         raise
+
+
+def read_thing_type(call: Call, name: str) -> Optional[Dict[str, Any]]:
+    try:
+        answer = call("describe_thing_type", thingTypeName=name)
+    except ClientError as e:
+        if is_error(e, "ResourceNotFoundException"):
+            return None
+        raise
+    return {"deprecated": bool((answer.get("thingTypeMetadata") or {}).get("deprecated"))}
+
+
+def types_to_check(spec: FleetSpec, things: Mapping[str, Mapping[str, Any]]) -> List[str]:
+    """The thing types a device would get by this run: only those are read (AWS refuses a missing or
+    deprecated one at CreateThing/UpdateThing; a thing that already has its type needs no read)."""
+    wanted = set()
+    for device in spec.devices:
+        current = things.get(device.name)
+        if device.thing_type and (current is None or current["thing_type"] != device.thing_type):
+            wanted.add(device.thing_type)
+    return sorted(wanted)
 
 
 def read_certificates(call: Call) -> Dict[str, Dict[str, Any]]:
@@ -744,6 +791,7 @@ def read_fleet_state(call: Call, spec: FleetSpec, progress: Optional[Progress] =
         rates = {**DEFAULT_TPS, **spec.api_rates}
         snap.things = read_things(call, wanted | set(pruned), spec.concurrency, rates)
         snap.groups = {group: future.result() for group, future in groups.items()}
+        types = {name: side.submit(read_thing_type, call, name) for name in types_to_check(spec, snap.things)}
         certificates = side.submit(read_certificates, call) if (needs_certs or pruned or markers) else None
         targets = {policy: side.submit(read_policy_targets, call, policy) for policy in spec.named_policies}
         need_principals = [d.name for d in spec.devices if d.certificate != "none" and d.name in snap.things] + [
@@ -763,6 +811,7 @@ def read_fleet_state(call: Call, spec: FleetSpec, progress: Optional[Progress] =
         if certificates is not None:
             snap.certificates = certificates.result()
         snap.policy_targets = {policy: future.result() for policy, future in targets.items()}
+        snap.thing_types = {name: future.result() for name, future in types.items()}
     # A device with its key on disk but no certificate file: look for its certificate by public key
     # among the certificates attached to its thing and, when a call of an earlier run was left unfinished
     # (killed between writing the key and the certificate), among the INACTIVE certificates made within that
@@ -845,6 +894,8 @@ class FleetPlan:
     devices: List[DevicePlan]
     groups_to_create: List[str]
     records: List[CallRecord]  # certificate calls of earlier runs that may have left a certificate behind
+    # Check mode: declared_resources that do not exist yet, planned as made by earlier tasks of the play.
+    made_by_earlier_tasks: Dict[str, List[str]] = field(default_factory=dict)
 
     def counts(self) -> Dict[str, int]:
         counts = {"create": 0, "update": 0, "unchanged": 0, "prune": 0, "failed": 0}
@@ -862,9 +913,40 @@ def _certificate_view(status: Optional[str], cert_id: Optional[str], policies: L
     return {"certificate_id": cert_id, "status": status, "policies": sorted(policies)}
 
 
+def thing_type_error(device: DesiredDevice, spec: FleetSpec, snap: Snapshot) -> Optional[str]:
+    """Why AWS would refuse the thing type this device is to get (None: it would not, or it is not read)."""
+    name = device.thing_type
+    current = snap.things.get(device.name)
+    if not name or name not in snap.thing_types or (current is not None and current["thing_type"] == name):
+        return None
+    info = snap.thing_types[name]
+    if info is None:
+        if spec.check_mode and name in spec.declared_thing_types:
+            return None
+        if name in spec.declared_thing_types:
+            return (
+                f"thing_type: thing type {name} does not exist, though declared_resources.thing_types says an "
+                "earlier task creates it; check that task"
+            )
+        return (
+            f"thing_type: thing type {name} does not exist; create it first (iotfleet.provisioning.thing_type), or "
+            "list it in declared_resources.thing_types when an earlier task of this play creates it"
+        )
+    if info["deprecated"]:
+        return (
+            f"thing_type: thing type {name} is deprecated and AWS gives it to no thing; undeprecate it "
+            "(iotfleet.provisioning.thing_type with deprecated: false) or choose another type"
+        )
+    return None
+
+
 def plan_device(device: DesiredDevice, spec: FleetSpec, snap: Snapshot) -> DevicePlan:
     plan = DevicePlan(name=device.name)
     current = snap.things.get(device.name)
+    plan.error = thing_type_error(device, spec, snap)
+    if plan.error:
+        plan.action = "failed"
+        return plan
     # Thing
     if current is None:
         attributes = attributes_after({}, device.attributes, True)
@@ -920,7 +1002,8 @@ def plan_device(device: DesiredDevice, spec: FleetSpec, snap: Snapshot) -> Devic
     plan.after = {"thing_type": thing_type or None, "attributes": attributes, "thing_groups": after_groups}
     # Certificate
     if device.certificate != "none":
-        _plan_certificate(device, snap, plan, spec.output_dir, spec.replace_lost_keys)
+        will_exist = set(spec.declared_policies) if spec.check_mode else set()
+        _plan_certificate(device, snap, plan, spec.output_dir, spec.replace_lost_keys, will_exist)
         local = snap.local.get(device.name)
         if (
             not plan.error
@@ -961,7 +1044,10 @@ def _plan_certificate(
     plan: DevicePlan,
     output_dir: Optional[str] = None,
     replace_lost_keys: bool = False,
+    will_exist: Optional[Set[str]] = None,
 ) -> None:
+    """The certificate steps; ``will_exist``: missing policies an earlier task creates (check mode only)."""
+    will_exist = will_exist or set()
     local = snap.local.get(device.name) or LocalDevice()
     principals = snap.principals.get(device.name, [])
     attached_ids = {cert_id_of_arn(arn) for arn in principals}
@@ -1038,9 +1124,13 @@ def _plan_certificate(
         if device.policies is not None:
             plan.policies_to_attach = [p for p in device.policies if p not in current_policies]
             plan.policies_to_detach = [p for p in current_policies if p not in device.policies]
-    missing = [p for p in device.policies or [] if snap.policy_targets.get(p) is None]
+    missing = [p for p in device.policies or [] if snap.policy_targets.get(p) is None and p not in will_exist]
     if missing:
-        plan.error = f"policies: policy {missing[0]} does not exist"
+        plan.error = (
+            f"policies: policy {missing[0]} does not exist; create it first (iotfleet.provisioning.policy), or "
+            "list it in declared_resources.policies when an earlier task of this play creates it (that list "
+            "stands in for the policy in check mode only)"
+        )
         return
     if plan.new_certificate is None and plan.attach_certificate:
         plan.changes.append("attach certificate")
@@ -1105,16 +1195,60 @@ def plan_fleet(spec: FleetSpec, snap: Snapshot) -> FleetPlan:
                 f"{spec.fleet_group} but max_prune {limit} allows {allowed}; nothing was changed. Check the input "
                 "(a truncated file?) or raise max_prune",
             )
-        for name in to_prune:
-            plan = DevicePlan(name=name, action="prune", changes=["decommission"])
-            plan.prune_principals = list(snap.principals.get(name, []))
-            plan.groups_to_remove = sorted(g for g, members in snap.groups.items() if members and name in members)
-            thing = snap.things.get(name)
-            plan.before = {"thing_type": thing["thing_type"], "attributes": thing["attributes"]} if thing else {}
-            devices.append(plan)
+        devices.extend(plan_prune(name, snap) for name in to_prune)
     groups_to_create = sorted(g for g in spec.named_groups if snap.groups.get(g) is None)
     records = [r for device in spec.devices for r in (snap.local.get(device.name) or LocalDevice()).records]
-    return FleetPlan(devices=devices, groups_to_create=groups_to_create, records=records)
+    made_earlier: Dict[str, List[str]] = {}
+    if spec.check_mode:
+        made_earlier = {
+            "policies": [p for p in spec.declared_policies if snap.policy_targets.get(p, set()) is None],
+            "thing_types": [t for t in spec.declared_thing_types if t in snap.thing_types and not snap.thing_types[t]],
+        }
+    return FleetPlan(
+        devices=devices, groups_to_create=groups_to_create, records=records, made_by_earlier_tasks=made_earlier
+    )
+
+
+def plan_prune(name: str, snap: Snapshot) -> DevicePlan:
+    """A device to decommission, with the certificates it takes with it (shown in the plan, diff and report)."""
+    plan = DevicePlan(name=name, action="prune", changes=["decommission"])
+    plan.prune_principals = list(snap.principals.get(name, []))
+    plan.groups_to_remove = sorted(g for g, members in snap.groups.items() if members and name in members)
+    certificates = []
+    for arn in plan.prune_principals:
+        cert_id = cert_id_of_arn(arn)
+        if cert_id:
+            status = (snap.certificates.get(cert_id) or {}).get("status")
+            certificates.append({"certificate_id": cert_id, "status": status})
+            plan.changes.append(
+                f"detach certificate {cert_id}, then deactivate and delete it unless another thing uses it"
+            )
+        else:
+            plan.changes.append(f"detach principal {arn}")
+    if plan.groups_to_remove:
+        plan.changes.append("remove from groups " + ", ".join(plan.groups_to_remove))
+    plan.changes.append("delete thing")
+    plan.certificate_id = ";".join(c["certificate_id"] for c in certificates) or None
+    thing = snap.things.get(name)
+    if thing:
+        plan.before = {
+            "thing_type": thing["thing_type"],
+            "attributes": thing["attributes"],
+            "thing_groups": plan.groups_to_remove,
+            "certificates": certificates,
+        }
+    return plan
+
+
+def summary_line(counts: Mapping[str, int], check_mode: bool, fleet_group: str) -> str:
+    """One line for the console: ``sensors: 3 create, 5 update, 2 prune, 43 unchanged`` (check mode says so)."""
+    parts = [f"{counts.get(action, 0)} {action}" for action in ("create", "update", "prune", "unchanged")]
+    if counts.get("failed"):
+        parts.append(f"{counts['failed']} failed")
+    if counts.get("create_thing_group"):
+        verb = "to create" if check_mode else "created"
+        parts.append(f"{counts['create_thing_group']} thing group(s) {verb}")
+    return f"{fleet_group}: " + ("check mode, nothing changed: " if check_mode else "") + ", ".join(parts)
 
 
 def plan_result(plan: FleetPlan) -> Dict[str, Any]:
@@ -1133,24 +1267,29 @@ def plan_result(plan: FleetPlan) -> Dict[str, Any]:
         "pending_certificate_markers": len(plan.records),
         # Devices whose attached certificate is in use though its key is not in output_dir here (first 50).
         "key_not_on_this_controller": {"count": len(keys_elsewhere), "devices": keys_elsewhere[:PLAN_LISTING_LIMIT]},
+        "made_by_earlier_tasks": plan.made_by_earlier_tasks,
     }
 
 
-def plan_diff(plan: FleetPlan) -> Dict[str, Any]:
-    before: Dict[str, Any] = {}
-    after: Dict[str, Any] = {}
-    for d in plan.changing[:PLAN_LISTING_LIMIT]:
-        if d.before:
-            before[d.name] = d.before
-        if d.action != "prune":
-            after[d.name] = d.after
-    return {"before": {"devices": before}, "after": {"devices": after}}
+def plan_diff(plan: FleetPlan) -> List[Dict[str, Any]]:
+    """One diff per changing device (the first 50), each under its own header: a device that goes and one
+    that comes are never shown as one changed into the other."""
+    return [
+        {
+            "before_header": f"device {d.name}",
+            "after_header": f"device {d.name} ({d.action})",
+            "before": d.before or {},
+            "after": {} if d.action == "prune" else d.after,
+        }
+        for d in plan.changing[:PLAN_LISTING_LIMIT]
+    ]
 
 
 def full_plan_document(plan: FleetPlan) -> Dict[str, Any]:
     return {
         "counts": plan.counts(),
         "thing_groups_to_create": plan.groups_to_create,
+        "made_by_earlier_tasks": plan.made_by_earlier_tasks,
         "devices": [
             {
                 "name": d.name,
@@ -1167,6 +1306,8 @@ def full_plan_document(plan: FleetPlan) -> Dict[str, Any]:
 
 
 def write_json(path: str, data: Any) -> None:
+    # A plan or report directory a fresh checkout lacks is made (validate_fleet checked it can be).
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     crypto.write_file_atomic(path, json.dumps(data, indent=2, sort_keys=True, default=str).encode(), 0o644)
 
 
@@ -1484,7 +1625,19 @@ def prune_device(call: Call, spec: FleetSpec, plan: DevicePlan, sleep: Callable[
     name = plan.name
     for arn in plan.prune_principals:
         cert_id = cert_id_of_arn(arn)
-        if cert_id:
+        # A certificate another thing also uses is only detached from this one: deactivating it would cut
+        # that other device off, and it is not this fleet's to retire.
+        shared = bool(cert_id) and bool(
+            [
+                thing
+                for thing in _step(
+                    "list certificate things",
+                    lambda arn=arn: call.pages("list_principal_things", "things", principal=arn, maxResults=PAGE_SIZE),
+                )
+                if thing != name
+            ]
+        )
+        if cert_id and not shared:
             _step(
                 "deactivate certificate",
                 lambda cert_id=cert_id: _ignore(
@@ -1501,15 +1654,8 @@ def prune_device(call: Call, spec: FleetSpec, plan: DevicePlan, sleep: Callable[
                 call, ("ResourceNotFoundException",), "detach_thing_principal", thingName=name, principal=arn
             ),
         )
-        if cert_id:
-            others = _step(
-                "list certificate things",
-                lambda arn=arn: call.pages("list_principal_things", "things", principal=arn, maxResults=PAGE_SIZE),
-            )
-            if not [t for t in others if t != name]:
-                _step(
-                    "delete certificate", lambda cert_id=cert_id, arn=arn: delete_certificate(call, cert_id, arn, sleep)
-                )
+        if cert_id and not shared:
+            _step("delete certificate", lambda cert_id=cert_id, arn=arn: delete_certificate(call, cert_id, arn, sleep))
     for group in plan.groups_to_remove:
         _step(
             f"remove from thing group {group}",
@@ -1778,6 +1924,7 @@ def run_fleet(
 ) -> Tuple[FleetPlan, Optional[RunOutcome], float]:
     """Read, plan, and (unless check mode) apply. Returns the plan, the run (None in check mode), the duration."""
     started = clock()
+    spec.check_mode = check_mode
     snap = read_fleet_state(call, spec, progress)
     plan = plan_fleet(spec, snap)
     if spec.plan_path:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import threading
 import time
 from typing import Any, Callable, Dict, Optional
@@ -92,6 +93,7 @@ class Progress:
             return
         # Progress is a courtesy: a full disk or a vanished directory must not fail the run.
         with contextlib.suppress(OSError):
+            os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
             write_file_atomic(self.path, json.dumps(self.snapshot()).encode(), 0o600)
 
     def _write_periodically(self) -> None:

@@ -269,6 +269,10 @@ def ensure_present(
     if before == after:
         return False, before, before
     if check_mode:
+        if before is None and caller_account is not None:
+            # A role's ARN follows from its account, path and name: predicting it lets a check run plan the
+            # tasks that take it (a registration task's role_arn) instead of failing on an empty value.
+            after["arn"] = f"arn:{partition}:iam::{caller_account()}:role{desired['path']}{desired['name']}"
         return True, before, after
 
     name = desired["name"]

@@ -16,6 +16,7 @@ from typing import Any, Optional
 
 from ansible_collections.iotfleet.provisioning.plugins.module_utils import crypto, keys, template_engine
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import ValidationError
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.validation import validate_declared
 
 CERTIFICATE_RESOURCE = "AWS::IoT::Certificate"
 
@@ -37,6 +38,7 @@ def validate(params: dict[str, Any]) -> dict[str, Any]:
         "certificate_path": params.get("certificate_path"),
         "private_key_path": params.get("private_key_path"),
         "csr_subject": params.get("csr_subject"),
+        "declared_policies": validate_declared(params.get("declared_resources"), ("policies",))["policies"],
     }
     if params.get("template_body") is not None:
         desired["template"] = template_engine.parse(params["template_body"])
@@ -156,7 +158,7 @@ def register(client: Any, desired: dict[str, Any], check_mode: bool) -> dict[str
     rendered = template_engine.render(template, parameters)
 
     state = template_engine.read_current_state(client, rendered)
-    actions = template_engine.plan(rendered, state)
+    actions = template_engine.plan(rendered, state, set(desired["declared_policies"]) if check_mode else None)
     failures = template_engine.plan_failures(actions)
     if failures:
         raise ValidationError("template_body", "RegisterThing would fail: " + "; ".join(failures))

@@ -24,12 +24,13 @@ import json
 import os
 import re
 import time
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 from ansible.module_utils.urls import open_url
 
 from ansible_collections.iotfleet.provisioning.plugins.module_utils import crypto, keys, registration, template_engine
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import ValidationError, is_error, iter_pages
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.validation import validate_declared
 
 try:
     from ansible.module_utils.common.yaml import HAS_YAML, yaml_load
@@ -259,6 +260,7 @@ def validate_task(params: Dict[str, Any]) -> Dict[str, Any]:
         "poll_interval": params.get("poll_interval") or 5,
         "max_failures": max_failures,
         "key_spec": keys.validate_key_spec(params) if csr_parameter else None,
+        "declared_policies": validate_declared(params.get("declared_resources"), ("policies",))["policies"],
     }
     return desired
 
@@ -303,7 +305,12 @@ def _changes(actions: List[Dict[str, Any]]) -> List[str]:
     ]
 
 
-def plan_device(client: Any, template: template_engine.ProvisioningTemplate, device: Dict[str, Any]) -> Dict[str, Any]:
+def plan_device(
+    client: Any,
+    template: template_engine.ProvisioningTemplate,
+    device: Dict[str, Any],
+    will_exist: Optional[Set[str]] = None,
+) -> Dict[str, Any]:
     """Render and plan one device; sets device action (none/register/update/failed), plan, error."""
     try:
         rendered = template_engine.render(template, device["parameters"])
@@ -311,7 +318,7 @@ def plan_device(client: Any, template: template_engine.ProvisioningTemplate, dev
         device.update(action=FAILED, error=f"{error}", stage="plan", plan=[])
         return device
     state = template_engine.read_current_state(client, rendered)
-    actions = template_engine.plan(rendered, state)
+    actions = template_engine.plan(rendered, state, will_exist)
     device["plan"] = actions
     failures = template_engine.plan_failures(actions)
     certificate = next((a for a in actions if a["resource"] == "certificate"), None)
@@ -340,7 +347,7 @@ def plan_devices(
         device.setdefault("error", None)
         device.setdefault("certificate_id", None)
         files_changed |= prepare_csr(desired, device, check_mode)
-        plan_device(client, template, device)
+        plan_device(client, template, device, set(desired["declared_policies"]) if check_mode else None)
     return files_changed
 
 

@@ -27,7 +27,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Set, Tuple
 
 from ansible_collections.iotfleet.provisioning.plugins.module_utils import crypto
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import ValidationError, is_error, paginate
@@ -1059,8 +1059,16 @@ def _action(resource: str, logical_id: Optional[str], action: str, reason: str, 
     return out
 
 
-def plan(rendered: Mapping[str, Any], current: Optional[Mapping[str, Any]] = None) -> List[Dict[str, Any]]:
-    """What RegisterThing would do to reach ``rendered`` from ``current``, honouring OverrideSettings."""
+def plan(
+    rendered: Mapping[str, Any],
+    current: Optional[Mapping[str, Any]] = None,
+    will_exist: Optional[Set[str]] = None,
+) -> List[Dict[str, Any]]:
+    """What RegisterThing would do to reach ``rendered`` from ``current``, honouring OverrideSettings.
+
+    ``will_exist``: names of missing policies that earlier tasks of the play create (their check mode only
+    predicted them), planned as there rather than as a failure.
+    """
     state = empty_snapshot()
     state.update(current or {})
     actions: List[Dict[str, Any]] = []
@@ -1075,7 +1083,7 @@ def plan(rendered: Mapping[str, Any], current: Optional[Mapping[str, Any]] = Non
     if thing_action and certificate_action:
         actions.append(_plan_thing_principal(thing_action, certificate_action, state))
     for policy in rendered.get("policies") or []:
-        policy_action = plan_policy(policy, (state["policies"] or {}).get(policy["logical_id"]))
+        policy_action = plan_policy(policy, (state["policies"] or {}).get(policy["logical_id"]), will_exist)
         actions.append(policy_action)
         if certificate_action:
             actions.append(_plan_policy_attachment(policy_action, certificate_action, state))
@@ -1298,15 +1306,27 @@ def normalise_policy_document(document: Any) -> Any:
     return normalize_document(document)
 
 
-def plan_policy(desired: Mapping[str, Any], current: Optional[Mapping[str, Any]]) -> Dict[str, Any]:
+def plan_policy(
+    desired: Mapping[str, Any], current: Optional[Mapping[str, Any]], will_exist: Optional[Set[str]] = None
+) -> Dict[str, Any]:
     logical_id = desired["logical_id"]
     if desired["name"] is not None:
+        if current is None and desired["name"] in (will_exist or set()):
+            return _action(
+                "policy",
+                logical_id,
+                "none",
+                f"policy {desired['name']} does not exist yet; an earlier task of the play creates it "
+                "(declared_resources, check mode)",
+                name=desired["name"],
+            )
         if current is None:
             return _action(
                 "policy",
                 logical_id,
                 "fail",
-                f"policy {desired['name']} does not exist; a policy named without a document must already exist",
+                f"policy {desired['name']} does not exist; a policy named without a document must already exist "
+                "(list it in declared_resources.policies when an earlier task of the play creates it)",
                 name=desired["name"],
             )
         return _action("policy", logical_id, "none", f"policy {desired['name']} exists", name=desired["name"])

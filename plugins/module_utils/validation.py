@@ -290,3 +290,26 @@ __all__ = [
     "check_unique_names",
     "max_thing_attributes",
 ]
+
+
+def validate_declared(declared: Any, keys: tuple[str, ...]) -> dict[str, list[str]]:
+    """O(declared_resources): the policies (and thing types) earlier tasks of the play create, names checked.
+
+    In check mode those tasks only predict what they create, so a module planning after them treats these
+    names as existing instead of failing on them.
+    """
+    checks = {"policies": check_policy_name, "thing_types": check_thing_type_name}
+    names: dict[str, list[str]] = {key: [] for key in keys}
+    if declared is None:
+        return names
+    if not isinstance(declared, Mapping):
+        raise ValidationError("declared_resources", f"must be a dictionary, got {type(declared).__name__}")
+    unknown = sorted(set(declared) - set(keys))
+    if unknown:
+        raise ValidationError("declared_resources", f"takes the keys {' and '.join(keys)}, got {unknown[0]!r}")
+    for key in keys:
+        values = declared.get(key) or []
+        if not isinstance(values, list):
+            raise ValidationError(f"declared_resources.{key}", f"must be a list, got {type(values).__name__}")
+        names[key] = sorted({checks[key](f"declared_resources.{key}[{i}]", v) for i, v in enumerate(values)})
+    return names

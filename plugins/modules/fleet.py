@@ -89,6 +89,9 @@ options:
     description:
       - Where each device's files go, C(<output_dir>/<name>/private.pem.key) (mode 0600) and
         C(<output_dir>/<name>/certificate.pem.crt). Required when a device uses V(aws_keys) or V(csr).
+      - Made (mode 0700) when the first file is written; never in check mode.
+      - A path inside an C(ansible_collections) tree is refused, since installing or upgrading a collection
+        replaces that tree and the keys with it.
     type: path
   prune:
     description:
@@ -124,6 +127,26 @@ options:
       - Use it once, on the controller that is to keep the device keys; the devices need their new keys.
     type: bool
     default: false
+  declared_resources:
+    description:
+      - Policies and thing types that earlier tasks of the same play create, so that a first C(--check) of a new
+        fleet plans (in check mode those tasks only predict the creation, and nothing exists yet).
+      - In check mode a policy or thing type listed here that does not exist is planned as made by those tasks
+        (see C(plan.made_by_earlier_tasks)) instead of failing its devices. Outside check mode it must exist by
+        the time this task runs.
+      - A missing policy or thing type that is not listed fails its devices in check mode too, naming it.
+      - Keys C(policies) and C(thing_types), each a list of names. Thing groups need no entry (this module
+        creates missing ones).
+    type: dict
+    suboptions:
+      policies:
+        description: Policy names.
+        type: list
+        elements: str
+      thing_types:
+        description: Thing type names.
+        type: list
+        elements: str
   max_failures:
     description:
       - How many devices may fail before the task fails (at the end, after every device was tried).
@@ -136,7 +159,8 @@ options:
     default: 10
   plan_path:
     description:
-      - Write the full plan (every device) as JSON to this file, also in check mode.
+      - Write the full plan (every device) as JSON to this file, also in check mode. Its directory is made if
+        missing (a fresh checkout).
     type: path
   report_path:
     description:
@@ -305,6 +329,15 @@ plan:
       description: The devices in sync on the certificate attached to their thing whose key is not in
         O(output_dir) on this controller, as C(count) and C(devices) (the first 50 names).
       type: dict
+    made_by_earlier_tasks:
+      description: In check mode, the O(declared_resources) that do not exist yet and were planned as made by
+        earlier tasks, as C(policies) and C(thing_types) lists; empty outside check mode.
+      type: dict
+summary_line:
+  description: The devices by action on one line, also printed on the console by the action plugin.
+  returned: always
+  type: str
+  sample: "sensors: 3 create, 5 update, 2 prune, 43 unchanged"
 summary:
   description: What the run did. In check mode only C(duration) and the read calls are meaningful.
   returned: always
@@ -355,24 +388,37 @@ failures:
   elements: dict
   sample: [{name: sensor-0042, step: "attach policy sensor-policy", error: "AttachPolicy failed with ..."}]
 diff:
-  description: With C(--diff), the thing type, attributes, managed groups and certificate of the first 50
-    changing devices before and after.
+  description: With C(--diff), one entry per changing device (the first 50), headed by its name and action,
+    with its thing type, attributes, managed groups and certificate before and after (a pruned device also
+    lists the certificates it takes with it). A removed device and an added one are never shown as one
+    changed into the other.
   returned: when diff mode is on
-  type: dict
+  type: list
+  elements: dict
 """
 
-from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import IoTModule, make_client, result_with_diff
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import IoTModule, make_client
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.fleet import (
     failure_warning,
     plan_diff,
     plan_result,
     run_fleet,
+    summary_line,
     summary_result,
     validate_fleet,
     write_report,
 )
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.fleet_progress import Progress
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.fleet_rate import DEFAULT_TPS, Caller, RateBudget
+
+# The run's counts under the plan's action names.
+ACTION_COUNTS = {
+    "create": "created",
+    "update": "updated",
+    "prune": "pruned",
+    "unchanged": "unchanged",
+    "failed": "failed",
+}
 
 
 def main() -> None:
@@ -394,6 +440,13 @@ def main() -> None:
             progress_path=dict(type="path"),
             progress_interval=dict(type="float", default=10.0),
             api_rates=dict(type="dict"),
+            declared_resources=dict(
+                type="dict",
+                options=dict(
+                    policies=dict(type="list", elements="str"),
+                    thing_types=dict(type="list", elements="str"),
+                ),
+            ),
             state=dict(type="str", default="present", choices=["present"]),
         ),
         mutually_exclusive=[["devices", "devices_file"]],
@@ -423,7 +476,11 @@ def main() -> None:
         call = Caller(client, budget, max_attempts=p.get("max_attempts") or 10)
         with Progress(spec.progress_path, spec.progress_interval, call.summary) as progress:
             plan, outcome, duration = run_fleet(call, spec, module.check_mode, progress=progress)
-        result = dict(plan=plan_result(plan), failures=[])
+        result = dict(
+            plan=plan_result(plan),
+            failures=[],
+            summary_line=summary_line(plan.counts(), module.check_mode, spec.fleet_group),
+        )
         if outcome is None:
             counts = plan.counts()
             changed = bool(counts["create"] or counts["update"] or counts["prune"] or plan.groups_to_create)
@@ -442,6 +499,10 @@ def main() -> None:
             )
             result["summary"] = summary
             result["failures"] = outcome.failures
+            done = {action: summary[key] for action, key in ACTION_COUNTS.items()}
+            result["summary_line"] = summary_line(
+                {**done, "create_thing_group": len(plan.groups_to_create)}, False, spec.fleet_group
+            )
             if outcome.orphans_kept:
                 module.warn(
                     f"{len(outcome.orphans_kept)} INACTIVE certificate(s) attached to no thing were made within the "
@@ -454,8 +515,9 @@ def main() -> None:
         warning = failure_warning(result["failures"], len(spec.devices), spec.max_failures)
         if warning:
             module.warn(warning)
-        diff = plan_diff(plan)
-        result = result_with_diff(module, changed, diff["before"], diff["after"], **result)
+        result = dict(changed=changed, **result)
+        if module.diff_mode:
+            result["diff"] = plan_diff(plan)
         if len(result["failures"]) > spec.max_failures:
             module.fail_json(
                 msg=f"{len(result['failures'])} device(s) failed, more than max_failures {spec.max_failures}: "

@@ -310,7 +310,7 @@ def test_plan_missing_policy_fails_device():
     snap = fleet.Snapshot(groups={"fg": set()}, policy_targets={"nope": None})
     device = fleet.plan_fleet(spec, snap).devices[0]
     assert device.action == "failed"
-    assert device.error == "policies: policy nope does not exist"
+    assert device.error.startswith("policies: policy nope does not exist; create it first")
 
 
 def test_plan_attribute_limit_checked_against_remote_type():

@@ -226,7 +226,8 @@ def test_new_role_trusts_only_iot_for_the_callers_account_and_region(client):
 
 def test_new_role_in_check_mode_predicts_the_trust_policy_and_calls_nothing_mutating(client):
     changed, before, after = iam.ensure_present(client, iam.validate(params()), True, Caller())
-    assert changed and before is None and after["arn"] is None
+    # The ARN a new role will have, so that a check run can plan the tasks that take it (issue 10).
+    assert changed and before is None and after["arn"] == f"arn:aws:iam::{ACCOUNT}:role/iot-provisioning"
     assert after["trust_policy"] == expected_trust()
     assert client.mutating_calls() == [] and client.roles == {}
 
@@ -234,10 +235,19 @@ def test_new_role_in_check_mode_predicts_the_trust_policy_and_calls_nothing_muta
 def test_source_account_option_needs_no_sts_call(client):
     caller = Caller()
     _changed, _before, after = iam.ensure_present(
-        client, iam.validate(params(source_account=OTHER_ACCOUNT)), True, caller
+        client, iam.validate(params(source_account=OTHER_ACCOUNT)), False, caller
     )
     assert after["trust_policy"] == expected_trust(OTHER_ACCOUNT, f"arn:aws:iot:eu-west-1:{OTHER_ACCOUNT}:*")
     assert caller.calls == 0
+
+
+def test_check_mode_predicts_the_arn_in_the_callers_account_and_path(client):
+    caller = Caller()
+    desired = iam.validate(params(source_account=OTHER_ACCOUNT, path="/iot/"))
+    _changed, _before, after = iam.ensure_present(client, desired, True, caller)
+    # The role is made in the caller's account whatever account AWS IoT acts for.
+    assert after["arn"] == f"arn:aws:iam::{ACCOUNT}:role/iot/iot-provisioning"
+    assert caller.calls == 1 and client.mutating_calls() == []
 
 
 def test_several_regions_become_a_list_of_source_arns(client):

@@ -1242,8 +1242,21 @@ def test_fail_override_fails_only_when_the_property_would_change():
     assert failures == [
         "thing thing: AttributePayload would change and its OverrideSettings is FAIL",
         f"certificate certificate: certificate {HEX_A} does not exist; CertificateId needs an existing certificate",
-        "policy policy: policy DevicePolicy does not exist; a policy named without a document must already exist",
+        "policy policy: policy DevicePolicy does not exist; a policy named without a document must already exist "
+        "(list it in declared_resources.policies when an earlier task of the play creates it)",
     ]
+
+
+def test_a_declared_policy_is_planned_as_made_by_an_earlier_task():
+    # Check mode of a play whose earlier task creates the policy: planned, not a failure (issue 10).
+    rendered = te.render(te.parse(base_template()), {"ThingName": "t", "CertificateId": HEX_A})
+    actions = te.plan(rendered, te.empty_snapshot(), {"DevicePolicy"})
+    policy = next(a for a in actions if a["resource"] == "policy")
+    assert policy["action"] == "none"
+    assert "an earlier task of the play creates it" in policy["reason"]
+    assert next(a for a in actions if a["resource"] == "policy_attachment")["action"] == "create"
+    assert not [f for f in te.plan_failures(actions) if f.startswith("policy")]
+    assert [f for f in te.plan_failures(te.plan(rendered, te.empty_snapshot(), {"Other"})) if f.startswith("policy")]
 
 
 def test_replace_groups_lists_additions_and_removals():
