@@ -43,5 +43,25 @@ if ! grep -Eq 'localhost +: ok=[0-9]+ +changed=0 ' "$repo/build/demo-second-run.
   exit 1
 fi
 echo
+echo "== a device online: demo-sensor-001 connects with the files above (AWS IoT Device SDK, MQTT over mutual TLS)"
+"$bin/python" - "$endpoint" "$out/demo-sensor-001" <<'PY'
+import json, os, sys
+sys.path.insert(0, "tests/local_iot")
+from device_sdk import Device, dataplane_info
+
+endpoint, folder = sys.argv[1], sys.argv[2]
+with open(os.path.join(folder, "device.json")) as handle:
+    settings = json.load(handle)
+info = dataplane_info(endpoint)  # the local listener's port and its stand-in for Amazon Root CA 1
+thing = settings["thing_name"]
+cert, key = (os.path.join(folder, settings[name]) for name in ("certificate", "private_key"))
+print(f"connecting as {thing} to localhost:{info['port']} (on AWS: {settings['endpoint']}:{settings['port']})")
+with Device(info, cert, key, thing) as device:
+    device.subscribe(f"devices/{thing}/#")
+    device.publish(f"devices/{thing}/hello", json.dumps({"thing": thing, "status": "online"}))
+    topic, payload = device.receive()
+    print(f"first message received on {topic}: {payload.decode()}")
+PY
+echo
 echo "== demo done. Local AWS IoT endpoint: $endpoint (stopped now). Files written:"
 find "$out" -type f -printf '%m %p\n' | sort -k2

@@ -95,7 +95,7 @@ class Device:
         if self.connected:
             # After the endpoint dropped the device, awscrt is reconnecting: do not wait long for it.
             with contextlib.suppress(Exception):
-                self.connection.disconnect().result(1.0 if self.interrupted.is_set() else TIMEOUT)
+                self.connection.disconnect().result(0.3 if self.interrupted.is_set() else TIMEOUT)
             self.connected = False
 
     def __enter__(self) -> Device:
