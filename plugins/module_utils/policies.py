@@ -43,6 +43,8 @@ _TARGET_ARN = re.compile(
     r"(?P<kind>cert|thinggroup)/(?P<resource>.+)"
 )
 _THING_GROUP_NAME = re.compile(r"[A-Za-z0-9:_-]{1,128}")
+# Hexadecimal only but not 64 characters: a mistyped certificate id, never read as a thing group name.
+_HEX = re.compile(r"[0-9a-fA-F]+")
 
 # AWS documents that a detached policy can take up to five minutes to become
 # deletable: DeletePolicy retries DeleteConflictException for about that long
@@ -113,6 +115,8 @@ def parse_document(value: Any, field: str = "document") -> tuple[dict[str, Any],
     statements = statement if isinstance(statement, list) else [statement]
     if not statements or not all(isinstance(item, dict) for item in statements):
         raise ValidationError(field, "'Statement' must be an object or a non-empty list of objects")
+    for index, item in enumerate(statements):
+        check_statement(f"{field}.Statement[{index}]", item)
     size = size_without_whitespace(text)
     if size > MAX_DOCUMENT_CHARACTERS:
         raise ValidationError(
@@ -121,6 +125,17 @@ def parse_document(value: Any, field: str = "document") -> tuple[dict[str, Any],
             f"this one has {size}",
         )
     return parsed, text
+
+
+def check_statement(field: str, statement: Mapping[str, Any]) -> None:
+    """What AWS IoT refuses in a statement (MalformedPolicyException): an Effect other than Allow or Deny (case
+    matters: "Alow" or "allow" would be refused, never read as either), or no action or no resource."""
+    effect = statement.get("Effect")
+    if effect not in ("Allow", "Deny"):
+        raise ValidationError(field, f"'Effect' must be \"Allow\" or \"Deny\" (case matters), got {effect!r}")
+    for kind in ("Action", "Resource"):
+        if kind not in statement and f"Not{kind}" not in statement:
+            raise ValidationError(field, f"a statement needs '{kind}' (or 'Not{kind}')")
 
 
 def _json_kind(value: Any) -> str:
@@ -446,7 +461,8 @@ def ensure_absent(
 
 TARGET_RULE = (
     "a target must be a certificate id (64 hexadecimal characters), a certificate ARN "
-    "(arn:aws:iot:REGION:ACCOUNT:cert/ID) or a thing group ARN (arn:aws:iot:REGION:ACCOUNT:thinggroup/NAME)"
+    "(arn:aws:iot:REGION:ACCOUNT:cert/ID), a thing group ARN (arn:aws:iot:REGION:ACCOUNT:thinggroup/NAME) "
+    "or a thing group name (1-128 characters [a-zA-Z0-9:_-])"
 )
 
 
@@ -476,6 +492,9 @@ def parse_target(value: Any, field: str = "target") -> dict[str, Any]:
             field,
             f"a thing group ARN must end in thinggroup/ and a name of 1-128 characters [a-zA-Z0-9:_-], got {value!r}",
         )
+    if _THING_GROUP_NAME.fullmatch(value) and not _HEX.fullmatch(value):
+        # A name, as the thing_group module takes it: its ARN is looked up (DescribeThingGroup).
+        return {"kind": "thing_group", "arn": None, "certificate_id": None, "thing_group": value}
     raise ValidationError(field, f"{TARGET_RULE}, got {value!r}")
 
 
@@ -496,6 +515,8 @@ def resolve_target_arn(client: Any, target: Mapping[str, Any], missing_ok: bool 
     if target.get("arn"):
         return target["arn"]
     try:
+        if target["kind"] == "thing_group":
+            return client.describe_thing_group(thingGroupName=target["thing_group"])["thingGroupArn"]
         response = client.describe_certificate(certificateId=target["certificate_id"])
     except ClientError as e:
         if missing_ok and is_error(e, "ResourceNotFoundException"):

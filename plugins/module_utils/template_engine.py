@@ -187,18 +187,25 @@ def template_body_json(body: Mapping[str, Any]) -> str:
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
 
 
-def _plain(value: Any, path: str) -> Any:
-    """A JSON-shaped copy (dict, list, str, int, float, bool, None); anything else is refused with its path."""
+def _plain(value: Any, path: str, numbers_as_text: bool = False) -> Any:
+    """A JSON-shaped copy (dict, list, str, int, float, bool, None); anything else is refused with its path.
+
+    ``numbers_as_text``: numbers become their text, as the thing module does with attribute values. A body
+    given as data comes from Ansible, where ``"{{ item }}"`` holding 5 stays the number 5 and cannot be quoted;
+    every value of a provisioning template is a string, so the text is what was meant.
+    """
     if isinstance(value, Mapping):
         out = {}
         for key, item in value.items():
             if not isinstance(key, str):
                 raise TemplateError(_at(path, str(key)), f"keys must be strings, got {_kind_of(key)}")
-            out[str(key)] = _plain(item, _at(path, key))
+            out[str(key)] = _plain(item, _at(path, key), numbers_as_text)
         return out
     if isinstance(value, (list, tuple)):
-        return [_plain(item, _at(path, i)) for i, item in enumerate(value)]
+        return [_plain(item, _at(path, i), numbers_as_text) for i, item in enumerate(value)]
     if isinstance(value, str):
+        return str(value)
+    if numbers_as_text and isinstance(value, (int, float)) and not isinstance(value, bool):
         return str(value)
     if value is None or isinstance(value, (bool, int, float)):
         return value
@@ -224,7 +231,7 @@ def load_body(body: Any) -> Dict[str, Any]:
         raise TemplateError("template_body", f"must be a map, a JSON string or a YAML string, got {_kind_of(body)}")
     if not isinstance(data, Mapping):
         raise TemplateError("template_body", f"must be an object of sections, got {_kind_of(data)}")
-    return _plain(data, "")
+    return _plain(data, "", numbers_as_text=isinstance(body, Mapping))
 
 
 def _load_string(text: str) -> Any:

@@ -26,6 +26,9 @@ options:
         C(DescribeCertificate).
       - Or a certificate ARN, C(arn:aws:iot:REGION:ACCOUNT:cert/ID).
       - Or a thing group ARN, C(arn:aws:iot:REGION:ACCOUNT:thinggroup/NAME).
+      - Or a thing group name (1-128 characters C([a-zA-Z0-9:_-])), as M(iotfleet.provisioning.thing_group)
+        takes it, turned into its ARN with C(DescribeThingGroup). A value of 64 hexadecimal characters is read
+        as a certificate id.
       - Anything else is refused before any AWS call.
     type: str
     required: true
@@ -67,7 +70,7 @@ EXAMPLES = r"""
 - name: Give every device of a thing group the fleet policy
   iotfleet.provisioning.policy_attachment:
     policy: fleet-a
-    target: arn:aws:iot:eu-west-1:123456789012:thinggroup/fleet-a
+    target: fleet-a
 
 - name: Take a policy off a certificate
   iotfleet.provisioning.policy_attachment:

@@ -403,6 +403,24 @@ class TestParseDocument:
         assert text == given.strip()
         assert parsed["Statement"]["Action"] == "iot:*"
 
+    @pytest.mark.parametrize("effect", ["Alow", "allow", "DENY", None, ["Allow"]])
+    def test_effect_must_be_allow_or_deny(self, effect):
+        # AWS refuses these (MalformedPolicyException); "Alow" used to be sent (issue 10).
+        statement = (
+            {"Action": "iot:Connect", "Resource": "*"} if effect is None else {**ALLOW_CONNECT, "Effect": effect}
+        )
+        with pytest.raises(ValidationError) as raised:
+            policies.parse_document(doc(ALLOW_CONNECT, statement))
+        assert raised.value.field == "document.Statement[1]"
+        assert '\'Effect\' must be "Allow" or "Deny"' in raised.value.rule
+
+    @pytest.mark.parametrize("missing", ["Action", "Resource"])
+    def test_statement_needs_an_action_and_a_resource(self, missing):
+        statement = {key: value for key, value in ALLOW_CONNECT.items() if key != missing}
+        with pytest.raises(ValidationError, match=f"a statement needs '{missing}'"):
+            policies.parse_document(doc(statement))
+        policies.parse_document(doc({**statement, f"Not{missing}": "*"}))
+
     @pytest.mark.parametrize("text", ['{"Version": "2012-10-17",', "{not json}", "Version: 2012-10-17"])
     def test_invalid_json(self, text):
         with pytest.raises(ValidationError) as raised:
@@ -505,18 +523,17 @@ class TestParseTarget:
         "value",
         [
             "",
-            "not-a-target",
+            "not a target",
             CERT_ID[:-1],
             CERT_ID + "0",
-            "0x" + CERT_ID[2:],
-            "g" + CERT_ID[1:],
+            "0a1b",
             f"arn:aws:iot:us-east-1:{ACCOUNT}:thing/my-thing",
             f"arn:aws:iot:us-east-1:{ACCOUNT}:policy/p",
             f"arn:aws:iam::{ACCOUNT}:role/r",
             f"arn:aws:iot:us-east-1:12345:cert/{CERT_ID}",
             f"arn:azure:iot:us-east-1:{ACCOUNT}:cert/{CERT_ID}",
             f" {CERT_ARN}",
-            "us-east-1:11111111-2222-3333-4444-555555555555",
+            "g" * 129,
         ],
     )
     def test_refused(self, value):
@@ -524,6 +541,16 @@ class TestParseTarget:
             policies.parse_target(value)
         assert raised.value.field == "target"
         assert "certificate id (64 hexadecimal characters)" in raised.value.rule
+
+    @pytest.mark.parametrize("name", ["fleet-a", "line:1_b", "0x" + CERT_ID[2:]])
+    def test_thing_group_name(self, name):
+        # As the thing_group module takes it (issue 10): its ARN is looked up at apply.
+        assert policies.parse_target(name) == {
+            "kind": "thing_group",
+            "arn": None,
+            "certificate_id": None,
+            "thing_group": name,
+        }
 
     def test_certificate_arn_with_bad_id(self):
         with pytest.raises(ValidationError, match="target: a certificate ARN must end in cert/ and a 64-hex"):

@@ -830,7 +830,32 @@ MALFORMED = [
 
 @pytest.mark.parametrize("build, path, fragment", [c[1:] for c in MALFORMED], ids=[c[0] for c in MALFORMED])
 def test_malformed_template_is_refused_with_its_path(build, path, fragment):
-    expect_error(lambda: te.parse(build()), path, fragment)
+    # As JSON text where it can be (numbers are refused there; a body given as data has them made text).
+    body = build()
+    if _json_safe(body):
+        body = json.dumps(body)
+    expect_error(lambda: te.parse(body), path, fragment)
+
+
+def _json_safe(value):
+    """Whether JSON text says the same as the data (no non-string key, nothing JSON cannot hold)."""
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _json_safe(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_json_safe(v) for v in value)
+    return value is None or isinstance(value, (str, int, float, bool))
+
+
+def test_numbers_in_a_body_given_as_data_become_text():
+    # Ansible keeps "{{ item }}" holding 5 as the number 5: the thing module coerces it, so does the engine (issue 10).
+    template = base_template()
+    template["Parameters"]["Location"]["Default"] = 5
+    thing_props(template)["AttributePayload"] = {"version": 2, "ratio": 1.5, "site": {"Ref": "Location"}}
+    rendered = te.render(te.parse(template), {"ThingName": "dev-1", "CertificateId": HEX_A})
+    assert rendered["thing"]["attributes"] == {"version": "2", "ratio": "1.5", "site": "5"}
+    # A boolean is not taken for text: it was probably meant as something else.
+    thing_props(template)["AttributePayload"] = {"enabled": True}
+    expect_error(lambda: te.parse(template), "Resources.thing.Properties.AttributePayload.enabled", "quote it")
 
 
 def test_base_template_is_valid():
