@@ -104,7 +104,7 @@ def test_jitp_role_sets_up_once_and_a_device_is_provisioned_on_first_connect(
     assert recap(play().stdout)["changed"] == 0
 
 
-@pytest.mark.parametrize("device", ["../../x", "nl-dev\n"])
+@pytest.mark.parametrize("device", ["../../x", "nl-dev\n", "sensor 05!"])
 def test_a_path_like_device_id_is_refused_before_any_file_or_call(
     device: str, local_iot_endpoint: str, collections_path: str, tmp_path
 ) -> None:

@@ -1,0 +1,199 @@
+"""The jitp role beyond the basics: a first --check on an empty account, template parameters read from the
+certificate, a lost CA that is not silently replaced, device.json, and inputs refused before any AWS call.
+
+State is read back with plain boto3; calls are read from the endpoint's /_local/calls.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import shutil
+import urllib.request
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import NameOID
+from harness import REPO, assert_nothing_done, control, iot_client, recap, reset_endpoint, run_playbook
+
+PLAYBOOK = os.path.join(REPO, "playbooks", "jitp.yml")
+READ_ONLY_PREFIXES = ("Describe", "List", "Get", "Search")
+SERIAL_REF = {"Ref": "AWS::IoT::Certificate::SerialNumber"}
+
+
+def _names(template_body: dict) -> list[str]:
+    return sorted(template_body["Parameters"])
+
+
+def _base(endpoint: str, area, region: str = "us-east-1") -> dict:
+    return {
+        "iot_endpoint_url": endpoint,
+        "iot_region": region,
+        "jitp_state_dir": str(area / "state"),
+        "jitp_template_name": "jitp-plus",
+        "jitp_role_name": "jitp-plus-role",
+        "jitp_policy_name": "jitp-plus-policy",
+    }
+
+
+def _connect(endpoint: str, certificate_pem: str) -> tuple[int, dict]:
+    request = urllib.request.Request(
+        f"{endpoint}/_local/jitp/connect",
+        data=json.dumps({"certificatePem": certificate_pem}).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.load(response)
+    except urllib.error.HTTPError as error:
+        return error.code, json.load(error)
+
+
+def test_first_check_on_an_empty_account_changes_nothing_and_uses_the_region_partition(
+    local_iot_endpoint: str, collections_path: str, tmp_path
+) -> None:
+    reset_endpoint(local_iot_endpoint)
+    area = tmp_path / "area"
+    area.mkdir()
+    variables = {
+        **_base(local_iot_endpoint, area, region="cn-north-1"),
+        "jitp_thing_attributes": {"serial": SERIAL_REF},
+        "jitp_device_subject": {"serial_number": "SN-0"},
+        "jitp_devices": ["s-1", {"id": "s-2", "subject": {"serial_number": "SN-2"}}],
+    }
+    result = run_playbook(PLAYBOOK, local_iot_endpoint, collections_path, str(tmp_path), variables, check=True)
+    assert result.returncode == 0, result.stdout[-12000:] + result.stderr[-3000:]
+    calls = control(local_iot_endpoint, "/_local/calls")["calls"]
+    assert [c for c in calls if not c.startswith(READ_ONLY_PREFIXES)] == []
+    assert calls, "the check run read nothing: it planned blind"
+    assert sorted(str(p.relative_to(area)) for p in area.rglob("*")) == []
+    assert iot_client(local_iot_endpoint, "iam").list_roles()["Roles"] == []
+    # The plan shows the policy with the China partition and the template declaring what it reads.
+    assert "arn:aws-cn:iot:cn-north-1:" in result.stdout
+    assert "arn:aws:iot:" not in result.stdout
+    assert "AWS::IoT::Certificate::SerialNumber" in result.stdout
+    assert "The CA would be created, registered with jitp-plus, and 2 device certificates issued" in result.stdout
+
+
+def test_template_reads_the_certificate_devices_provision_and_a_lost_ca_is_not_replaced(
+    local_iot_endpoint: str, collections_path: str, tmp_path
+) -> None:
+    reset_endpoint(local_iot_endpoint)
+    area = tmp_path / "area"
+    area.mkdir()
+    root_ca = tmp_path / "AmazonRootCA1.pem"
+    root_ca.write_text("-----BEGIN CERTIFICATE-----\nstand-in\n-----END CERTIFICATE-----\n")
+    variables = {
+        **_base(local_iot_endpoint, area),
+        "jitp_thing_type": "jitp-sensor",
+        "jitp_thing_attributes": {"serial": SERIAL_REF, "site": "lab"},
+        "jitp_device_subject": {"organization": "iotfleet"},
+        "jitp_devices": [{"id": "s-2", "subject": {"serial_number": "SN-2"}}],
+        "jitp_root_ca_path": str(root_ca),
+        "jitp_tags": {"team": "fleet"},
+    }
+    result = run_playbook(PLAYBOOK, local_iot_endpoint, collections_path, str(tmp_path), variables)
+    assert result.returncode == 0, result.stdout[-12000:] + result.stderr[-3000:]
+    iot = iot_client(local_iot_endpoint)
+    template = iot.describe_provisioning_template(templateName="jitp-plus")
+    body = json.loads(template["templateBody"])
+    # Exactly what the resources read: not Organization, although the role writes it into the subject.
+    assert _names(body) == [
+        "AWS::IoT::Certificate::CommonName",
+        "AWS::IoT::Certificate::Id",
+        "AWS::IoT::Certificate::SerialNumber",
+    ]
+    device_dir = area / "state" / "devices" / "s-2"
+    settings = json.loads((device_dir / "device.json").read_text())
+    assert settings["client_id"] == settings["thing_name"] == "s-2"
+    assert settings["sni"] == settings["endpoint"]
+    assert settings["certificate"] == str(device_dir / "certificate-and-ca.pem.crt")
+    assert settings["private_key"] == str(device_dir / "private.pem.key")
+    assert settings["root_ca"] == str(device_dir / "AmazonRootCA1.pem")
+    assert (device_dir / "AmazonRootCA1.pem").read_text() == root_ca.read_text()
+    assert any("first connection" in line and "Reconnect" in line for line in settings["instructions"])
+    assert oct((device_dir / "private.pem.key").stat().st_mode & 0o777) == "0o600"
+    assert oct(device_dir.stat().st_mode & 0o777) == "0o700"
+
+    status, answer = _connect(local_iot_endpoint, (device_dir / "certificate-and-ca.pem.crt").read_text())
+    assert status == 200, answer
+    thing = iot.describe_thing(thingName="s-2")
+    assert thing["attributes"] == {"serial": "SN-2", "site": "lab"}
+    assert thing["thingTypeName"] == "jitp-sensor"
+    cas = iot.list_ca_certificates()["certificates"]
+    assert len(cas) == 1
+    assert iot.list_tags_for_resource(resourceArn=cas[0]["certificateArn"])["tags"] == [
+        {"Key": "team", "Value": "fleet"}
+    ]
+
+    # The CA's files are lost (a fresh runner, a reinstalled collection): the next run fails naming the CA
+    # still registered for the template, and registers no second CA.
+    shutil.rmtree(area / "state" / "ca")
+    lost = run_playbook(PLAYBOOK, local_iot_endpoint, collections_path, str(tmp_path), variables)
+    assert lost.returncode != 0
+    assert f"CA {cas[0]['certificateId']} is already ACTIVE for the JITP template jitp-plus" in lost.stdout
+    assert [c["certificateId"] for c in iot.list_ca_certificates()["certificates"]] == [cas[0]["certificateId"]]
+    assert recap(lost.stdout)["failed"] == 1
+
+
+def _ca_files(directory, key, ca: bool, algorithm=None) -> tuple[str, str]:
+    now = datetime.datetime.now(datetime.timezone.utc)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "given CA")])
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        .sign(key, algorithm or hashes.SHA256())
+    )
+    directory.mkdir(exist_ok=True)
+    certificate_path = directory / "ca.pem"
+    key_path = directory / "ca.key"
+    certificate_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return str(certificate_path), str(key_path)
+
+
+REFUSALS = {
+    "not_a_ca": "is not a CA certificate",
+    "rsa_1024": "too weak for AWS IoT: its RSA key has 1024 bits",
+    "inside_collections": "jitp_ca_dir, jitp_ca_private_key_path: inside an ansible_collections tree",
+    "subject_lacks_a_field": 'missing for ["d-1 (serial_number)"]',
+}
+
+
+@pytest.mark.parametrize("case", sorted(REFUSALS))
+def test_refused_before_any_aws_call_or_file(
+    case: str, local_iot_endpoint: str, collections_path: str, tmp_path
+) -> None:
+    reset_endpoint(local_iot_endpoint)
+    area = tmp_path / "area"
+    area.mkdir()
+    given = tmp_path / "given"
+    variables = {**_base(local_iot_endpoint, area), "jitp_devices": ["d-1"]}
+    if case in ("not_a_ca", "rsa_1024"):
+        key = ec.generate_private_key(ec.SECP256R1())
+        if case == "rsa_1024":
+            key = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+        certificate, key_path = _ca_files(given, key, ca=case != "not_a_ca")
+        variables.update(
+            jitp_ca_source="provided", jitp_ca_certificate_path=certificate, jitp_ca_private_key_path=key_path
+        )
+    elif case == "inside_collections":
+        variables["jitp_ca_dir"] = str(area / "ansible_collections" / "acme" / "keys" / "ca")
+    else:
+        variables["jitp_thing_attributes"] = {"serial": SERIAL_REF}
+    result = run_playbook(PLAYBOOK, local_iot_endpoint, collections_path, str(tmp_path), variables)
+    assert result.returncode != 0
+    assert_nothing_done(local_iot_endpoint, area)
+    assert REFUSALS[case] in result.stdout, result.stdout[-5000:]
