@@ -94,6 +94,9 @@ class Context:
     thing: Thing | None = None  # the thing attached to the certificate whose name is the client id
     certificate: x509.Certificate | None = None
     certificate_id: str | None = None
+    # Variables a statement needed but this connection has no value for (TestAuthorization's
+    # missingContextValues); filled in by the evaluation.
+    missing: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -165,6 +168,7 @@ def substitute(text: str, context: Context) -> str:
             return "\0" + name
         value = resolve(name, context)
         if value is None:
+            context.missing.add(name)
             raise _Unresolved(name)
         return value
 

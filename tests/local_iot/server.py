@@ -29,6 +29,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
+import authorization_api
 import dataplane
 import fidelity
 import jitp
@@ -166,6 +167,7 @@ def build_app(args: argparse.Namespace | None = None) -> LocalIoTApp:
     jitp.install()
     tagging_api.install()  # after jitp: its RegisterCACertificate wrapper goes around jitp's
     registration_tasks.install()
+    authorization_api.install()  # TestAuthorization, by the data plane's policy evaluator
     traffic.install(traffic.settings_from_args(args), RECORDER.record)  # after fidelity: its hook runs first
     return LocalIoTApp(DomainDispatcherApplication(create_backend_app))
 

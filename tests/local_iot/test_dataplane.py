@@ -15,6 +15,7 @@ import sys
 from typing import Any, Iterator
 
 import pytest
+from botocore.exceptions import ClientError
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -386,3 +387,66 @@ def test_jitp_first_connection_provisions_and_is_dropped_then_the_device_connect
         device.subscribe("devices/jitp-dev-1/#")
         device.publish("devices/jitp-dev-1/hello", b"provisioned")
         assert device.receive() == ("devices/jitp-dev-1/hello", b"provisioned")
+
+
+def test_test_authorization_answers_as_the_listener_decides(
+    endpoint: str, iot: Any, info: dict[str, Any], tmp_path: Any
+) -> None:
+    iot.create_policy(policyName="device", policyDocument=json.dumps(DEVICE_POLICY))
+    deny_all = {"Statement": [{"Effect": "Deny", "Action": "iot:*", "Resource": "*"}]}
+    iot.create_policy(policyName="deny-all", policyDocument=json.dumps(deny_all))
+    cert, key, cert_id = aws_keys_device(iot, tmp_path, "dev-a")
+    principal = f"{ARN}:cert/{cert_id}"
+
+    def decide(client_id: str, action: str, resource: str, **extra: Any) -> dict[str, Any]:
+        answer = iot.test_authorization(
+            principal=principal,
+            clientId=client_id,
+            authInfos=[{"actionType": action, "resources": [f"{ARN}:{resource}"]}],
+            **extra,
+        )
+        (result,) = answer["authResults"]
+        return result
+
+    allowed = decide("dev-a", "CONNECT", "client/dev-a")
+    assert allowed["authDecision"] == "ALLOWED"
+    assert allowed["allowed"]["policies"] == [{"policyName": "device", "policyArn": f"{ARN}:policy/device"}]
+    assert decide("dev-a", "SUBSCRIBE", "topicfilter/devices/dev-a/#")["authDecision"] == "ALLOWED"
+    assert decide("dev-a", "SUBSCRIBE", "topicfilter/devices/dev-b/#")["authDecision"] == "IMPLICIT_DENY"
+    assert decide("dev-a", "RECEIVE", "topic/devices/dev-b/x")["authDecision"] == "IMPLICIT_DENY"
+    neighbour = decide("dev-b", "CONNECT", "client/dev-b")
+    assert neighbour["authDecision"] == "IMPLICIT_DENY"
+    assert neighbour["missingContextValues"] == ["iot:Connection.Thing.ThingName"]
+    added = decide("dev-a", "CONNECT", "client/dev-a", policyNamesToAdd=["deny-all"])
+    assert added["authDecision"] == "EXPLICIT_DENY"
+    assert added["denied"]["explicitDeny"]["policies"][0]["policyName"] == "deny-all"
+    assert decide("dev-a", "CONNECT", "client/dev-a", policyNamesToSkip=["device"])["authDecision"] == "IMPLICIT_DENY"
+    # The listener decides the same: a connects as itself, is refused as its neighbour.
+    with Device(info, cert, key, "dev-a"):
+        pass
+    refused_connect(info, cert, key, "dev-b")
+
+    def error(**request: Any) -> tuple[str, str]:
+        with pytest.raises(ClientError) as caught:
+            iot.test_authorization(**request)
+        return caught.value.response["Error"]["Code"], caught.value.response["Error"]["Message"]
+
+    connect = [{"actionType": "CONNECT", "resources": [f"{ARN}:client/x"]}]
+    assert error(principal=f"{ARN}:cert/{'0' * 64}", authInfos=connect)[0] == "ResourceNotFoundException"
+    assert error(principal=principal, authInfos=connect, policyNamesToAdd=["nope"])[0] == "ResourceNotFoundException"
+    assert error(principal=principal, authInfos=connect, cognitoIdentityPoolId="us-east-1:pool")[0] == (
+        "InvalidRequestException"
+    )
+    unreadable = {
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": "iot:*",
+                "Resource": "*",
+                "Condition": {"NumericLessThan": {"iot:ClientId": "3"}},
+            }
+        ]
+    }
+    iot.create_policy(policyName="unreadable", policyDocument=json.dumps(unreadable))
+    code, message = error(principal=principal, authInfos=connect, policyNamesToAdd=["unreadable"])
+    assert code == "InvalidRequestException" and "NumericLessThan" in message
