@@ -150,7 +150,7 @@ def _ca_files(directory, key, ca: bool, algorithm=None) -> tuple[str, str]:
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=30))
+        .not_valid_after(now + datetime.timedelta(days=400))
         .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
         .sign(key, algorithm or hashes.SHA256())
     )
@@ -197,3 +197,68 @@ def test_refused_before_any_aws_call_or_file(
     assert result.returncode != 0
     assert_nothing_done(local_iot_endpoint, area)
     assert REFUSALS[case] in result.stdout, result.stdout[-5000:]
+
+
+def test_bring_your_own_ca_encrypted_key_csr_device_own_policy_and_role(
+    local_iot_endpoint: str, collections_path: str, tmp_path
+) -> None:
+    reset_endpoint(local_iot_endpoint)
+    area = tmp_path / "area"
+    area.mkdir()
+    given = tmp_path / "given"
+    ca_key = ec.generate_private_key(ec.SECP384R1())
+    certificate_path, key_path = _ca_files(given, ca_key, ca=True, algorithm=hashes.SHA384())
+    passphrase = "pass-phrase-never-shown"
+    with open(key_path, "wb") as handle:
+        handle.write(
+            ca_key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.BestAvailableEncryption(passphrase.encode()),
+            )
+        )
+    device_key = ec.generate_private_key(ec.SECP256R1())
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "made-on-device")]))
+        .sign(device_key, hashes.SHA256())
+    )
+    csr_path = given / "device.csr"
+    csr_path.write_bytes(csr.public_bytes(serialization.Encoding.PEM))
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"Service": "iot.amazonaws.com"}, "Action": "sts:AssumeRole"}],
+    }
+    iam = iot_client(local_iot_endpoint, "iam")
+    role_arn = iam.create_role(RoleName="my-own-role", AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+    policy = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "iot:Connect", "Resource": "*"}]}
+    variables = {
+        **_base(local_iot_endpoint, area),
+        "jitp_ca_source": "provided",
+        "jitp_ca_certificate_path": certificate_path,
+        "jitp_ca_private_key_path": key_path,
+        "jitp_ca_private_key_passphrase": passphrase,
+        "jitp_provisioning_role_arn": role_arn,
+        "jitp_policy_document": policy,
+        "jitp_devices": [{"id": "csr-1", "csr_path": str(csr_path)}],
+    }
+    first = run_playbook(PLAYBOOK, local_iot_endpoint, collections_path, str(tmp_path), variables)
+    assert first.returncode == 0, first.stdout[-12000:] + first.stderr[-3000:]
+    assert passphrase not in first.stdout + first.stderr
+    assert [r["RoleName"] for r in iam.list_roles()["Roles"]] == ["my-own-role"]
+    iot = iot_client(local_iot_endpoint)
+    assert json.loads(iot.get_policy(policyName="jitp-plus-policy")["policyDocument"]) == policy
+    assert iot.describe_provisioning_template(templateName="jitp-plus")["provisioningRoleArn"] == role_arn
+
+    device_dir = area / "state" / "devices" / "csr-1"
+    assert not (device_dir / "private.pem.key").exists()  # the key stayed on the device
+    assert json.loads((device_dir / "device.json").read_text())["private_key"] is None
+    chain = (device_dir / "certificate-and-ca.pem.crt").read_text()
+    issued = x509.load_pem_x509_certificate(chain.encode())
+    assert issued.public_key().public_numbers() == device_key.public_key().public_numbers()
+    status, answer = _connect(local_iot_endpoint, chain)
+    assert status == 200 and answer["thingName"] == "csr-1", answer
+
+    again = run_playbook(PLAYBOOK, local_iot_endpoint, collections_path, str(tmp_path), variables)
+    assert again.returncode == 0, again.stdout[-12000:]
+    assert recap(again.stdout)["changed"] == 0
