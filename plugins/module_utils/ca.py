@@ -285,6 +285,16 @@ def _validate_verification(params: Mapping[str, Any], desired: DesiredCA) -> Non
     desired.ca_private_key = key
 
 
+def validated_view(desired: DesiredCA) -> View:
+    """What validate_only returns: the id and how long the local CA certificate stays valid."""
+    expires = local_ca.not_valid_after(desired.ca_certificate)
+    return {
+        "certificate_id": desired.certificate_id,
+        "not_after": expires.isoformat(),
+        "valid_days_left": (expires - local_ca.utcnow()).days,
+    }
+
+
 # ---------------------------------------------------------------------------
 # Reading
 # ---------------------------------------------------------------------------
@@ -594,4 +604,5 @@ __all__ = [
     "registration_config_matches",
     "validate_ca_certificate",
     "validate_registration_config",
+    "validated_view",
 ]

@@ -205,7 +205,7 @@ RETURN = r"""
 ca_certificate:
   description:
     - The CA certificate after the task (predicted in check mode); empty after removal.
-    - With O(validate_only=true), only C(certificate_id).
+    - With O(validate_only=true), only C(certificate_id), C(not_after) and C(valid_days_left).
   returned: always
   type: dict
   contains:
@@ -237,6 +237,14 @@ ca_certificate:
       description: When the CA was registered (ISO 8601); null when check mode predicts a registration.
       type: str
       sample: "2024-05-01T12:00:00+00:00"
+    not_after:
+      description: When the CA certificate expires (ISO 8601).
+      type: str
+      returned: with O(validate_only=true)
+    valid_days_left:
+      description: Whole days until the CA certificate expires (negative once expired).
+      type: int
+      returned: with O(validate_only=true)
     tags:
       description: The tags.
       type: dict
@@ -258,6 +266,7 @@ from ansible_collections.iotfleet.provisioning.plugins.module_utils.ca import (
     ensure_absent,
     ensure_present,
     validate_ca_certificate,
+    validated_view,
 )
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.crypto import (
     CRYPTOGRAPHY_IMPORT_ERROR,
@@ -299,7 +308,7 @@ def main() -> None:
     def run() -> dict:
         desired = validate_ca_certificate(module.params)
         if desired.validate_only:
-            return {"changed": False, "ca_certificate": {"certificate_id": desired.certificate_id}}
+            return {"changed": False, "ca_certificate": validated_view(desired)}
         client = module.client("iot")
         if desired.state == "present":
             changed, before, after = ensure_present(client, desired, module.check_mode)

@@ -140,7 +140,7 @@ def test_template_reads_the_certificate_devices_provision_and_a_lost_ca_is_not_r
     assert recap(lost.stdout)["failed"] == 1
 
 
-def _ca_files(directory, key, ca: bool, algorithm=None) -> tuple[str, str]:
+def _ca_files(directory, key, ca: bool, algorithm=None, days: int = 400) -> tuple[str, str]:
     now = datetime.datetime.now(datetime.timezone.utc)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "given CA")])
     certificate = (
@@ -150,7 +150,7 @@ def _ca_files(directory, key, ca: bool, algorithm=None) -> tuple[str, str]:
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=400))
+        .not_valid_after(now + datetime.timedelta(days=days))
         .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
         .sign(key, algorithm or hashes.SHA256())
     )
@@ -166,6 +166,7 @@ def _ca_files(directory, key, ca: bool, algorithm=None) -> tuple[str, str]:
 
 REFUSALS = {
     "not_a_ca": "is not a CA certificate",
+    "expires_soon": "device certificates are not signed with it",
     "rsa_1024": "too weak for AWS IoT: its RSA key has 1024 bits",
     "inside_collections": "jitp_ca_dir, jitp_ca_private_key_path: inside an ansible_collections tree",
     "subject_lacks_a_field": 'missing for ["d-1 (serial_number)"]',
@@ -181,11 +182,12 @@ def test_refused_before_any_aws_call_or_file(
     area.mkdir()
     given = tmp_path / "given"
     variables = {**_base(local_iot_endpoint, area), "jitp_devices": ["d-1"]}
-    if case in ("not_a_ca", "rsa_1024"):
+    if case in ("not_a_ca", "rsa_1024", "expires_soon"):
         key = ec.generate_private_key(ec.SECP256R1())
         if case == "rsa_1024":
             key = rsa.generate_private_key(public_exponent=65537, key_size=1024)
-        certificate, key_path = _ca_files(given, key, ca=case != "not_a_ca")
+        days = 20 if case == "expires_soon" else 400
+        certificate, key_path = _ca_files(given, key, ca=case != "not_a_ca", days=days)
         variables.update(
             jitp_ca_source="provided", jitp_ca_certificate_path=certificate, jitp_ca_private_key_path=key_path
         )
