@@ -76,6 +76,7 @@ PROVISION = (
         status: ACTIVE
         thing: dev-keys
         policies: ["{{ policy }}"]
+      register: keys_certificate
 
     - name: The device's key and CSR
       iotfleet.provisioning.csr:
@@ -134,6 +135,39 @@ PROVISION = (
       loop:
         - {name: dev-role-modules, method: modules, source: aws_keys}
         - {name: dev-role-template, method: template, source: device_csr}
+
+    - name: policy_check agrees with the connections (TestAuthorization, same evaluator as the listener)
+      iotfleet.provisioning.policy_check: &policy_check
+        endpoint_url: "{{ endpoint }}"
+        region: us-east-1
+        access_key: testing
+        secret_key: testing
+        principal: "{{ keys_certificate.certificate.certificate_id }}"
+        client_id: dev-keys
+        checks:
+          - {action: connect, resource: client/dev-keys}
+          - {action: publish, resource: topic/devices/dev-keys/telemetry}
+          - {action: subscribe, resource: "topicfilter/devices/dev-keys/#"}
+          - {action: receive, resource: topic/devices/dev-keys/telemetry}
+          - {action: connect, resource: client/dev-other, expect: denied}
+          - {action: publish, resource: topic/devices/dev-other/telemetry, expect: implicit_deny}
+      register: least_privilege
+
+    - name: policy_check fails when an expectation is wrong
+      iotfleet.provisioning.policy_check:
+        <<: *policy_check
+        checks:
+          - {action: subscribe, resource: "topicfilter/devices/dev-other/#"}
+      register: wrong_expectation
+      ignore_errors: true
+
+    - name: The answers
+      ansible.builtin.assert:
+        that:
+          - least_privilege is not changed and least_privilege.failed_checks == 0
+          - least_privilege.results | map(attribute='decision') | list == ['ALLOWED'] * 4 + ['IMPLICIT_DENY'] * 2
+          - wrong_expectation is failed and wrong_expectation.failed_checks == 1
+          - "'expected allowed, AWS IoT answered IMPLICIT_DENY' in wrong_expectation.msg"
 """
 )
 
