@@ -31,6 +31,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+import fleet_provisioning
 import jitp
 import policy_eval
 from cryptography import x509
@@ -600,7 +601,26 @@ class Listener:
         if packet_id is not None:
             session.writer.write(packet(PUBACK, 0, struct.pack("!H", packet_id)))
         self.event("published", clientId=session.client_id, topic=topic)
+        if fleet_provisioning.is_request(topic):
+            self._fleet_provisioning(session, topic, payload)
+            return
         self._route(topic, payload, qos, retain)
+
+    def _fleet_provisioning(self, session: Session, topic: str, payload: bytes) -> None:
+        """A request on a reserved topic: answered to the requesting connection only, as AWS does."""
+
+        def respond(answer_topic: str, answer: bytes) -> None:
+            granted = [q for f, q in session.subscriptions.items() if topic_matches(f, answer_topic)]
+            if granted:
+                self._deliver(session, answer_topic, answer, max(granted), False)
+            else:
+                self.event("undelivered", clientId=session.client_id, topic=answer_topic, reason="not subscribed")
+
+        try:
+            outcome = fleet_provisioning.handle(session.principal.backend, topic, payload, respond)
+        except fleet_provisioning.NotEmulated as error:
+            raise Refused(str(error)) from None
+        self.event("fleet-provisioning", clientId=session.client_id, topic=topic, outcome=outcome)
 
     def _route(self, topic: str, payload: bytes, qos: int, retain: bool) -> None:
         if retain:

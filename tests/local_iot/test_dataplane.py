@@ -450,3 +450,142 @@ def test_test_authorization_answers_as_the_listener_decides(
     iot.create_policy(policyName="unreadable", policyDocument=json.dumps(unreadable))
     code, message = error(principal=principal, authInfos=connect, policyNamesToAdd=["unreadable"])
     assert code == "InvalidRequestException" and "NumericLessThan" in message
+
+
+def _claim_policy(template: str) -> dict[str, Any]:
+    create, provision = "$aws/certificates/create", f"$aws/provisioning-templates/{template}/provision"
+    return {
+        "Statement": [
+            {"Effect": "Allow", "Action": "iot:Connect", "Resource": f"{ARN}:client/claim-*"},
+            {
+                "Effect": "Allow",
+                "Action": ["iot:Publish", "iot:Receive"],
+                "Resource": [
+                    f"{ARN}:topic/{create}/*",
+                    f"{ARN}:topic/{create}-from-csr/*",
+                    f"{ARN}:topic/{provision}/*",
+                ],
+            },
+            {
+                "Effect": "Allow",
+                "Action": "iot:Subscribe",
+                "Resource": [
+                    f"{ARN}:topicfilter/{create}/*",
+                    f"{ARN}:topicfilter/{create}-from-csr/*",
+                    f"{ARN}:topicfilter/{provision}/*",
+                ],
+            },
+        ]
+    }
+
+
+class Identity:
+    """awsiotsdk's fleet provisioning client on a device connection; each call waits for accepted or rejected."""
+
+    def __init__(self, device: Device) -> None:
+        from awscrt import mqtt
+        from awsiot import iotidentity
+
+        self.api, self.qos = iotidentity, mqtt.QoS.AT_LEAST_ONCE
+        self.client = iotidentity.IotIdentityClient(device.connection)
+        self.answers: queue.Queue[tuple[str, Any]] = queue.Queue()
+
+    def _subscribe(self, name: str, request: Any) -> None:
+        for outcome in ("accepted", "rejected"):
+            subscribe = getattr(self.client, f"subscribe_to_{name}_{outcome}")
+            future, _topic = subscribe(request, self.qos, lambda response, o=outcome: self.answers.put((o, response)))
+            future.result(5)
+
+    def create_keys(self) -> tuple[str, Any]:
+        self._subscribe("create_keys_and_certificate", self.api.CreateKeysAndCertificateSubscriptionRequest())
+        self.client.publish_create_keys_and_certificate(self.api.CreateKeysAndCertificateRequest(), self.qos).result(5)
+        return self.answers.get(timeout=5)
+
+    def create_from_csr(self, csr: str) -> tuple[str, Any]:
+        self._subscribe("create_certificate_from_csr", self.api.CreateCertificateFromCsrSubscriptionRequest())
+        request = self.api.CreateCertificateFromCsrRequest(certificate_signing_request=csr)
+        self.client.publish_create_certificate_from_csr(request, self.qos).result(5)
+        return self.answers.get(timeout=5)
+
+    def register(self, template: str, token: str, parameters: dict[str, str]) -> tuple[str, Any]:
+        self._subscribe("register_thing", self.api.RegisterThingSubscriptionRequest(template_name=template))
+        request = self.api.RegisterThingRequest(
+            template_name=template, certificate_ownership_token=token, parameters=parameters
+        )
+        self.client.publish_register_thing(request, self.qos).result(5)
+        return self.answers.get(timeout=5)
+
+
+def test_fleet_provisioning_by_claim_over_mqtt(endpoint: str, iot: Any, info: dict[str, Any], tmp_path: Any) -> None:
+    iot.create_policy(policyName="device", policyDocument=json.dumps(DEVICE_POLICY))
+    iot.create_policy(policyName="claim", policyDocument=json.dumps(_claim_policy("fp*")))  # fp and fp-off
+    template = {
+        "Parameters": {"SerialNumber": {"Type": "String"}, "AWS::IoT::Certificate::Id": {"Type": "String"}},
+        "Resources": {
+            "thing": {
+                "Type": "AWS::IoT::Thing",
+                "Properties": {"ThingName": {"Fn::Join": ["", ["fp-", {"Ref": "SerialNumber"}]]}},
+            },
+            "certificate": {
+                "Type": "AWS::IoT::Certificate",
+                "Properties": {"CertificateId": {"Ref": "AWS::IoT::Certificate::Id"}, "Status": "ACTIVE"},
+            },
+            "policy": {"Type": "AWS::IoT::Policy", "Properties": {"PolicyName": "device"}},
+        },
+        "DeviceConfiguration": {"serial": {"Ref": "SerialNumber"}},
+    }
+    for name, enabled in (("fp", True), ("fp-off", False)):
+        iot.create_provisioning_template(
+            templateName=name,
+            templateBody=json.dumps(template),
+            provisioningRoleArn=ROLE,
+            enabled=enabled,
+            type="FLEET_PROVISIONING",
+        )
+    claim = iot.create_keys_and_certificate(setAsActive=True)
+    iot.attach_policy(policyName="claim", target=claim["certificateArn"])
+    claim_cert = write(tmp_path, "claim.pem", claim["certificatePem"])
+    claim_key = write(tmp_path, "claim.key", claim["keyPair"]["PrivateKey"])
+    with Device(info, claim_cert, claim_key, "claim-1") as device:
+        identity = Identity(device)
+        outcome, created = identity.create_keys()
+        assert outcome == "accepted"
+        status = iot.describe_certificate(certificateId=created.certificate_id)["certificateDescription"]["status"]
+        assert status == "PENDING_ACTIVATION"
+        outcome, rejected = identity.register("fp", "not-a-token", {"SerialNumber": "1"})
+        assert (outcome, rejected.status_code, rejected.error_code) == (
+            "rejected",
+            400,
+            "InvalidCertificateOwnershipToken",
+        )
+        outcome, registered = identity.register("fp", created.certificate_ownership_token, {"SerialNumber": "42"})
+        assert outcome == "accepted", vars(registered)
+        assert (registered.thing_name, registered.device_configuration) == ("fp-42", {"serial": "42"})
+        key = ec.generate_private_key(ec.SECP256R1())
+        csr = (
+            x509.CertificateSigningRequestBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "fp-43")]))
+            .sign(key, hashes.SHA256())
+        )
+        outcome, from_csr = identity.create_from_csr(csr.public_bytes(serialization.Encoding.PEM).decode())
+        assert outcome == "accepted"
+        issued = x509.load_pem_x509_certificate(from_csr.certificate_pem.encode())
+        assert issued.public_key() == key.public_key()  # the CSR's key: it never left the device
+        outcome, refused_template = identity.register(
+            "fp-off", from_csr.certificate_ownership_token, {"SerialNumber": "43"}
+        )
+        assert (outcome, refused_template.error_code) == ("rejected", "InvalidRequest")
+        assert "disabled" in refused_template.error_message
+    # The claim certificate may not act as a device; the new certificate may, as its thing only.
+    refused_connect(info, claim_cert, claim_key, "fp-42")
+    cert = write(tmp_path, "fp.pem", created.certificate_pem)
+    key_file = write(tmp_path, "fp.key", created.private_key)
+    assert (
+        iot.describe_certificate(certificateId=created.certificate_id)["certificateDescription"]["status"] == "ACTIVE"
+    )
+    with Device(info, cert, key_file, "fp-42") as provisioned:
+        provisioned.subscribe("devices/fp-42/#")
+        provisioned.publish("devices/fp-42/hello", b"by claim")
+        assert provisioned.receive() == ("devices/fp-42/hello", b"by claim")
+    events = [e for e in dataplane_info(endpoint)["events"] if e["event"] == "fleet-provisioning"]
+    assert [e["outcome"].split(":")[0] for e in events] == ["accepted", "rejected", "accepted", "accepted", "rejected"]
