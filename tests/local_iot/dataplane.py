@@ -492,18 +492,20 @@ class Listener:
                 return Principal(found[0], found[1].arn, cert_id, certificate)
             if found is not None and found[1].status != "PENDING_ACTIVATION":
                 raise Refused(f"certificate {cert_id} is {found[1].status}; only an ACTIVE certificate connects")
-            # Unknown or PENDING_ACTIVATION: just-in-time registration through the CA that signed it.
-            backend = found[0] if found is not None else None
-            if backend is None:
-                backend = next((b for b in backends() if jitp._issuing_ca(b, certificate, []) is not None), None)
+            # Unknown or PENDING_ACTIVATION: just-in-time registration, only through a registered CA that signed it.
+            candidates = [found[0]] if found is not None else backends()
+            backend = next((b for b in candidates if jitp._issuing_ca(b, certificate, []) is not None), None)
+            if backend is None and found is not None:
+                raise Refused(f"certificate {cert_id} is PENDING_ACTIVATION; only an ACTIVE certificate connects")
             if backend is None:
                 raise Refused(f"certificate {cert_id} is not registered and no registered CA signed it")
             answer = jitp.connect(backend, pem)
         # AWS closes the first connection of an auto-registered certificate, even when JITP provisioned it.
         self.event("jit-registration", certificateId=cert_id, answer=answer.payload)
+        outcome = answer.payload.get("reason") or "registered and provisioned"
         raise Refused(
-            f"certificate {cert_id} was auto-registered on this connection "
-            f"({answer.payload.get('code') or 'provisioned'}); the connection is closed as AWS does, reconnect"
+            f"certificate {cert_id} met on its first connection through a registered CA: {outcome}; the connection "
+            "is closed as AWS closes it, the device reconnects"
         )
 
     async def _connect(

@@ -552,6 +552,12 @@ def test_fleet_provisioning_by_claim_over_mqtt(endpoint: str, iot: Any, info: di
         assert outcome == "accepted"
         status = iot.describe_certificate(certificateId=created.certificate_id)["certificateDescription"]["status"]
         assert status == "PENDING_ACTIVATION"
+        pending_cert = write(tmp_path, "pending.pem", created.certificate_pem)
+        pending_key = write(tmp_path, "pending.key", created.private_key)
+        refused_connect(info, pending_cert, pending_key, "fp-42")  # not before RegisterThing activates it
+        assert refusal_reasons(endpoint)[-1] == (
+            f"certificate {created.certificate_id} is PENDING_ACTIVATION; only an ACTIVE certificate connects"
+        )
         outcome, rejected = identity.register("fp", "not-a-token", {"SerialNumber": "1"})
         assert (outcome, rejected.status_code, rejected.error_code) == (
             "rejected",
