@@ -1,7 +1,8 @@
 """Every way the collection provisions a device, proven by a real device: awsiotsdk on the files it wrote.
 
-One playbook provisions seven devices, each one way (the certificate module with AWS keys, with a CSR, with an
-existing PEM; register_thing; the single_thing role by modules and by template; the fleet module), all with the
+One playbook provisions nine devices, each one way (the certificate module with AWS keys, with a CSR, with an
+existing PEM; register_thing; a thing registration task; the single_thing role by modules and by template; the
+fleet module with AWS keys and with a CSR), all with the
 roles' least-privilege policy. Each device then connects to the endpoint's MQTT listener with exactly the
 certificate and key files the run wrote and the root CA the role put beside them, publishes and receives on
 its own topics, and is refused its neighbour's topics and client id. A second playbook changes certificates
@@ -120,6 +121,24 @@ PROVISION = (
         devices:
           - {name: dev-fleet-keys, certificate: aws_keys, policies: ["{{ policy }}"]}
           - {name: dev-fleet-csr, certificate: csr, policies: ["{{ policy }}"]}
+
+    - name: A bulk thing registration task (one device)
+      iotfleet.provisioning.thing_registration_task:
+        template_body:
+          Parameters: {ThingName: {Type: String}, CSR: {Type: String}}
+          Resources:
+            thing: {Type: "AWS::IoT::Thing", Properties: {ThingName: {Ref: ThingName}}}
+            certificate:
+              Type: "AWS::IoT::Certificate"
+              Properties: {CertificateSigningRequest: {Ref: CSR}, Status: ACTIVE}
+            policy: {Type: "AWS::IoT::Policy", Properties: {PolicyName: "{{ policy }}"}}
+        devices: [{ThingName: dev-task}]
+        csr_parameter: CSR
+        output_dir: "{{ out }}/task"
+        bucket: "{{ bucket }}"
+        role_arn: "{{ role_arn }}"
+        poll_interval: 1
+        wait_timeout: 60
 
     - name: The single_thing role, by modules and by template
       ansible.builtin.include_role:
@@ -251,6 +270,15 @@ def provisioned(local_iot_endpoint: str, collections_path: str, tmp_path_factory
     iot = iot_client(local_iot_endpoint)
     for thing in ("dev-keys", "dev-csr", "dev-pem"):
         iot.create_thing(thingName=thing)
+    # The registration task's input bucket and the role AWS IoT assumes (what the task needs, not what is proven).
+    iot_client(local_iot_endpoint, "s3").create_bucket(Bucket="device-connect-input")
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"Service": "iot.amazonaws.com"}, "Action": "sts:AssumeRole"}],
+    }
+    role = iot_client(local_iot_endpoint, "iam").create_role(
+        RoleName="device-connect-registration", AssumeRolePolicyDocument=json.dumps(trust)
+    )
     info = dataplane_info(local_iot_endpoint)
     variables = {
         "endpoint": local_iot_endpoint,
@@ -258,6 +286,8 @@ def provisioned(local_iot_endpoint: str, collections_path: str, tmp_path_factory
         "policy": POLICY,
         "policy_document": DEVICE_POLICY,
         "root_ca": info["caFile"],
+        "bucket": "device-connect-input",
+        "role_arn": role["Role"]["Arn"],
     }
     _run(PROVISION, "provision", local_iot_endpoint, collections_path, work, variables)
     ids = {}
@@ -269,13 +299,14 @@ def provisioned(local_iot_endpoint: str, collections_path: str, tmp_path_factory
 
 def files(provisioned: dict[str, Any], thing: str) -> tuple[str, str]:
     folder = os.path.join(provisioned["out"], "fleet", thing) if thing.startswith("dev-fleet") else None
+    folder = os.path.join(provisioned["out"], "task", thing) if thing == "dev-task" else folder
     folder = folder or os.path.join(provisioned["out"], thing)
     return os.path.join(folder, "certificate.pem.crt"), os.path.join(folder, "private.pem.key")
 
 
 @pytest.mark.parametrize(
     "thing",
-    ["dev-keys", "dev-csr", "dev-pem", "dev-reg", "dev-fleet-keys", "dev-fleet-csr"],
+    ["dev-keys", "dev-csr", "dev-pem", "dev-reg", "dev-task", "dev-fleet-keys", "dev-fleet-csr"],
 )
 def test_module_provisioned_device_connects_and_is_refused_its_neighbours(
     provisioned: dict[str, Any], thing: str
