@@ -22,7 +22,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from device_client import Device, clear_events, dataplane_info, prove_device, refusals, refused
+from device_client import clear_events, dataplane_info, prove_device, refusals, refused
 from harness import iot_client, recap, reset_endpoint, run_playbook
 
 ARN = "arn:aws:iot:us-east-1:123456789012"
@@ -255,33 +255,31 @@ def _run(playbook: str, name: str, endpoint: str, collections_path: str, work: s
     assert recap(result.stdout)["failed"] == 0
 
 
-@pytest.fixture(scope="module")
-def provisioned(local_iot_endpoint: str, collections_path: str, tmp_path_factory: Any) -> dict[str, Any]:
-    """Both playbooks' outcome: the device files, the data plane's whereabouts, certificate ids by thing."""
-    reset_endpoint(local_iot_endpoint)
-    clear_events(local_iot_endpoint)
-    work = str(tmp_path_factory.mktemp("device-connect"))
+def _provision(endpoint: str, collections_path: str, work: str) -> dict[str, Any]:
+    """The first playbook's outcome: the device files, the data plane's whereabouts, certificate ids by thing."""
+    reset_endpoint(endpoint)
+    clear_events(endpoint)
     out = os.path.join(work, "out")
     _existing_pem(os.path.join(out, "dev-pem"))
     # Set-up that is not what is proven (each module task costs seconds): directories and the certificate
     # module's things.
     for folder in ("dev-keys", "dev-csr", "dev-reg", "rogue-ca", "rogue"):
         os.makedirs(os.path.join(out, folder), mode=0o700, exist_ok=True)
-    iot = iot_client(local_iot_endpoint)
+    iot = iot_client(endpoint)
     for thing in ("dev-keys", "dev-csr", "dev-pem"):
         iot.create_thing(thingName=thing)
     # The registration task's input bucket and the role AWS IoT assumes (what the task needs, not what is proven).
-    iot_client(local_iot_endpoint, "s3").create_bucket(Bucket="device-connect-input")
+    iot_client(endpoint, "s3").create_bucket(Bucket="device-connect-input")
     trust = {
         "Version": "2012-10-17",
         "Statement": [{"Effect": "Allow", "Principal": {"Service": "iot.amazonaws.com"}, "Action": "sts:AssumeRole"}],
     }
-    role = iot_client(local_iot_endpoint, "iam").create_role(
+    role = iot_client(endpoint, "iam").create_role(
         RoleName="device-connect-registration", AssumeRolePolicyDocument=json.dumps(trust)
     )
-    info = dataplane_info(local_iot_endpoint)
+    info = dataplane_info(endpoint)
     variables = {
-        "endpoint": local_iot_endpoint,
+        "endpoint": endpoint,
         "out": out,
         "policy": POLICY,
         "policy_document": DEVICE_POLICY,
@@ -289,7 +287,7 @@ def provisioned(local_iot_endpoint: str, collections_path: str, tmp_path_factory
         "bucket": "device-connect-input",
         "role_arn": role["Role"]["Arn"],
     }
-    _run(PROVISION, "provision", local_iot_endpoint, collections_path, work, variables)
+    _run(PROVISION, "provision", endpoint, collections_path, work, variables)
     ids = {}
     for thing in ("dev-keys", "dev-csr", "dev-pem"):
         (principal,) = iot.list_thing_principals(thingName=thing)["principals"]
@@ -304,19 +302,11 @@ def files(provisioned: dict[str, Any], thing: str) -> tuple[str, str]:
     return os.path.join(folder, "certificate.pem.crt"), os.path.join(folder, "private.pem.key")
 
 
-@pytest.mark.parametrize(
-    "thing",
-    ["dev-keys", "dev-csr", "dev-pem", "dev-reg", "dev-task", "dev-fleet-keys", "dev-fleet-csr"],
-)
-def test_module_provisioned_device_connects_and_is_refused_its_neighbours(
-    provisioned: dict[str, Any], thing: str
-) -> None:
-    cert, key = files(provisioned, thing)
-    prove_device(provisioned["info"], cert, key, thing, neighbour="dev-other")
+MODULE_DEVICES = ("dev-keys", "dev-csr", "dev-pem", "dev-reg", "dev-task", "dev-fleet-keys", "dev-fleet-csr")
+ROLE_DEVICES = ("dev-role-modules", "dev-role-template")
 
 
-@pytest.mark.parametrize("thing", ["dev-role-modules", "dev-role-template"])
-def test_single_thing_device_connects_with_its_device_json(provisioned: dict[str, Any], thing: str) -> None:
+def _prove_role_device(provisioned: dict[str, Any], thing: str) -> None:
     with open(os.path.join(provisioned["out"], thing, "device.json")) as handle:
         settings = json.load(handle)
     # The device's own settings; only the host and port are the local listener's (DescribeEndpoint's host name
@@ -327,40 +317,41 @@ def test_single_thing_device_connects_with_its_device_json(provisioned: dict[str
     prove_device(info, settings["certificate"], settings["private_key"], settings["thing_name"], "dev-keys")
 
 
-@pytest.fixture(scope="module")
-def changed(provisioned: dict[str, Any], local_iot_endpoint: str, collections_path: str) -> dict[str, Any]:
-    """Each module device connects first, then the second playbook changes three of them and makes a rogue one."""
-    for thing in ("dev-keys", "dev-csr", "dev-pem"):
-        with Device(provisioned["info"], *files(provisioned, thing), thing):
-            pass
+def _as(thing: str, proof: Any, *args: Any) -> None:
+    """Run one device's proof; a failure names the device (all devices share one test, see below)."""
+    try:
+        proof(*args)
+    except Exception as error:  # an assertion or a refusal
+        pytest.fail(f"{thing}: {type(error).__name__}: {error}")
+
+
+# One test for the whole module: its two playbooks cost tens of seconds, and pytest-xdist's load scheduling
+# would run a module-scoped set-up once per worker. Each device and each refusal is still asserted on its own,
+# with its name in the failure; tests/local_iot/test_dataplane.py has each refusal as its own test.
+def test_every_way_of_provisioning_connects_and_changed_certificates_are_refused(
+    local_iot_endpoint: str, collections_path: str, tmp_path: Any
+) -> None:
+    provisioned = _provision(local_iot_endpoint, collections_path, str(tmp_path))
+    for thing in MODULE_DEVICES:
+        _as(thing, prove_device, provisioned["info"], *files(provisioned, thing), thing, "dev-other")
+    for thing in ROLE_DEVICES:
+        _as(thing, _prove_role_device, provisioned, thing)
+
+    # The second playbook: INACTIVE, REVOKED, a policy detached, and a certificate of a CA never registered.
     variables = {**provisioned["variables"], "ids": provisioned["ids"]}
     _run(CHANGE, "change", local_iot_endpoint, collections_path, provisioned["work"], variables)
+    ids, info = provisioned["ids"], provisioned["info"]
+    expected = {
+        "dev-keys": f"certificate {ids['dev-keys']} is INACTIVE; only an ACTIVE certificate connects",
+        "dev-csr": f"certificate {ids['dev-csr']} is REVOKED; only an ACTIVE certificate connects",
+        "dev-pem": f"iot:Connect on client/dev-pem IMPLICIT_DENY (certificate {ids['dev-pem']})",
+    }
+    for thing, reason in expected.items():
+        clear_events(local_iot_endpoint)
+        _as(thing, refused, info, *files(provisioned, thing), thing)
+        assert refusals(local_iot_endpoint) == [reason], thing
     clear_events(local_iot_endpoint)
-    return provisioned
-
-
-def test_certificate_made_inactive_by_the_module_is_refused(changed: dict[str, Any], local_iot_endpoint: str) -> None:
-    refused(changed["info"], *files(changed, "dev-keys"), "dev-keys")
-    assert refusals(local_iot_endpoint)[-1].endswith(
-        f"{changed['ids']['dev-keys']} is INACTIVE; only an ACTIVE certificate connects"
-    )
-
-
-def test_certificate_revoked_by_the_module_is_refused(changed: dict[str, Any], local_iot_endpoint: str) -> None:
-    refused(changed["info"], *files(changed, "dev-csr"), "dev-csr")
-    assert refusals(local_iot_endpoint)[-1].endswith(
-        f"{changed['ids']['dev-csr']} is REVOKED; only an ACTIVE certificate connects"
-    )
-
-
-def test_certificate_detached_from_its_policy_is_refused(changed: dict[str, Any], local_iot_endpoint: str) -> None:
-    refused(changed["info"], *files(changed, "dev-pem"), "dev-pem")
-    assert refusals(local_iot_endpoint)[-1] == (
-        f"iot:Connect on client/dev-pem IMPLICIT_DENY (certificate {changed['ids']['dev-pem']})"
-    )
-
-
-def test_certificate_of_an_unregistered_ca_is_refused(changed: dict[str, Any], local_iot_endpoint: str) -> None:
-    folder = os.path.join(changed["out"], "rogue")
-    refused(changed["info"], os.path.join(folder, "chain.pem"), os.path.join(folder, "private.pem.key"), "dev-rogue")
-    assert refusals(local_iot_endpoint)[-1].startswith("TLS handshake failed")
+    rogue = os.path.join(provisioned["out"], "rogue")
+    _as("dev-rogue", refused, info, os.path.join(rogue, "chain.pem"), os.path.join(rogue, "private.pem.key"), "r")
+    (reason,) = refusals(local_iot_endpoint)
+    assert reason.startswith("TLS handshake failed"), reason
