@@ -164,6 +164,35 @@ def _ca_files(directory, key, ca: bool, algorithm=None, days: int = 400) -> tupl
     return str(certificate_path), str(key_path)
 
 
+# A user's own JITP template: the thing is named "<Country>-<CommonName>"; a Default-less Country must be in
+# every device certificate.
+OWN_BODY = {
+    "Parameters": {
+        "AWS::IoT::Certificate::Country": {"Type": "String"},
+        "AWS::IoT::Certificate::CommonName": {"Type": "String"},
+        "AWS::IoT::Certificate::Id": {"Type": "String"},
+    },
+    "Resources": {
+        "thing": {
+            "Type": "AWS::IoT::Thing",
+            "Properties": {
+                "ThingName": {
+                    "Fn::Join": [
+                        "-",
+                        [{"Ref": "AWS::IoT::Certificate::Country"}, {"Ref": "AWS::IoT::Certificate::CommonName"}],
+                    ]
+                }
+            },
+        },
+        "certificate": {
+            "Type": "AWS::IoT::Certificate",
+            "Properties": {"CertificateId": {"Ref": "AWS::IoT::Certificate::Id"}, "Status": "ACTIVE"},
+        },
+        "policy": {"Type": "AWS::IoT::Policy", "Properties": {"PolicyName": "jitp-plus-policy"}},
+    },
+}
+
+
 REFUSALS = {
     "not_a_ca": "is not a CA certificate",
     "expires_soon": "device certificates are not signed with it",
@@ -193,8 +222,10 @@ def test_refused_before_any_aws_call_or_file(
         )
     elif case == "inside_collections":
         variables["jitp_ca_dir"] = str(area / "ansible_collections" / "acme" / "keys" / "ca")
-    else:
+    elif case == "subject_lacks_a_field":
         variables["jitp_thing_attributes"] = {"serial": SERIAL_REF}
+    else:
+        variables["jitp_template_body"] = OWN_BODY
     result = run_playbook(PLAYBOOK, local_iot_endpoint, collections_path, str(tmp_path), variables)
     assert result.returncode != 0
     assert_nothing_done(local_iot_endpoint, area)
@@ -264,3 +295,40 @@ def test_bring_your_own_ca_encrypted_key_csr_device_own_policy_and_role(
     again = run_playbook(PLAYBOOK, local_iot_endpoint, collections_path, str(tmp_path), variables)
     assert again.returncode == 0, again.stdout[-12000:]
     assert recap(again.stdout)["changed"] == 0
+
+
+def test_own_template_body_then_the_same_template_used_as_an_existing_one(
+    local_iot_endpoint: str, collections_path: str, tmp_path
+) -> None:
+    reset_endpoint(local_iot_endpoint)
+    area = tmp_path / "area"
+    area.mkdir()
+    variables = {
+        **_base(local_iot_endpoint, area),
+        "jitp_certificate_mode": "SNI_ONLY",
+        "jitp_template_body": OWN_BODY,
+        "jitp_device_subject": {"country": "DE"},
+        "jitp_devices": ["o-1"],
+    }
+    result = run_playbook(PLAYBOOK, local_iot_endpoint, collections_path, str(tmp_path), variables)
+    assert result.returncode == 0, result.stdout[-12000:] + result.stderr[-3000:]
+    iot = iot_client(local_iot_endpoint)
+    assert json.loads(iot.describe_provisioning_template(templateName="jitp-plus")["templateBody"]) == OWN_BODY
+    chain = (area / "state" / "devices" / "o-1" / "certificate-and-ca.pem.crt").read_text()
+    status, answer = _connect(local_iot_endpoint, chain)
+    assert status == 200 and answer["thingName"] == "DE-o-1", answer
+
+    # The template is now someone else's to manage: the role only checks it and changes nothing of it, nor of
+    # the role, policy and groups (it would fail if the template did not exist, or were not JITP).
+    existing = {**variables, "jitp_template_existing": True, "jitp_template_body": {}, "jitp_role_name": "unused"}
+    control(local_iot_endpoint, "/_local/calls", "DELETE")
+    again = run_playbook(PLAYBOOK, local_iot_endpoint, collections_path, str(tmp_path), existing)
+    assert again.returncode == 0, again.stdout[-12000:]
+    assert recap(again.stdout)["changed"] == 0
+    assert [
+        c for c in control(local_iot_endpoint, "/_local/calls")["calls"] if not c.startswith(READ_ONLY_PREFIXES)
+    ] == []
+    missing = {**existing, "jitp_template_name": "no-such-template"}
+    gone = run_playbook(PLAYBOOK, local_iot_endpoint, collections_path, str(tmp_path), missing)
+    assert gone.returncode != 0
+    assert "jitp_template_name: no provisioning template no-such-template of type JITP" in gone.stdout
