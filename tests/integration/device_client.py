@@ -8,7 +8,6 @@ neighbour's topics (SUBACK failure; disconnected on publish) and its neighbour's
 from __future__ import annotations
 
 import os
-import queue
 import sys
 from typing import Any
 
@@ -44,8 +43,6 @@ def prove_device(info: dict[str, Any], cert: str, key: str, thing: str, neighbou
             device.subscribe(f"devices/{neighbour}/#")
         device.publish(f"devices/{thing}/telemetry", f"hello from {thing}")
         assert device.receive() == (f"devices/{thing}/telemetry", f"hello from {thing}".encode())
-        with pytest.raises(DeviceRefused):
+        with pytest.raises(DeviceRefused):  # AWS disconnects an MQTT 3.1.1 client on a denied publish
             device.publish(f"devices/{neighbour}/telemetry", b"not mine")
-        with pytest.raises(queue.Empty):
-            device.receive(timeout=0.2)
     refused(info, cert, key, neighbour)
