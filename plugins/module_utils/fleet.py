@@ -117,14 +117,32 @@ def _split_list(text: str) -> List[str]:
 
 
 def csv_rows(text: str) -> List[Dict[str, Any]]:
-    """CSV with a header. Columns: the device keys; lists separated by ';'; attributes as ``attributes.NAME``."""
+    """CSV with a header. Columns: the device keys; lists separated by ';'; attributes as ``attributes.NAME``.
+
+    An empty cell means "not given" (the device takes the default, or the remote value is left alone), as in a
+    registration task's devices file. A row whose number of cells differs from the header's is refused with its
+    line: an unquoted comma or a truncated line would otherwise shift values into the wrong columns silently.
+    """
     rows = []
-    for row in csv.DictReader(io.StringIO(text)):
+    reader = csv.reader(io.StringIO(text))
+    header: Optional[List[str]] = None
+    for row in reader:
+        if not any(cell.strip() for cell in row):
+            continue
+        if header is None:
+            header = [cell.strip() for cell in row]
+            if len(set(header)) != len(header) or "" in header:
+                raise ValidationError(
+                    f"devices_file line {reader.line_num}", "the CSV header needs unique, non-empty column names"
+                )
+            continue
+        if len(row) != len(header):
+            raise ValidationError(
+                f"devices_file line {reader.line_num}",
+                f"has {len(row)} cells, the header has {len(header)} (quote a value that holds a comma)",
+            )
         device: Dict[str, Any] = {}
-        for column, value in row.items():
-            if column is None or value is None:
-                continue
-            column = column.strip()
+        for column, value in zip(header, row):
             value = value.strip()
             if value == "":
                 continue

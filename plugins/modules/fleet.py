@@ -73,6 +73,12 @@ options:
       - A file with the devices. V(.csv) with a header (columns named as the device keys; C(thing_groups)
         and C(policies) separated by C(;); attributes as columns C(attributes.NAME)), V(.yml)/V(.yaml) (a list,
         or a dictionary with a C(devices) list), V(.json) (a list) or V(.jsonl) (one object per line).
+      - "In a CSV file an empty cell means not given: the device takes the value of O(defaults), or the remote
+        value is left alone. The attributes of a row are its non-empty C(attributes.NAME) cells; with
+        C(purge_attributes) (the default) they replace the thing's attributes, so an empty cell removes that
+        attribute from a thing whose row sets others, and a row whose attribute cells are all empty leaves the
+        attributes alone. A row with more or fewer cells than the header is refused with its line (quote a
+        value that holds a comma)."
     type: path
   defaults:
     description:

@@ -108,6 +108,10 @@ def test_single_thing_provisions_once_and_then_changes_nothing(
     assert settings["thing_name"] == name
     assert settings["certificate_id"] == certificate_id
     assert settings["endpoint"] == iot.describe_endpoint(endpointType="iot:Data-ATS")["endpointAddress"]
+    # What a device must do, with absolute paths; no root CA is named that this run did not write (issue 10).
+    assert settings["client_id"] == name and settings["sni"] == settings["endpoint"]
+    assert settings["root_ca"] is None and settings["root_ca_url"].endswith("AmazonRootCA1.pem")
+    assert os.path.isabs(settings["certificate"]) and os.path.isabs(settings["private_key"])
     assert (device_dir / "certificate.pem.crt").read_text() == description["certificatePem"]
     if source != "existing_pem":
         key_path = device_dir / "private.pem.key"

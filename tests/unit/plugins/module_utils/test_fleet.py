@@ -52,6 +52,27 @@ def test_csv_rows_lists_and_attribute_columns(tmp_path):
     ]
 
 
+@pytest.mark.parametrize(
+    "line, cells",
+    [
+        ("s-2,site a, b,x", 4),  # an unquoted comma would shift "b" into thing_groups
+        ("s-2,berlin", 2),  # a truncated line would silently drop thing_groups
+    ],
+)
+def test_csv_row_with_another_number_of_cells_is_refused_with_its_line(tmp_path, line, cells):
+    path = tmp_path / "fleet.csv"
+    path.write_text(f"name,attributes.site,thing_groups\ns-1,berlin,a\n\n{line}\n")
+    with pytest.raises(ValidationError) as error:
+        fleet.load_device_rows(str(path))
+    assert str(error.value).startswith(f"devices_file line 4: has {cells} cells, the header has 3")
+
+
+def test_csv_quoted_comma_and_empty_cells_mean_not_given(tmp_path):
+    path = tmp_path / "fleet.csv"
+    path.write_text('name,attributes.site,attributes.rev,thing_groups\ns-1,"site a, b",,\n')
+    assert fleet.load_device_rows(str(path)) == [{"name": "s-1", "attributes": {"site": "site a, b"}}]
+
+
 def test_yaml_list_and_devices_key(tmp_path):
     plain = tmp_path / "a.yml"
     plain.write_text("- name: x\n  attributes: {k: 1}\n")
