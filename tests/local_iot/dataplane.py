@@ -619,7 +619,8 @@ class Listener:
                 self.event("undelivered", clientId=session.client_id, topic=answer_topic, reason="not subscribed")
 
         try:
-            outcome = fleet_provisioning.handle(session.principal.backend, topic, payload, respond)
+            caller = {"certificateId": session.principal.certificate_id, "clientId": session.client_id}
+            outcome = fleet_provisioning.handle(session.principal.backend, topic, payload, respond, caller)
         except fleet_provisioning.NotEmulated as error:
             raise Refused(str(error)) from None
         self.event("fleet-provisioning", clientId=session.client_id, topic=topic, outcome=outcome)
@@ -715,4 +716,7 @@ def dataplane_route(method: str) -> tuple[str, Any]:
     return "200 OK", {**LISTENER.info(), "events": LISTENER.events_snapshot()}
 
 
-CONTROL_ROUTES: dict[str, Callable[[str], tuple[str, Any]]] = {"/_local/dataplane": dataplane_route}
+CONTROL_ROUTES: dict[str, Callable[..., tuple[str, Any]]] = {
+    "/_local/dataplane": dataplane_route,
+    **fleet_provisioning.CONTROL_ROUTES,  # /_local/provisioning-hooks
+}

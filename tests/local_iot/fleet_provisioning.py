@@ -23,7 +23,9 @@ from __future__ import annotations
 import json
 import re
 import secrets
+import threading
 import time
+import urllib.request
 from typing import Any, Callable
 
 import provisioning_api
@@ -37,6 +39,14 @@ CREATE_FROM_CSR = "$aws/certificates/create-from-csr/json"
 PROVISION = re.compile(r"^\$aws/provisioning-templates/(?P<name>[^/]+)/provision/json$")
 CBOR = re.compile(r"^\$aws/(certificates/create(-from-csr)?|provisioning-templates/[^/]+/provision)/cbor$")
 TOKEN_LIFETIME = 3600.0  # AWS: the ownership token is valid for one hour
+HOOK_TIMEOUT = 5.0  # AWS: the pre-provisioning hook must answer within 5 seconds
+
+# Stand-ins for pre-provisioning hook Lambdas, by function ARN: {"answer": {...}} (a fixed answer) or
+# {"url": "http://..."} (the hook's payload is POSTed there, the JSON answer used). Set with
+# POST /_local/provisioning-hooks; a hook without a stand-in rejects RegisterThing, naming the ARN.
+_HOOKS: dict[str, dict[str, Any]] = {}
+_HOOK_CALLS: list[dict[str, Any]] = []  # what each stand-in was asked and answered, for tests
+_HOOKS_LOCK = threading.Lock()
 
 
 class Rejected(Exception):
@@ -109,7 +119,51 @@ def create_from_csr(backend: Any, raw: bytes) -> dict[str, Any]:
     }
 
 
-def register_thing(backend: Any, name: str, raw: bytes) -> dict[str, Any]:
+def _run_hook(
+    backend: Any, name: str, hook: dict[str, str], cert_id: str, parameters: dict[str, str], caller: dict[str, str]
+) -> dict[str, str]:
+    """The template's pre-provisioning hook, answered by its registered stand-in; the parameters it leaves."""
+    arn = hook.get("targetArn", "")
+    with _HOOKS_LOCK:
+        stand_in = dict(_HOOKS.get(arn) or {})
+    if not stand_in:
+        raise Rejected(
+            501,
+            "NotEmulated",
+            f"the template {name} has the pre-provisioning hook {arn} and the local endpoint has no stand-in "
+            "for it (POST /_local/provisioning-hooks)",
+        )
+    request = {
+        "claimCertificateId": caller["certificateId"],
+        "certificateId": cert_id,
+        "certificatePem": backend.certificates[cert_id].certificate_pem,
+        "templateArn": provisioning_api.template_arn(backend, name),
+        "clientId": caller["clientId"],
+        "parameters": parameters,
+    }
+    answer = stand_in.get("answer")
+    if "url" in stand_in:
+        http = urllib.request.Request(
+            stand_in["url"], data=json.dumps(request).encode(), headers={"Content-Type": "application/json"}
+        )
+        try:
+            with urllib.request.urlopen(http, timeout=HOOK_TIMEOUT) as response:
+                answer = json.loads(response.read())
+        except (OSError, ValueError) as error:
+            raise Rejected(500, "InternalFailure", f"the pre-provisioning hook {arn} failed: {error}") from None
+    with _HOOKS_LOCK:
+        _HOOK_CALLS.append({"targetArn": arn, "request": request, "answer": answer})
+    if not isinstance(answer, dict) or not isinstance(answer.get("allowProvisioning"), bool):
+        raise Rejected(500, "InternalFailure", f"the pre-provisioning hook {arn} answered no allowProvisioning")
+    if not answer["allowProvisioning"]:
+        raise Rejected(403, "AccessDenied", f"the pre-provisioning hook {arn} did not allow provisioning")
+    overrides = answer.get("parameterOverrides") or {}
+    if not isinstance(overrides, dict) or not all(isinstance(v, str) for v in overrides.values()):
+        raise Rejected(500, "InternalFailure", f"the pre-provisioning hook {arn}: parameterOverrides not strings")
+    return {**parameters, **overrides}
+
+
+def register_thing(backend: Any, name: str, raw: bytes, caller: dict[str, str]) -> dict[str, Any]:
     body = _payload(raw)
     token = body.get("certificateOwnershipToken")
     if not isinstance(token, str) or not token:
@@ -128,12 +182,7 @@ def register_thing(backend: Any, name: str, raw: bytes) -> dict[str, Any]:
     if not template.enabled:
         raise Rejected(400, "InvalidRequest", f"the template {name} is disabled")
     if template.hook:
-        raise Rejected(
-            501,
-            "NotEmulated",
-            f"the template {name} has a pre-provisioning hook ({template.hook.get('targetArn')}); "
-            "the local endpoint does not run Lambda hooks",
-        )
+        parameters = _run_hook(backend, name, template.hook, owned[0], parameters, caller)
     template_body = template.versions[template.default_version_id].body
     values = {**parameters, "AWS::IoT::Certificate::Id": owned[0]}
     try:
@@ -154,8 +203,13 @@ def register_thing(backend: Any, name: str, raw: bytes) -> dict[str, Any]:
     return answer
 
 
-def handle(backend: Any, topic: str, payload: bytes, respond: Callable[[str, bytes], None]) -> str:
-    """Serve one request published on a reserved topic; ``respond(topic, payload)`` delivers an answer."""
+def handle(
+    backend: Any, topic: str, payload: bytes, respond: Callable[[str, bytes], None], caller: dict[str, str]
+) -> str:
+    """Serve one request published on a reserved topic; ``respond(topic, payload)`` delivers an answer.
+
+    ``caller`` names the requesting connection: ``certificateId`` (the claim) and ``clientId``.
+    """
     if CBOR.match(topic):
         raise NotEmulated(f"{topic}: CBOR payloads of fleet provisioning are not emulated (use the json topics)")
     match = PROVISION.match(topic)
@@ -166,9 +220,50 @@ def handle(backend: Any, topic: str, payload: bytes, respond: Callable[[str, byt
             elif topic == CREATE_FROM_CSR:
                 answer = create_from_csr(backend, payload)
             else:
-                answer = register_thing(backend, match.group("name"), payload)  # type: ignore[union-attr]
+                answer = register_thing(backend, match.group("name"), payload, caller)  # type: ignore[union-attr]
     except Rejected as rejection:
         respond(f"{topic}/rejected", json.dumps(rejection.body).encode())
         return f"rejected: {rejection.body['errorCode']}: {rejection.body['errorMessage']}"
     respond(f"{topic}/accepted", json.dumps(answer).encode())
     return "accepted"
+
+
+def hooks_route(method: str, environ: dict[str, Any]) -> tuple[str, Any]:
+    """``/_local/provisioning-hooks``: POST {"targetArn", "answer"|"url"} sets a stand-in; GET lists stand-ins and
+    the calls made to them; DELETE forgets both."""
+    if method == "DELETE":
+        with _HOOKS_LOCK:
+            _HOOKS.clear()
+            _HOOK_CALLS.clear()
+        return "200 OK", {"hooks": {}, "calls": []}
+    if method == "GET":
+        with _HOOKS_LOCK:
+            return "200 OK", {"hooks": dict(_HOOKS), "calls": list(_HOOK_CALLS)}
+    if method != "POST":
+        return "405 Method Not Allowed", {"error": "GET, POST or DELETE"}
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = json.loads(environ["wsgi.input"].read(length) or b"null")
+    except ValueError:
+        body = None
+    if not isinstance(body, dict) or not isinstance(body.get("targetArn"), str):
+        return "400 Bad Request", {"error": "targetArn: required, the hook's Lambda function ARN"}
+    if ("answer" in body) == ("url" in body):
+        return "400 Bad Request", {
+            "error": "give exactly one of answer (a fixed hook answer) or url (called per request)"
+        }
+    if "answer" in body and not isinstance((body["answer"] or {}).get("allowProvisioning"), bool):
+        return "400 Bad Request", {"error": "answer.allowProvisioning: required, true or false"}
+    if "url" in body and not str(body["url"]).startswith(("http://", "https://")):
+        return "400 Bad Request", {"error": "url: an http:// or https:// URL"}
+    stand_in = {"answer": body["answer"]} if "answer" in body else {"url": body["url"]}
+    with _HOOKS_LOCK:
+        _HOOKS[body["targetArn"]] = stand_in
+    return "200 OK", {"targetArn": body["targetArn"], **stand_in}
+
+
+hooks_route.takes_environ = True  # type: ignore[attr-defined]
+
+CONTROL_ROUTES: dict[str, Callable[[str, dict[str, Any]], tuple[str, Any]]] = {
+    "/_local/provisioning-hooks": hooks_route
+}

@@ -8,10 +8,13 @@ refusal for the wrong reason (a TLS mistake instead of a policy decision) fails 
 from __future__ import annotations
 
 import datetime
+import http.server
 import json
 import os
 import queue
 import sys
+import threading
+import urllib.request
 from typing import Any, Iterator
 
 import pytest
@@ -595,3 +598,78 @@ def test_fleet_provisioning_by_claim_over_mqtt(endpoint: str, iot: Any, info: di
         assert provisioned.receive() == ("devices/fp-42/hello", b"by claim")
     events = [e for e in dataplane_info(endpoint)["events"] if e["event"] == "fleet-provisioning"]
     assert [e["outcome"].split(":")[0] for e in events] == ["accepted", "rejected", "accepted", "accepted", "rejected"]
+
+
+def test_pre_provisioning_hook_stand_ins(endpoint: str, iot: Any, info: dict[str, Any], tmp_path: Any) -> None:
+    hook_arn = "arn:aws:lambda:us-east-1:123456789012:function:allow-serials"
+    iot.create_policy(policyName="claim", policyDocument=json.dumps(_claim_policy("hooked")))
+    template = {
+        "Parameters": {"SerialNumber": {"Type": "String"}, "AWS::IoT::Certificate::Id": {"Type": "String"}},
+        "Resources": {
+            "thing": {"Type": "AWS::IoT::Thing", "Properties": {"ThingName": {"Ref": "SerialNumber"}}},
+            "certificate": {
+                "Type": "AWS::IoT::Certificate",
+                "Properties": {"CertificateId": {"Ref": "AWS::IoT::Certificate::Id"}, "Status": "ACTIVE"},
+            },
+        },
+    }
+    iot.create_provisioning_template(
+        templateName="hooked",
+        templateBody=json.dumps(template),
+        provisioningRoleArn=ROLE,
+        enabled=True,
+        type="FLEET_PROVISIONING",
+        preProvisioningHook={"targetArn": hook_arn},
+    )
+    claim = iot.create_keys_and_certificate(setAsActive=True)
+    iot.attach_policy(policyName="claim", target=claim["certificateArn"])
+    seen: list[dict[str, Any]] = []
+
+    class Hook(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            seen.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            body = json.dumps({"allowProvisioning": True, "parameterOverrides": {"SerialNumber": "sn-77"}}).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            return
+
+    def stand_in(body: dict[str, Any] | None) -> None:
+        method = "DELETE" if body is None else "POST"
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(f"{endpoint}/_local/provisioning-hooks", data=data, method=method)
+        urllib.request.urlopen(request, timeout=5).close()
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    stand_in(None)
+    try:
+        with Device(
+            info,
+            write(tmp_path, "c.pem", claim["certificatePem"]),
+            write(tmp_path, "c.key", claim["keyPair"]["PrivateKey"]),
+            "claim-2",
+        ) as device:
+            identity = Identity(device)
+            outcome, created = identity.create_keys()
+            token = created.certificate_ownership_token
+            outcome, missing = identity.register("hooked", token, {"SerialNumber": "sn-1"})
+            assert (outcome, missing.error_code) == ("rejected", "NotEmulated") and hook_arn in missing.error_message
+            stand_in({"targetArn": hook_arn, "answer": {"allowProvisioning": False}})
+            outcome, denied = identity.register("hooked", token, {"SerialNumber": "sn-1"})
+            assert (outcome, denied.status_code, denied.error_code) == ("rejected", 403, "AccessDenied")
+            stand_in({"targetArn": hook_arn, "url": f"http://127.0.0.1:{server.server_address[1]}/"})
+            outcome, registered = identity.register("hooked", token, {"SerialNumber": "sn-1"})
+            assert (outcome, registered.thing_name) == ("accepted", "sn-77")  # the hook's override won
+    finally:
+        server.shutdown()
+        stand_in(None)
+    (request,) = seen
+    assert request["claimCertificateId"] == claim["certificateId"]
+    assert request["certificateId"] == created.certificate_id
+    assert (request["clientId"], request["parameters"]) == ("claim-2", {"SerialNumber": "sn-1"})
+    assert request["templateArn"] == f"{ARN}:provisioningtemplate/hooked"
+    assert iot.list_thing_principals(thingName="sn-77")["principals"] == [f"{ARN}:cert/{created.certificate_id}"]
