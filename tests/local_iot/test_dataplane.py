@@ -282,6 +282,7 @@ def test_thing_group_policies_apply_to_the_connection_thing(
 ) -> None:
     # No policy on the certificate: only the parent group's policy lets the thing connect and publish.
     group_policy = {
+        "Version": "2012-10-17",
         "Statement": [
             {
                 "Effect": "Allow",
@@ -293,7 +294,7 @@ def test_thing_group_policies_apply_to_the_connection_thing(
                 "Action": "iot:Publish",
                 "Resource": f"{ARN}:topic/${{iot:Connection.Thing.Attributes[site]}}/*",
             },
-        ]
+        ],
     }
     iot.create_policy(policyName="group", policyDocument=json.dumps(group_policy))
     iot.create_thing_group(thingGroupName="parent")

@@ -196,3 +196,13 @@ def test_what_is_not_emulated_is_refused_loudly(statement: dict[str, Any], named
     policies = policy(allow("iot:*", "*"), statement)
     with pytest.raises(Unsupported, match=named.replace("$", r"\$")):
         evaluate(policies, "iot:Connect", f"{ARN}:client/c", ATTACHED)
+
+
+def test_policy_variables_need_version_2012_10_17() -> None:
+    statement = allow("iot:Connect", f"{ARN}:client/${{iot:ClientId}}")
+    for document in ({"Statement": [statement]}, {"Version": "2008-10-17", "Statement": [statement]}):
+        with pytest.raises(Unsupported, match="only 2012-10-17 is emulated"):
+            evaluate([("old", document)], "iot:Connect", f"{ARN}:client/c", ATTACHED)
+    # Without variables a document without Version reads the same either way.
+    plain = [("plain", {"Statement": [allow("iot:Connect", f"{ARN}:client/c")]})]
+    assert evaluate(plain, "iot:Connect", f"{ARN}:client/c", ATTACHED).answer == ALLOWED
