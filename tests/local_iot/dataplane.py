@@ -474,6 +474,12 @@ class Listener:
                 reason=f"the policy uses what the local endpoint does not emulate: {error}",
                 peer=str(peer),
             )
+        except Exception as error:  # a fault of ours: close the connection and say so, never carry on silently
+            self.event(
+                "refused" if session is None else "disconnected",
+                reason=f"local endpoint error: {type(error).__name__}: {error}",
+                peer=str(peer),
+            )
         finally:
             if session is not None:
                 self._end_session(session, clean)
