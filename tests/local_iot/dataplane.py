@@ -19,6 +19,7 @@ import asyncio
 import datetime
 import hashlib
 import ipaddress
+import json
 import os
 import shutil
 import socket
@@ -508,10 +509,16 @@ class Listener:
             answer = jitp.connect(backend, pem)
         # AWS closes the first connection of an auto-registered certificate, even when JITP provisioned it.
         self.event("jit-registration", certificateId=cert_id, answer=answer.payload)
+        registered = answer.payload.get("event")
+        if registered and self._loop is not None:
+            # JITR: AWS publishes the registration on $aws/events/certificates/registered/<caCertificateId>, for
+            # whoever subscribed and may receive it (a function that activates the certificate, say).
+            message = json.dumps(registered["message"]).encode()
+            self._loop.call_soon_threadsafe(self._route, registered["topic"], message, 1, False)
         outcome = answer.payload.get("reason") or "registered and provisioned"
         raise Refused(
-            f"certificate {cert_id} met on its first connection through a registered CA: {outcome}; the connection "
-            "is closed as AWS closes it, the device reconnects"
+            f"certificate {cert_id}, signed by a registered CA, auto-registration: {outcome}; the connection is "
+            "closed as AWS closes it, the device reconnects"
         )
 
     async def _connect(

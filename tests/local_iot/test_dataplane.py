@@ -674,3 +674,44 @@ def test_pre_provisioning_hook_stand_ins(endpoint: str, iot: Any, info: dict[str
     assert (request["clientId"], request["parameters"]) == ("claim-2", {"SerialNumber": "sn-1"})
     assert request["templateArn"] == f"{ARN}:provisioningtemplate/hooked"
     assert iot.list_thing_principals(thingName="sn-77")["principals"] == [f"{ARN}:cert/{created.certificate_id}"]
+
+
+def test_jitr_registration_event_reaches_a_subscriber_that_activates_the_device(
+    endpoint: str, iot: Any, info: dict[str, Any], tmp_path: Any
+) -> None:
+    authority = issue("JITR CA", ca=True)
+    verification = issue(iot.get_registration_code()["registrationCode"], authority)[1]
+    ca_id = iot.register_ca_certificate(
+        caCertificate=pem(authority[1]),
+        verificationCertificate=pem(verification),
+        setAsActive=True,
+        allowAutoRegistration=True,
+    )["certificateId"]
+    watcher_policy = {
+        "Statement": [
+            {"Effect": "Allow", "Action": "iot:Connect", "Resource": f"{ARN}:client/activator"},
+            {"Effect": "Allow", "Action": "iot:Subscribe", "Resource": f"{ARN}:topicfilter/$aws/events/certificates/*"},
+            {"Effect": "Allow", "Action": "iot:Receive", "Resource": f"{ARN}:topic/$aws/events/certificates/*"},
+        ]
+    }
+    iot.create_policy(policyName="activator", policyDocument=json.dumps(watcher_policy))
+    iot.create_policy(policyName="device", policyDocument=json.dumps(DEVICE_POLICY))
+    cert, key, _cert_id = aws_keys_device(iot, tmp_path, "activator", "activator")
+    device_key, device_certificate = issue("jitr-dev", authority)
+    device_cert = write(tmp_path, "jitr.pem", pem(device_certificate) + pem(authority[1]))
+    device_key_file = write(tmp_path, "jitr.key", key_pem(device_key))
+    with Device(info, cert, key, "activator") as activator:
+        activator.subscribe("$aws/events/certificates/registered/+")
+        refused_connect(info, device_cert, device_key_file, "jitr-dev")  # registered PENDING_ACTIVATION, dropped
+        topic, payload = activator.receive()
+    event = json.loads(payload)
+    assert topic == f"$aws/events/certificates/registered/{ca_id}"
+    assert (event["caCertificateId"], event["certificateStatus"]) == (ca_id, "PENDING_ACTIVATION")
+    refused_connect(info, device_cert, device_key_file, "jitr-dev")  # still pending: refused again
+    # What a JITR function does with the event: activate, attach a thing and a policy.
+    iot.update_certificate(certificateId=event["certificateId"], newStatus="ACTIVE")
+    iot.create_thing(thingName="jitr-dev")
+    iot.attach_thing_principal(thingName="jitr-dev", principal=f"{ARN}:cert/{event['certificateId']}")
+    iot.attach_policy(policyName="device", target=f"{ARN}:cert/{event['certificateId']}")
+    with Device(info, device_cert, device_key_file, "jitr-dev") as device:
+        device.publish("devices/jitr-dev/up", b"activated")
