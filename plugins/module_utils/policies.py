@@ -132,7 +132,7 @@ def check_statement(field: str, statement: Mapping[str, Any]) -> None:
     matters: "Alow" or "allow" would be refused, never read as either), or no action or no resource."""
     effect = statement.get("Effect")
     if effect not in ("Allow", "Deny"):
-        raise ValidationError(field, f"'Effect' must be \"Allow\" or \"Deny\" (case matters), got {effect!r}")
+        raise ValidationError(field, f'\'Effect\' must be "Allow" or "Deny" (case matters), got {effect!r}')
     for kind in ("Action", "Resource"):
         if kind not in statement and f"Not{kind}" not in statement:
             raise ValidationError(field, f"a statement needs '{kind}' (or 'Not{kind}')")
