@@ -37,9 +37,10 @@ def clear_events(url: str) -> None:
 class Device:
     """One MQTT 3.1.1 connection made by awsiotsdk's mtls_from_path, with what it received."""
 
-    def __init__(self, info: dict[str, Any], cert_file: str, key_file: str, client_id: str) -> None:
+    def __init__(self, info: dict[str, Any], cert_file: str, key_file: str, client_id: str, **options: Any) -> None:
         self.client_id = client_id
         self.messages: queue.Queue[tuple[str, bytes]] = queue.Queue()
+        self.retained: queue.Queue[bool] = queue.Queue()  # the retain flag of each message, in the same order
         self.interrupted = threading.Event()
         self.connection = mqtt_connection_builder.mtls_from_path(
             endpoint="localhost",
@@ -51,14 +52,16 @@ class Device:
             clean_session=True,
             keep_alive_secs=30,
             on_connection_interrupted=self._on_interrupted,
+            **options,  # e.g. will=mqtt.Will(...)
         )
         self.connected = False
 
     def _on_interrupted(self, connection: Any, error: Any, **kwargs: Any) -> None:
         self.interrupted.set()
 
-    def _on_message(self, topic: str, payload: bytes, **kwargs: Any) -> None:
+    def _on_message(self, topic: str, payload: bytes, retain: bool = False, **kwargs: Any) -> None:
         self.messages.put((topic, payload))
+        self.retained.put(retain)
 
     def connect(self) -> Device:
         try:
@@ -78,9 +81,9 @@ class Device:
             raise DeviceRefused(f"subscribe to {topic_filter} refused: SUBACK failure")
         return int(result["qos"])
 
-    def publish(self, topic: str, payload: str | bytes, qos: int = 1) -> None:
+    def publish(self, topic: str, payload: str | bytes, qos: int = 1, retain: bool = False) -> None:
         """Publish and wait for the PUBACK (QoS 1); DeviceRefused if the endpoint disconnects instead."""
-        future, _packet_id = self.connection.publish(topic, payload, mqtt.QoS(qos))
+        future, _packet_id = self.connection.publish(topic, payload, mqtt.QoS(qos), retain=retain)
         try:
             future.result(TIMEOUT)
         except Exception as error:

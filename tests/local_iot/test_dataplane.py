@@ -12,6 +12,8 @@ import http.server
 import json
 import os
 import queue
+import socket
+import ssl
 import sys
 import threading
 import urllib.request
@@ -715,3 +717,90 @@ def test_jitr_registration_event_reaches_a_subscriber_that_activates_the_device(
     iot.attach_policy(policyName="device", target=f"{ARN}:cert/{event['certificateId']}")
     with Device(info, device_cert, device_key_file, "jitr-dev") as device:
         device.publish("devices/jitr-dev/up", b"activated")
+
+
+def test_retained_messages_and_last_will(endpoint: str, iot: Any, info: dict[str, Any], tmp_path: Any) -> None:
+    from awscrt import mqtt
+
+    document = {
+        "Statement": [
+            {"Effect": "Allow", "Action": ["iot:Connect", "iot:Subscribe", "iot:Receive"], "Resource": "*"},
+            {"Effect": "Allow", "Action": "iot:Publish", "Resource": [f"{ARN}:topic/state/*", f"{ARN}:topic/wills/*"]},
+            {"Effect": "Allow", "Action": "iot:RetainPublish", "Resource": f"{ARN}:topic/state/*"},
+        ]
+    }
+    iot.create_policy(policyName="broker", policyDocument=json.dumps(document))
+    cert, key, _cert_id = aws_keys_device(iot, tmp_path, "b-1", "broker")
+    will = mqtt.Will(topic="wills/b-2", qos=mqtt.QoS.AT_LEAST_ONCE, payload=b"b-2 is gone", retain=False)
+    with Device(info, cert, key, "b-1") as first:
+        first.publish("state/b-1", b"on", retain=True)
+        with pytest.raises(DeviceRefused):  # iot:Publish allowed, iot:RetainPublish not: disconnected
+            first.publish("wills/b-1", b"x", retain=True)
+    with Device(info, cert, key, "watcher") as watcher:
+        watcher.subscribe("state/#")
+        assert watcher.receive() == ("state/b-1", b"on")  # kept for a later subscriber
+        assert watcher.retained.get(timeout=1) is True
+        watcher.subscribe("wills/#")
+        leaving = Device(info, cert, key, "b-2", will=will).connect()
+        with pytest.raises(DeviceRefused):  # the endpoint drops it: an unclean end, so its will goes out
+            leaving.publish("forbidden/x", b"x")
+        leaving.disconnect()
+        assert watcher.receive() == ("wills/b-2", b"b-2 is gone")
+    reasons = [event["reason"] for event in events(endpoint, "disconnected")]
+    assert any("iot:RetainPublish on topic/wills/b-1 IMPLICIT_DENY" in reason for reason in reasons)
+    with Device(info, cert, key, "b-1") as clearing:
+        clearing.publish("state/b-1", b"", retain=True)  # an empty retained message clears the topic
+    with Device(info, cert, key, "late") as late:
+        late.subscribe("state/#")
+        with pytest.raises(queue.Empty):
+            late.receive(timeout=0.5)
+
+
+def _raw_session(info: dict[str, Any], cert: str, key: str, connect: bytes) -> ssl.SSLSocket:
+    """A bare TLS connection sending one CONNECT packet: what awscrt will not send (QoS 2, MQTT 5, no client id)."""
+    context = ssl.create_default_context(cafile=info["caFile"])
+    context.load_cert_chain(cert, key)
+    raw = socket.create_connection(("localhost", info["port"]), timeout=5)
+    session = context.wrap_socket(raw, server_hostname="localhost")
+    session.sendall(connect)
+    return session
+
+
+def _connect_packet(client_id: str, level: int = 4) -> bytes:
+    name, ident = b"\x00\x04MQTT", len(client_id).to_bytes(2, "big") + client_id.encode()
+    body = name + bytes([level, 0x02]) + (30).to_bytes(2, "big") + (b"\x00" if level == 5 else b"") + ident
+    return bytes([0x10, len(body)]) + body
+
+
+def _read_all(session: ssl.SSLSocket) -> bytes:
+    data = b""
+    while True:
+        try:
+            chunk = session.recv(1024)
+        except (ConnectionError, ssl.SSLError):
+            return data
+        if not chunk:
+            return data
+        data += chunk
+
+
+def test_what_awscrt_cannot_send_is_refused(endpoint: str, iot: Any, info: dict[str, Any], tmp_path: Any) -> None:
+    iot.create_policy(
+        policyName="any",
+        policyDocument=json.dumps({"Statement": [{"Effect": "Allow", "Action": "iot:*", "Resource": "*"}]}),
+    )
+    cert, key, _cert_id = aws_keys_device(iot, tmp_path, "raw", "any")
+    # QoS 2: CONNACK accepted, then the PUBLISH (QoS 2, packet id 1) ends the connection without PUBREC.
+    session = _raw_session(info, cert, key, _connect_packet("raw"))
+    publish = b"\x00\x05qos/2" + b"\x00\x01" + b"x"
+    session.sendall(bytes([0x34, len(publish)]) + publish)
+    assert _read_all(session) == b"\x20\x02\x00\x00"
+    # MQTT 5: CONNACK 0x01 (unacceptable protocol version), closed. An empty client id: CONNACK 0x02, closed.
+    assert _read_all(_raw_session(info, cert, key, _connect_packet("raw", level=5))) == b"\x20\x02\x00\x01"
+    assert _read_all(_raw_session(info, cert, key, _connect_packet(""))) == b"\x20\x02\x00\x02"
+    reasons = [event["reason"] for event in dataplane_info(endpoint)["events"] if "reason" in event]
+    assert reasons == [
+        "PUBLISH with QoS 2 on qos/2: AWS IoT supports QoS 0 and 1 only",
+        "only MQTT 3.1.1 is emulated (protocol 'MQTT' level 5)",
+        "an empty client id is refused (our reading: AWS policies name the client id)",
+    ]
