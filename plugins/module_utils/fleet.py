@@ -844,9 +844,11 @@ def read_fleet_state(call: Call, spec: FleetSpec, progress: Optional[Progress] =
                 if cert_id_of_arn(arn):
                     lookups.append((device.name, cert_id_of_arn(arn)))
             windows = [r.window(now) for r in local.records]
+            # A CSR certificate is made ACTIVE; either way only the device's own public key can match it.
+            statuses = ("INACTIVE", "ACTIVE") if device.certificate == "csr" else ("INACTIVE",)
             for cert_id, info in sorted(snap.certificates.items()):
                 if (
-                    info["status"] == "INACTIVE"
+                    info["status"] in statuses
                     and cert_id not in file_ids
                     and any(low <= info["created"] <= high for low, high in windows)
                 ):
@@ -1127,7 +1129,9 @@ def _plan_certificate(
         for old, _arn in plan.replace_certificates:
             plan.changes.append(f"replace certificate {old} ({KEY_FILE} {KEY_NOT_HERE})")
         plan.attach_certificate = True
-        plan.activate = True
+        # CSR certificates are made ACTIVE (the key was on disk before the call: a lost answer's certificate is
+        # found again, or swept, by that key); the others INACTIVE, activated once attached (one more call).
+        plan.activate = plan.new_certificate != "csr"
         plan.policies_to_attach = list(device.policies or [])
         status = None
         current_policies: List[str] = []
@@ -1360,7 +1364,7 @@ def _ignore(call: Call, codes: Tuple[str, ...], method: str, **params: Any) -> O
 
 
 def _create_certificate(call: Call, spec: FleetSpec, device: DesiredDevice, plan: DevicePlan) -> None:
-    """Make the device's certificate INACTIVE, its files on disk before this returns."""
+    """Make the device's certificate (ACTIVE from a CSR, else INACTIVE), its files on disk before this returns."""
     if plan.new_certificate == "pem":
         try:
             response = call("register_certificate_without_ca", certificatePem=device.certificate_pem, status="INACTIVE")
@@ -1391,7 +1395,7 @@ def _create_certificate(call: Call, spec: FleetSpec, device: DesiredDevice, plan
                 (cert_file,),
                 "create_certificate_from_csr",
                 certificateSigningRequest=csr,
-                setAsActive=False,
+                setAsActive=True,
             )
     else:
         if os.path.lexists(paths["key"]):
@@ -1717,9 +1721,10 @@ def sweep_orphans(
 ) -> SweepResult:
     """Delete the certificates this fleet's unfinished calls (``records``) provably left behind.
 
-    A candidate is INACTIVE (never ACTIVE: a certificate in use is never touched), unknown to every device file
-    (``known_ids``) and created within the window of a record. It is deleted, once found attached to no thing,
-    when this fleet can prove it made it: its id was returned to a call whose files could not be written, or
+    A candidate is INACTIVE, or ACTIVE within the window of a CSR call (which makes its certificate ACTIVE),
+    unknown to every device file (``known_ids``) and created within the window of a record. It is deleted (an
+    ACTIVE one deactivated first), once found attached to no thing, when this fleet can prove it made it:
+    its id was returned to a call whose files could not be written, or
     its public key is one of this fleet's device keys (``device_keys``: SPKI DER -> device). A certificate that
     a call with AWS-made keys may have left (its answer lost) cannot be told from one another tool or fleet made
     in the same window, INACTIVE and not yet attached: it is kept and reported, never deleted.
@@ -1733,17 +1738,23 @@ def sweep_orphans(
     made = {cert_id for r in records for cert_id in r.made}
     candidates = {}
     for cert_id, info in certificates.items():
-        if info["status"] != "INACTIVE" or cert_id in known_ids:
+        if info["status"] not in ("INACTIVE", "ACTIVE") or cert_id in known_ids:
             continue
         inside = [r for r, low, high in windows if low <= info["created"] <= high]
-        if inside or cert_id in made:
-            candidates[cert_id] = (info, inside)
+        if info["status"] == "ACTIVE":
+            # Only a CSR call makes an ACTIVE certificate, and only its device key can prove it this fleet's.
+            inside = [r for r in inside if r.source == "csr"]
+            if not inside:
+                continue
+        elif not inside and cert_id not in made:
+            continue
+        candidates[cert_id] = (info, inside)
     proven: List[str] = []
     # Public keys: only needed when a record's device key can tell its certificates.
     keyed = any(r.source != "aws_keys" for r in records) and device_keys
     unproven_aws = []
-    for cert_id, (_info, inside) in sorted(candidates.items(), key=lambda item: item[1][0]["created"]):
-        if cert_id in made:
+    for cert_id, (info, inside) in sorted(candidates.items(), key=lambda item: item[1][0]["created"]):
+        if cert_id in made and info["status"] == "INACTIVE":
             proven.append(cert_id)
             continue
         if keyed:
@@ -1768,6 +1779,9 @@ def sweep_orphans(
     for cert_id in orphans:
         info = candidates[cert_id][0]
         try:
+            if info["status"] == "ACTIVE":
+                # A CSR certificate carrying this fleet's device key, attached to nothing: it was never in use.
+                call("update_certificate", certificateId=cert_id, newStatus="INACTIVE")
             delete_certificate(call, cert_id, info["arn"], sleep)
         except ClientError as e:
             if not is_error(e, "CertificateStateException", "DeleteConflictException"):

@@ -18,8 +18,20 @@ description:
   - Devices are applied concurrently, each in dependency order (thing, groups, certificate, attach,
     policies, activate), with per-API rate budgets that start at AWS's default TPS quotas and halve on
     throttling; throttles, 5xx answers and dropped connections are retried with jittered backoff.
-  - New certificates are created INACTIVE; the private key and certificate are written before the next
-    step and the certificate is activated last.
+  - A certificate from a CSR (V(csr)) is created ACTIVE, its key on disk before the call; one with AWS-made
+    keys (V(aws_keys)) or a registered PEM is created INACTIVE and activated last, once attached and given its
+    policies (AWS's key passes through this run only once). The private key and certificate are written before
+    the next step.
+  - "The calls a device needs, and the fleet makes no other: cold device with V(csr), C(CreateThing),
+    C(AddThingToThingGroup) per group, C(CreateCertificateFromCsr), C(AttachThingPrincipal), C(AttachPolicy) per
+    policy; with V(aws_keys) also C(UpdateCertificate) (activate). Nothing to change, no per-device mutating
+    call (the reads are shared list calls, plus C(ListThingPrincipals) per existing device with a certificate).
+    Attribute or type change, one C(UpdateThing). Group change, one C(AddThingToThingGroup) or
+    C(RemoveThingFromThingGroup) per group. Prune, per certificate C(ListPrincipalThings),
+    C(UpdateCertificate) (deactivate), C(DetachThingPrincipal), C(ListAttachedPolicies), C(DetachPolicy) per
+    policy and C(DeleteCertificate) (a certificate another thing uses is only detached), then
+    C(RemoveThingFromThingGroup) per group and C(DeleteThing)."
+
   - An existing device key is never replaced. A device with V(aws_keys) whose key file exists but whose
     certificate is neither in its certificate file nor found (attached to the thing, or left by an interrupted
     run, with the key's public key) fails with a message naming the file; a key file readable by others is set
@@ -28,10 +40,11 @@ description:
     (C(.fleet-pending.json)) notes the call, its time and its attempts; a call whose every attempt was
     answered leaves no record. A record left behind (an answer lost to a dropped connection or a 5xx, a
     killed run, files that could not be written) lets the same run, or the next one, delete the certificates
-    it can prove this fleet made, and only those. A certificate is deleted only when it is INACTIVE (never an
-    ACTIVE one), attached to no thing, unknown to every device's files, created within that call's own window
-    (from its start to its end, give or take 120 s of clock skew), and either its id was returned to the
-    call, or its public key is one of this fleet's device keys (V(csr), and V(aws_keys) whose key was
+    it can prove this fleet made, and only those. A certificate is deleted only when it is INACTIVE (an
+    ACTIVE one only within the window of a V(csr) call, which makes it ACTIVE, and carrying that device's own
+    key; it is deactivated first), attached to no thing, unknown to every device's files, created within that
+    call's own window (from its start to its end, give or take 120 s of clock skew), and either its id was
+    returned to the call, or its public key is one of this fleet's device keys (V(csr), and V(aws_keys) whose key was
     written). Anything else is left alone. A certificate with AWS-made keys whose answer was lost can never be
     proven this fleet's (its key exists nowhere, and it looks like one another tool or fleet made in the same
     window and has not attached yet), so such candidates are counted in C(orphaned_certificates_kept), listed in
@@ -229,8 +242,9 @@ notes:
     C(iot:AttachThingPrincipal), C(iot:AttachPolicy), C(iot:DetachPolicy), C(iot:UpdateCertificate); with prune
     or orphan clean-up also C(iot:DetachThingPrincipal), C(iot:ListPrincipalThings), C(iot:ListAttachedPolicies),
     C(iot:DeleteCertificate), C(iot:DeleteThing)."
-  - The orphan clean-up never touches an ACTIVE certificate, nor one attached to a thing, nor one created outside
-    the window of a call of this fleet whose answer may have been lost; another fleet, or the
+  - The orphan clean-up never touches an ACTIVE certificate it cannot prove made by a V(csr) call of this
+    fleet with its device's key, nor one attached to a thing, nor one created outside the window of a call of
+    this fleet whose answer may have been lost; another fleet, or the
     M(iotfleet.provisioning.certificate) module, running at the same time keeps its certificates. It deletes
     only what it proves its own; for AWS-made keys a lost answer's certificate cannot be proven, so it is
     reported (C(orphaned_certificates_kept)) and left for a person.

@@ -188,3 +188,49 @@ def test_prune_only_detaches_a_certificate_another_thing_uses():
     call = SharedCertificateCall()
     fleet.prune_device(call, spec_of([]), plan, sleep=lambda _s: None)
     assert call.calls == ["list_principal_things", "detach_thing_principal", "delete_thing"]
+
+
+class CertificateCalls:
+    """Answers a cold device's calls; records each (method, setAsActive or newStatus)."""
+
+    def __init__(self):
+        self.calls = []
+
+    def pages(self, method, key, **params):
+        return []
+
+    def __call__(self, method, **params):
+        self.calls.append((method, params.get("setAsActive", params.get("newStatus"))))
+        if method in ("create_certificate_from_csr", "create_keys_and_certificate"):
+            return {
+                "certificateId": "c" * 64,
+                "certificateArn": ARN + "c" * 64,
+                "certificatePem": "-----BEGIN CERTIFICATE-----\nx\n-----END CERTIFICATE-----\n",
+                "keyPair": {"PrivateKey": "-----BEGIN PRIVATE KEY-----\nx\n-----END PRIVATE KEY-----\n"},
+            }
+        return {}
+
+
+@pytest.mark.parametrize(
+    "source, create, activate",
+    [
+        # The key is on disk before the call: the certificate is made ACTIVE, no UpdateCertificate (issue 11).
+        ("csr", ("create_certificate_from_csr", True), []),
+        # AWS's key passes through once: INACTIVE until attached and given its policies, then activated.
+        ("aws_keys", ("create_keys_and_certificate", False), [("update_certificate", "ACTIVE")]),
+    ],
+)
+def test_cold_device_makes_exactly_the_minimal_calls(tmp_path, source, create, activate):
+    spec = spec_of([{"name": "a", "certificate": source, "policies": ["p"]}], output_dir=str(tmp_path))
+    snap = fleet.Snapshot(groups={"fg": set()}, policy_targets={"p": set()})
+    plan = fleet.plan_fleet(spec, snap)
+    call = CertificateCalls()
+    fleet.apply_device(call, spec, spec.devices[0], plan.devices[0])
+    assert call.calls == [
+        ("create_thing", None),
+        ("add_thing_to_thing_group", None),
+        create,
+        ("attach_thing_principal", None),
+        ("attach_policy", None),
+        *activate,
+    ]

@@ -106,18 +106,31 @@ def sweep(account, records, known=(), keys=None):
 # ---------------------------------------------------------------------------
 
 
-def test_sweep_never_touches_an_active_certificate():
+def test_sweep_never_touches_an_active_certificate_it_cannot_prove_by_a_csr_key():
     """Issue 9: an ACTIVE certificate of the certificate module (no thing) was deleted by a fleet run."""
     mine = new_key()
     account = Account(
         {
             "cert-module": {"status": "ACTIVE", "created": 1001.0, "pem": cert_pem(new_key())},
-            "mine-active": {"status": "ACTIVE", "created": 1001.0, "pem": cert_pem(mine)},
+            "mine-in-use": {"status": "ACTIVE", "created": 1001.0, "pem": cert_pem(mine), "things": ["d"]},
         }
     )
     result = sweep(account, [record("csr"), record("aws_keys", lost=5)], keys={spki(mine): "d"})
     assert result.deleted == []
     assert account.mutations == []
+    # Only a CSR call makes an ACTIVE certificate: within an aws_keys window alone it is never a candidate.
+    account = Account({"mine-active": {"status": "ACTIVE", "created": 1001.0, "pem": cert_pem(mine)}})
+    assert sweep(account, [record("aws_keys", lost=5)], keys={spki(mine): "d"}).deleted == []
+    assert account.mutations == []
+
+
+def test_sweep_deactivates_then_deletes_an_active_csr_certificate_carrying_a_device_key():
+    # Issue 11: CSR certificates are made ACTIVE; a lost answer's one is proven by the device key, never used.
+    mine = new_key()
+    account = Account({"mine-active": {"status": "ACTIVE", "created": 1001.0, "pem": cert_pem(mine)}})
+    result = sweep(account, [record("csr")], keys={spki(mine): "d"})
+    assert result.deleted == ["mine-active"]
+    assert account.mutations == [("update_certificate", "mine-active"), ("delete_certificate", "mine-active")]
 
 
 def test_sweep_deletes_a_csr_certificate_by_its_public_key_only():
