@@ -68,21 +68,20 @@ options:
     elements: str
 extends_documentation_fragment:
   - iotfleet.provisioning.aws
+  - iotfleet.provisioning.attributes
 attributes:
   check_mode:
-    description: Can run in check mode and predict the change, without modifying anything in AWS.
     support: full
     details: The module changes nothing, so it runs the same in check mode.
   diff_mode:
-    description: Returns what changed as before and after, when in diff mode.
     support: none
   idempotent:
-    description: A second run with the same arguments reports no change and makes no mutating AWS call.
     support: full
+  action_group:
+    support: full
+    membership: [iotfleet.provisioning.aws]
 notes:
   - "IAM permissions: C(iot:TestAuthorization), and C(iot:DescribeCertificate) when O(principal) is an id."
-  - Not yet in the C(iotfleet.provisioning.aws) action group, so give O(region), O(endpoint_url) and
-    credentials on the task (or in the environment).
 author:
   - iotfleet.provisioning developers (@iotfleet)
 """
