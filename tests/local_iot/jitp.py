@@ -37,6 +37,7 @@ from moto.core import DEFAULT_ACCOUNT_ID
 from moto.core.exceptions import ServiceException
 from moto.core.responses import ActionResult, EmptyResult
 from moto.core.utils import utcnow
+from moto.iot.exceptions import IoTClientError
 from moto.iot.models import IoTBackend, iot_backends
 from moto.iot.responses import IoTResponse
 from provisioning_api import AlreadyExists, IoTError, TemplateError, invalid
@@ -546,12 +547,19 @@ def connect(backend: IoTBackend, certificate_pem: Any, chain_pem: Any = None) ->
         problem = str(error)
     event = None
     if registered is None:
-        registered = backend.register_certificate(
-            certificate_pem=certificate_pem,
-            ca_certificate_pem=ca.certificate_pem,
-            set_as_active=False,
-            status="PENDING_ACTIVATION",
-        )
+        try:
+            registered = backend.register_certificate(
+                certificate_pem=certificate_pem,
+                ca_certificate_pem=ca.certificate_pem,
+                set_as_active=False,
+                status="PENDING_ACTIVATION",
+            )
+        except IoTClientError as error:
+            # AWS registers nothing it would refuse at RegisterCertificate (a weak key, a SHA-1 signature): the
+            # device is refused at the handshake, as with any invalid certificate.
+            return refused(
+                "CERTIFICATE_INVALID", f"the certificate cannot be registered: {error.error_type}: {error.message}"
+            )
         if body is None and problem is None:
             event = _record_registration(backend, registered, ca)
     ids = {"certificateId": registered.certificate_id, "caCertificateId": ca.certificate_id}

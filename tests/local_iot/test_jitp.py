@@ -21,7 +21,7 @@ import pytest
 from botocore.exceptions import ClientError
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -632,6 +632,19 @@ def test_device_certificate_outside_its_validity_is_refused(iot: Any, endpoint: 
         status, answer = connect(endpoint, device(authority, days=days, CN="old", C="DE"))
         assert status == 403 and answer["code"] == "CERTIFICATE_INVALID"
     assert certificate_ids(iot) == []
+
+
+def test_a_weak_device_certificate_is_refused_not_a_server_error(iot: Any, endpoint: str) -> None:
+    # RegisterCertificate refuses RSA-1024 (CertificateValidationException); first contact must say so, not 500.
+    jitp_world(iot)
+    authority = make_ca()
+    register_ca(iot, authority, registrationConfig={"templateName": "jitp"})
+    weak = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+    pem = pem_of(issue(name(CN="weak-1", C="DE"), authority, key=weak)[1])
+    status, answer = connect(endpoint, pem)
+    assert status == 403 and answer["code"] == "CERTIFICATE_INVALID", answer
+    assert "CertificateValidationException" in answer["reason"]
+    assert certificate_ids(iot) == [] and thing_names(iot) == []
 
 
 def test_a_registered_certificate_that_is_not_active_is_refused(iot: Any, endpoint: str) -> None:
