@@ -1,8 +1,10 @@
 """An independent look at the local endpoint's state, for integration targets.
 
-Targets call it with ``ansible.builtin.command`` and parse its JSON output, so
-that what a module claims is checked against what the endpoint holds, by a client
-that shares no code with the collection.
+Targets call it through the test-only ``iot_probe`` action (tests/integration/plugins/action),
+which runs ``main`` in Ansible's worker process with the very argv a command task would
+take, and parse its JSON output, so that what a module claims is checked against what the
+endpoint holds, by a client that shares no code with the collection. It also runs as a
+command, with the same output.
 
 Usage:
   iot_probe.py OPERATION [JSON_PARAMS]   call boto3's iot client method OPERATION (snake_case)
@@ -18,6 +20,7 @@ assert on errors (e.g. ResourceNotFoundException after a removal).
 from __future__ import annotations
 
 import datetime
+import functools
 import json
 import os
 import sys
@@ -48,7 +51,9 @@ def recorded_calls(reset: bool = False) -> list[str]:
         return json.load(response)["calls"]
 
 
+@functools.lru_cache(maxsize=None)
 def client(service: str = "iot") -> Any:
+    """One client per service and process: the action plugin calls main() many times in one process."""
     return boto3.client(
         service,
         endpoint_url=endpoint(),

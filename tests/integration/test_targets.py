@@ -13,6 +13,20 @@ import pytest
 from harness import REPO, reset_endpoint, run_playbook
 
 TARGETS_DIR = os.path.join(REPO, "tests", "integration", "targets")
+# Test-only plugins: the iot_probe action (iot_probe.py run in Ansible's worker, not a new Python per call)
+# and a callback that imports it, boto3 and a client once in ansible-playbook's main process for the workers.
+PROBE_PLUGINS = os.path.join(REPO, "tests", "integration", "plugins")
+
+
+def _probe_env() -> dict[str, str]:
+    """ANSIBLE_ACTION_PLUGINS and ANSIBLE_CALLBACK_PLUGINS with the test plugins added to any given."""
+    env = {}
+    for name, sub in (("ANSIBLE_ACTION_PLUGINS", "action"), ("ANSIBLE_CALLBACK_PLUGINS", "callback")):
+        paths = [os.path.join(PROBE_PLUGINS, sub)]
+        if os.environ.get(name):
+            paths.append(os.environ[name])
+        env[name] = os.pathsep.join(paths)
+    return env
 
 
 def _enabled_targets() -> list[str]:
@@ -34,6 +48,37 @@ def _enabled_targets() -> list[str]:
 
 
 TARGETS = _enabled_targets()
+
+# Seconds each target took (pytest --durations, -n 2, on the 2-core CI machine), used only to run the longest
+# first (see conftest.py). A target not listed counts as the longest, so a new one is started early.
+EXPECTED_SECONDS = {
+    "certificate": 686,
+    "ca_certificate": 513,
+    "fleet": 337,
+    "policy": 246,
+    "thing_group": 152,
+    "thing_registration_task": 148,
+    "provisioning_template": 124,
+    "provisioning_role": 112,
+    "policy_attachment": 98,
+    "local_ca": 90,
+    "device_certificate": 87,
+    "certificate_info": 79,
+    "thing_principal": 78,
+    "thing_type": 76,
+    "thing": 58,
+    "policy_info": 56,
+    "csr": 44,
+    "thing_info": 43,
+    "register_thing": 41,
+    "provisioning_template_info": 40,
+    "endpoint_info": 20,
+}
+
+
+def expected_seconds(target: str) -> float:
+    return EXPECTED_SECONDS.get(target, max(EXPECTED_SECONDS.values()))
+
 
 PLAYBOOK = """
 - name: Integration target {target}
@@ -60,7 +105,7 @@ def test_target(target: str, local_iot_endpoint: str, collections_path: str, tmp
         local_iot_endpoint,
         collections_path,
         str(tmp_path),
-        extra_env={"ANSIBLE_ROLES_PATH": TARGETS_DIR},
+        extra_env={"ANSIBLE_ROLES_PATH": TARGETS_DIR, **_probe_env()},
         extra_vars={
             "local_iot_endpoint": local_iot_endpoint,
             "iot_probe": os.path.join(REPO, "tests", "integration", "iot_probe.py"),
@@ -72,3 +117,90 @@ def test_target(target: str, local_iot_endpoint: str, collections_path: str, tmp
         pytest.fail(
             f"target {target} failed (rc={result.returncode})\n{result.stdout[-20000:]}\n{result.stderr[-5000:]}"
         )
+
+
+PROBE_CHECK = """
+- name: The iot_probe action returns what the iot_probe.py command returns
+  hosts: localhost
+  gather_facts: false
+  vars:
+    probe: ["{{ ansible_playbook_python }}", "{{ iot_probe }}"]
+    cases:
+      - ["describe_thing", '{"thingName": "probe-check"}']
+      - ["describe_thing", '{"thingName": "probe-missing"}']
+      - ["list_things", "{}"]
+      - ["--service", "iam", "list_roles", "{}"]
+      - ["--mutating-calls"]
+      - ["--tags", "{{ (made.stdout | from_json).policyArn }}"]
+    policy_document: '{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "iot:Connect", "Resource": "*"}]}'
+  tasks:
+    - name: A thing, made through the action
+      iot_probe:
+        argv: "{{ probe + ['create_thing', {'thingName': 'probe-check'} | to_json] }}"
+      changed_when: true
+    - name: A policy with a tag, made through the action
+      iot_probe:
+        argv: "{{ probe + ['create_policy', {'policyName': 'probe-check', 'policyDocument': policy_document,
+                 'tags': [{'Key': 'k', 'Value': 'v'}]} | to_json] }}"
+      register: made
+      changed_when: true
+    - name: Each case through the action
+      iot_probe:
+        argv: "{{ probe + item }}"
+      loop: "{{ cases }}"
+      register: via_action
+      changed_when: false
+    - name: Each case through the command
+      ansible.builtin.command:
+        argv: "{{ probe + item }}"
+      loop: "{{ cases }}"
+      register: via_command
+      changed_when: false
+    - name: Same rc and same JSON, case by case
+      ansible.builtin.assert:
+        that:
+          - item.0.rc == item.1.rc == 0
+          - (item.0.stdout | from_json) == (item.1.stdout | from_json)
+      loop: "{{ via_action.results | zip(via_command.results) | list }}"
+      loop_control:
+        label: "{{ item.0.item }}"
+    - name: The cases saw the endpoint (so that equal answers are not empty ones)
+      ansible.builtin.assert:
+        that:
+          - (via_action.results[0].stdout | from_json).thingName == 'probe-check'
+          - (via_action.results[1].stdout | from_json).error == 'ResourceNotFoundException'
+          - (via_action.results[4].stdout | from_json).calls == ['CreateThing', 'CreatePolicy']
+          - (via_action.results[5].stdout | from_json).tags == dict(k='v')
+    - name: An operation boto3 does not have fails the task, as the command does
+      iot_probe:
+        argv: "{{ probe + ['no_such_operation', '{}'] }}"
+      register: bad
+      ignore_errors: true
+    - name: Not a probe command at all
+      iot_probe:
+        argv: ["{{ ansible_playbook_python }}", "-c", "print(1)"]
+      register: other
+      ignore_errors: true
+    - name: Both failed, with the reason
+      ansible.builtin.assert:
+        that:
+          - bad is failed and bad.rc == 1 and 'no_such_operation' in bad.stderr
+          - other is failed and 'iot_probe.py' in other.msg
+"""
+
+
+def test_probe_action_matches_command(local_iot_endpoint: str, collections_path: str, tmp_path) -> None:
+    """The targets' iot_probe action gives, call by call, the rc and JSON of iot_probe.py run as a command."""
+    reset_endpoint(local_iot_endpoint)
+    playbook = tmp_path / "probe.yml"
+    playbook.write_text(PROBE_CHECK)
+    result = run_playbook(
+        str(playbook),
+        local_iot_endpoint,
+        collections_path,
+        str(tmp_path),
+        extra_env=_probe_env(),
+        extra_vars={"iot_probe": os.path.join(REPO, "tests", "integration", "iot_probe.py")},
+    )
+    assert result.returncode == 0, result.stdout[-10000:] + result.stderr[-3000:]
+    assert "failed=0" in result.stdout and "ignored=2" in result.stdout
