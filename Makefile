@@ -53,9 +53,10 @@ unit: venv
 integration: venv
 	$(BIN)/python -m pytest -q tests/integration
 
-# One pytest run for unit, local endpoint and integration tests.
+# One pytest run for unit, local endpoint and integration tests. Long tests run first (tests/integration/conftest.py)
+# and --dist worksteal lets an idle worker take tests queued on the other, so both workers finish together.
 pytest: venv
-	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(PYTEST_WORKERS) tests/unit tests/local_iot tests/integration
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(PYTEST_WORKERS) --dist worksteal tests/unit tests/local_iot tests/integration
 
 sanity: venv
 	VENV_BIN=$(CURDIR)/$(BIN) bash scripts/ansible_test.sh sanity --venv --python 3.11

@@ -38,3 +38,24 @@ def collections_path() -> str:
     os.makedirs(namespace)
     os.symlink(REPO, os.path.join(namespace, "provisioning"))
     return root
+
+
+def _run_order(item: pytest.Item) -> tuple[int, float]:
+    """Integration targets first, longest first; other integration tests; local endpoint tests; the rest."""
+    path = str(item.path)
+    if path.endswith(os.path.join("tests", "integration", "test_targets.py")) and hasattr(item, "callspec"):
+        from test_targets import expected_seconds
+
+        return (0, -expected_seconds(item.callspec.params["target"]))
+    if os.sep + os.path.join("tests", "integration") + os.sep in path:
+        return (1, 0.0)
+    if os.sep + os.path.join("tests", "local_iot") + os.sep in path:
+        return (2, 0.0)
+    return (3, 0.0)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Long tests first, so that under pytest-xdist (`--dist worksteal`) no worker is left with a long one at the
+    end while the other idles: each worker's queue ends with short tests, and an idle worker steals from the end of
+    the other's queue. The sort is stable: within a group, tests keep their collection order."""
+    items.sort(key=_run_order)
