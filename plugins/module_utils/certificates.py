@@ -74,6 +74,7 @@ from ansible_collections.iotfleet.provisioning.plugins.module_utils.crypto impor
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.validation import (
     check_policy_name,
     check_thing_name,
+    validate_declared,
 )
 
 # UpdateCertificate cannot set PENDING_TRANSFER or PENDING_ACTIVATION; REGISTER_INACTIVE is deprecated.
@@ -139,6 +140,8 @@ class DesiredCertificate:
     thing: Optional[str] = None
     policies: Optional[List[str]] = None
     purge_policies: bool = True
+    # Policies earlier tasks of the play create: in check mode a missing one is not an error (declared_resources).
+    declared_policies: List[str] = field(default_factory=list)
     # The intent record of a certificate-creating call of an earlier run that did not finish (see intent_path).
     intent_path: Optional[str] = None
     intent: Optional[Dict[str, Any]] = None
@@ -257,6 +260,7 @@ def validate_certificate(params: Mapping[str, Any]) -> DesiredCertificate:
         desired.policies = validate_policy_names(params["policies"])
     purge = params.get("purge_policies")
     desired.purge_policies = True if purge is None else bool(purge)
+    desired.declared_policies = validate_declared(params.get("declared_resources"), ("policies",))["policies"]
 
     desired.certificate_path = params.get("certificate_path")
     desired.private_key_path = params.get("private_key_path")
@@ -862,8 +866,11 @@ def ensure_present(
     if not check_mode:
         _remove_stale_temporaries(desired)
     if location.certificate is None:
+        check_policies_exist(client, desired, desired.policies or [], check_mode, "No certificate was created")
         changed, before, after = create_certificate(client, desired, location, check_mode, warn)
     else:
+        plan, _predicted = plan_certificate(desired, location.certificate.view, location.certificate.pem)
+        check_policies_exist(client, desired, plan.attach_policies, check_mode, "Nothing was changed")
         changed, before, after = converge_certificate(client, desired, location.certificate, check_mode)
     if not check_mode:
         clear_intent(desired)
@@ -885,6 +892,26 @@ def _remove_stale_temporaries(desired: DesiredCertificate) -> None:
                 if match and match.group("base") == base:
                     with contextlib.suppress(OSError):
                         os.unlink(os.path.join(directory, entry))
+
+
+def check_policies_exist(
+    client: Any, desired: DesiredCertificate, names: List[str], check_mode: bool, outcome: str
+) -> None:
+    """Every policy to attach exists, read before the first change: a missing one would fail AttachPolicy after
+    the certificate was made. In check mode a policy in declared_resources stands in for an earlier task's."""
+    for name in names:
+        if check_mode and name in desired.declared_policies:
+            continue
+        try:
+            client.get_policy(policyName=name)
+        except ClientError as e:
+            if not is_error(e, "ResourceNotFoundException"):
+                raise
+            raise StateConflictError(
+                "policies",
+                f"policy {name} does not exist; create it first (iotfleet.provisioning.policy), or list it in "
+                f"declared_resources.policies when an earlier task of the play creates it (check mode only). {outcome}",
+            ) from None
 
 
 def converge_certificate(

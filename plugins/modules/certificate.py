@@ -123,6 +123,17 @@ options:
         policies to this certificate.
     type: bool
     default: true
+  declared_resources:
+    description:
+      - Policies that earlier tasks of the same play create. Every policy to attach is read before the first
+        change, and a missing one fails the task (before a certificate is made), naming it, in check mode too;
+        in check mode a policy listed here stands in for what an earlier task only predicted.
+    type: dict
+    suboptions:
+      policies:
+        description: Policy names.
+        type: list
+        elements: str
 extends_documentation_fragment:
   - iotfleet.provisioning.aws
 attributes:
@@ -285,6 +296,7 @@ def main() -> None:
             thing=dict(type="str"),
             policies=dict(type="list", elements="str"),
             purge_policies=dict(type="bool", default=True),
+            declared_resources=dict(type="dict", options=dict(policies=dict(type="list", elements="str"))),
         ),
     )
     if not HAS_CRYPTOGRAPHY:

@@ -14,8 +14,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 
 def reset_endpoint(url: str) -> None:
-    """Forget all state and recorded calls, so each target starts from an empty account."""
-    for path, method in (("/moto-api/reset", "POST"), ("/_local/calls", "DELETE")):
+    """Forget all state, recorded calls and traffic settings (faults), so each test starts from an empty account."""
+    for path, method in (("/moto-api/reset", "POST"), ("/_local/calls", "DELETE"), ("/_local/traffic", "DELETE")):
         request = urllib.request.Request(f"{url}{path}", method=method)
         urllib.request.urlopen(request, timeout=10).close()
 

@@ -271,6 +271,12 @@ class FakeIoT:
         self._record("detach_policy", policyName=policyName, target=target)
         self.attached.discard((target, policyName))
 
+    def get_policy(self, policyName):
+        self._record("get_policy", policyName=policyName)
+        if policyName not in self.policies:
+            raise client_error("ResourceNotFoundException", f"policy {policyName} not found", "GetPolicy")
+        return {"policyName": policyName}
+
     def list_attached_policies(self, target, **params):
         self._record("list_attached_policies", target=target, **params)
         items = [{"policyName": p, "policyArn": f"arn:policy/{p}"} for a, p in sorted(self.attached) if a == target]
@@ -595,21 +601,54 @@ def test_failure_after_creation_leaves_no_active_certificate_and_a_rerun_complet
         private_key_path=str(tmp_path / "dev.key"),
         certificate_path=str(tmp_path / "dev.pem"),
         thing="dev-1",
-        policies=["missing-policy"],
+        policies=["flaky-policy"],
     )
+    # The policy exists when it is checked, but attaching it fails once the certificate was made.
+    iot.policies.add("flaky-policy")
+    iot.fail["attach_policy"] = client_error("LimitExceededException", "too many", "AttachPolicy")
     with pytest.raises(AwsCallError) as caught:
         present(iot, **opts)
     (cert_id,) = iot.certificates
-    assert caught.value.code == "ResourceNotFoundException"
+    assert caught.value.code == "LimitExceededException"
     assert cert_id in str(caught.value) and "run the task again" in str(caught.value)
     assert iot.certificates[cert_id]["status"] == "INACTIVE"
 
-    iot.policies.add("missing-policy")
     (changed, _unused, after), _unused = present(iot, **opts)
     assert changed and after["certificate_id"] == cert_id and after["status"] == "ACTIVE"
-    assert after["policies"] == ["missing-policy"]
+    assert after["policies"] == ["flaky-policy"]
     assert len(iot.certificates) == 1
     assert "create_keys_and_certificate" not in iot.mutating_calls()[1:]
+
+
+@pytest.mark.parametrize("check_mode", [True, False])
+def test_a_missing_policy_fails_before_any_certificate_is_made(iot, tmp_path, check_mode):
+    # Before: predicted fine in check mode, and the apply made a certificate, then failed at AttachPolicy (issue 10).
+    opts = dict(
+        create_keys=True,
+        private_key_path=str(tmp_path / "dev.key"),
+        certificate_path=str(tmp_path / "c"),
+        policies=["nope"],
+    )
+    with pytest.raises(certs.StateConflictError) as caught:
+        present(iot, check_mode=check_mode, **opts)
+    assert str(caught.value).startswith("policies: policy nope does not exist; create it first")
+    assert iot.certificates == {} and iot.mutating_calls() == [] and not (tmp_path / "dev.key").exists()
+
+
+def test_a_declared_policy_stands_in_only_in_check_mode(iot, tmp_path):
+    opts = dict(
+        create_keys=True,
+        private_key_path=str(tmp_path / "dev.key"),
+        certificate_path=str(tmp_path / "c"),
+        policies=["made-earlier"],
+    )
+    (changed, _before, after), _unused = present(
+        iot, check_mode=True, declared_resources={"policies": ["made-earlier"]}, **opts
+    )
+    assert changed and after["policies"] == ["made-earlier"] and iot.mutating_calls() == []
+    with pytest.raises(certs.StateConflictError):
+        present(iot, declared_resources={"policies": ["made-earlier"]}, **opts)
+    assert iot.certificates == {}
 
 
 # --- CSR ----------------------------------------------------------------------------------------------------
