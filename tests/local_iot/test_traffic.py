@@ -176,15 +176,16 @@ def test_fault_operations_limit_faults_to_the_operations_named(endpoint: str, io
 
 
 def test_quota_throttles_beyond_the_token_bucket(endpoint: str, iot: Any) -> None:
-    # ListThings: 10 TPS on AWS; scaled by 0.5 a bucket of 5 tokens refilled at 5 per second.
-    switch(endpoint, quotas="aws-default", quota_scale=0.5)
+    # ListThings: 10 TPS on AWS; scaled by 0.2 a bucket of 2 tokens refilled at 2 per second. A slow rate, so
+    # that a loaded machine (each call slower) still outruns the refill and meets throttles.
+    switch(endpoint, quotas="aws-default", quota_scale=0.2)
     started = time.monotonic()
     results = [outcome(iot.list_things) for _attempt in range(20)]
     elapsed = time.monotonic() - started
     passed = results.count("ok")
-    # 5 from the full bucket, plus what refilled meanwhile (one more for rounding).
-    assert 5 <= passed <= int(5 + 5 * elapsed) + 1, (passed, elapsed, results)
-    assert results[:5] == ["ok"] * 5
+    # 2 from the full bucket, plus what refilled meanwhile (one more for rounding).
+    assert 2 <= passed <= int(2 + 2 * elapsed) + 1, (passed, elapsed, results)
+    assert results[:2] == ["ok"] * 2
     assert set(results) == {"ok", "ThrottlingException"}
     counters = control(endpoint)[1]["counters"]["ListThings"]
     assert counters == {"calls": 20, "throttles": 20 - passed, "faults": 0}
@@ -197,14 +198,14 @@ def test_quota_throttles_beyond_the_token_bucket(endpoint: str, iot: Any) -> Non
     assert response["ResponseMetadata"]["HTTPHeaders"]["x-amzn-errortype"] == "ThrottlingException"
     assert response["Error"] == {"Code": "ThrottlingException", "Message": "Rate exceeded"}
 
-    # Each operation has its own bucket (DescribeThing: 175 TPS here), and S3 is never limited.
+    # Each operation has its own bucket (DescribeThing: 70 TPS here), and S3 is never limited.
     iot.create_thing(thingName="t1")
     assert [outcome(iot.describe_thing, thingName="t1") for _attempt in range(10)] == ["ok"] * 10
     s3 = client(endpoint, "s3")
     assert [outcome(s3.list_buckets) for _attempt in range(15)] == ["ok"] * 15
 
-    # The bucket refills continuously: 0.5 s later there are 2 tokens again.
-    time.sleep(0.5)
+    # The bucket refills continuously: 1 s later there are 2 tokens again.
+    time.sleep(1.0)
     assert outcome(iot.list_things) == "ok"
     assert outcome(iot.list_things) == "ok"
 
