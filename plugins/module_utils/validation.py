@@ -292,6 +292,10 @@ __all__ = [
 ]
 
 
+# The argument spec of declared_resources where it takes policies only (doc fragment declared_policies).
+DECLARED_POLICIES_OPTION: dict[str, Any] = dict(type="dict", options=dict(policies=dict(type="list", elements="str")))
+
+
 def validate_declared(declared: Any, keys: tuple[str, ...]) -> dict[str, list[str]]:
     """O(declared_resources): the policies (and thing types) earlier tasks of the play create, names checked.
 

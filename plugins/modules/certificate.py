@@ -123,19 +123,9 @@ options:
         policies to this certificate.
     type: bool
     default: true
-  declared_resources:
-    description:
-      - Policies that earlier tasks of the same play create. Every policy to attach is read before the first
-        change, and a missing one fails the task (before a certificate is made), naming it, in check mode too;
-        in check mode a policy listed here stands in for what an earlier task only predicted.
-    type: dict
-    suboptions:
-      policies:
-        description: Policy names.
-        type: list
-        elements: str
 extends_documentation_fragment:
   - iotfleet.provisioning.aws
+  - iotfleet.provisioning.declared_policies
 attributes:
   check_mode:
     description: Predicts the change with the same planning as a real run, without calling a mutating API.
@@ -277,6 +267,7 @@ from ansible_collections.iotfleet.provisioning.plugins.module_utils.crypto impor
     CRYPTOGRAPHY_IMPORT_ERROR,
     HAS_CRYPTOGRAPHY,
 )
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.validation import DECLARED_POLICIES_OPTION
 
 
 def main() -> None:
@@ -296,7 +287,7 @@ def main() -> None:
             thing=dict(type="str"),
             policies=dict(type="list", elements="str"),
             purge_policies=dict(type="bool", default=True),
-            declared_resources=dict(type="dict", options=dict(policies=dict(type="list", elements="str"))),
+            declared_resources=DECLARED_POLICIES_OPTION,
         ),
     )
     if not HAS_CRYPTOGRAPHY:

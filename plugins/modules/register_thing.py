@@ -67,23 +67,13 @@ options:
       - The subject of the CSR made with O(private_key_path) (keys as in M(iotfleet.provisioning.csr)).
       - Defaults to the common name V(iot-device).
     type: dict
-  declared_resources:
-    description:
-      - Policies that earlier tasks of the same play create, so that a first C(--check) plans. In check mode
-        those tasks only predict the creation; a policy the template names that does not exist and is listed
-        here is planned as there instead of failing. Outside check mode it must exist.
-    type: dict
-    suboptions:
-      policies:
-        description: Policy names.
-        type: list
-        elements: str
   certificate_path:
     description:
       - Write the device's certificate (PEM, mode 0644) here, on the host that runs the module.
     type: path
 extends_documentation_fragment:
   - iotfleet.provisioning.aws
+  - iotfleet.provisioning.declared_policies
   - iotfleet.provisioning.attributes
 attributes:
   check_mode:
@@ -167,6 +157,7 @@ certificate_path:
 
 from ansible_collections.iotfleet.provisioning.plugins.module_utils import registration
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import IoTModule
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.validation import DECLARED_POLICIES_OPTION
 
 
 def main() -> None:
@@ -183,7 +174,7 @@ def main() -> None:
             key_size=dict(type="int", default=2048),
             csr_subject=dict(type="dict"),
             certificate_path=dict(type="path"),
-            declared_resources=dict(type="dict", options=dict(policies=dict(type="list", elements="str"))),
+            declared_resources=DECLARED_POLICIES_OPTION,
         ),
         mutually_exclusive=[["template_body", "template_name"], ["csr", "csr_path", "private_key_path"]],
         required_one_of=[["template_body", "template_name"]],

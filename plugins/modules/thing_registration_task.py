@@ -108,23 +108,13 @@ options:
     description: Seconds between two progress reads (C(DescribeThingRegistrationTask)).
     type: int
     default: 5
-  declared_resources:
-    description:
-      - Policies that earlier tasks of the same play create, so that a first C(--check) plans. In check mode
-        those tasks only predict the creation; a policy the template names that does not exist and is listed
-        here is planned as there instead of failing the devices. Outside check mode it must exist.
-    type: dict
-    suboptions:
-      policies:
-        description: Policy names.
-        type: list
-        elements: str
   max_failures:
     description: How many devices may fail before the module fails.
     type: int
     default: 0
 extends_documentation_fragment:
   - iotfleet.provisioning.aws
+  - iotfleet.provisioning.declared_policies
   - iotfleet.provisioning.attributes
 attributes:
   check_mode:
@@ -335,6 +325,7 @@ diff:
 
 from ansible_collections.iotfleet.provisioning.plugins.module_utils import registration_task
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import IoTModule, result_with_diff
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.validation import DECLARED_POLICIES_OPTION
 
 
 def main() -> None:
@@ -357,7 +348,7 @@ def main() -> None:
             wait_timeout=dict(type="int", default=600),
             poll_interval=dict(type="int", default=5),
             max_failures=dict(type="int", default=0),
-            declared_resources=dict(type="dict", options=dict(policies=dict(type="list", elements="str"))),
+            declared_resources=DECLARED_POLICIES_OPTION,
         ),
         mutually_exclusive=[["template_body", "template_name"], ["devices", "devices_file"]],
         required_one_of=[["template_body", "template_name"], ["devices", "devices_file"]],
