@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from typing import Any
 
 import pytest
@@ -31,8 +32,15 @@ def refused(info: dict[str, Any], cert: str, key: str, client_id: str) -> None:
     device.disconnect()
 
 
-def refusals(url: str) -> list[str]:
-    return [event["reason"] for event in dataplane_info(url)["events"] if event["event"] == "refused"]
+def refusals(url: str, at_least: int = 1, timeout: float = 5.0) -> list[str]:
+    """The endpoint's refusals, once there are ``at_least`` (or ``timeout`` passed): the server records a refused
+    handshake on its own thread, a moment after the client has seen it fail."""
+    deadline = time.monotonic() + timeout
+    while True:
+        reasons = [event["reason"] for event in dataplane_info(url)["events"] if event["event"] == "refused"]
+        if len(reasons) >= at_least or time.monotonic() > deadline:
+            return reasons
+        time.sleep(0.05)
 
 
 def prove_device(info: dict[str, Any], cert: str, key: str, thing: str, neighbour: str) -> None:

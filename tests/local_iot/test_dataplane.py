@@ -16,6 +16,7 @@ import socket
 import ssl
 import sys
 import threading
+import time
 import urllib.request
 from typing import Any, Iterator
 
@@ -134,8 +135,15 @@ def events(endpoint: str, kind: str) -> list[dict[str, Any]]:
     return [event for event in dataplane_info(endpoint)["events"] if event["event"] == kind]
 
 
-def refusal_reasons(endpoint: str) -> list[str]:
-    return [event["reason"] for event in events(endpoint, "refused")]
+def refusal_reasons(endpoint: str, at_least: int = 1, timeout: float = 5.0) -> list[str]:
+    """The refusals the endpoint recorded, once there are ``at_least`` of them (or ``timeout`` seconds passed): the
+    server records a refused handshake on its own thread, a moment after the client has seen it fail."""
+    deadline = time.monotonic() + timeout
+    while True:
+        reasons = [event["reason"] for event in events(endpoint, "refused")]
+        if len(reasons) >= at_least or time.monotonic() > deadline:
+            return reasons
+        time.sleep(0.05)
 
 
 def refused_connect(info: dict[str, Any], cert: str, key: str, client_id: str) -> str:
@@ -244,7 +252,7 @@ def test_unregistered_and_unknown_ca_certificates_are_refused_at_tls(
     refused_connect(info, cert_file, key_file, "dev-x")
     self_key, self_signed = issue("dev-self")
     refused_connect(info, write(tmp_path, "s.pem", pem(self_signed)), write(tmp_path, "s.key", key_pem(self_key)), "s")
-    reasons = refusal_reasons(endpoint)
+    reasons = refusal_reasons(endpoint, at_least=2)
     assert len(reasons) == 2 and all(reason.startswith("TLS handshake failed") for reason in reasons)
     assert iot.list_certificates()["certificates"] == []  # nothing was registered on the way
 
