@@ -35,6 +35,7 @@ from typing import Any, Callable
 import fleet_provisioning
 import jitp
 import policy_eval
+import provisioning_claims
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -146,6 +147,7 @@ def trusted_pems() -> list[str]:
     for backend in backends():
         pems.extend(cert.certificate_pem for cert in backend.certificates.values())
         pems.extend(ca.certificate_pem for ca in backend.ca_certificates.values())
+    pems.extend(provisioning_claims.trusted_pems())  # CreateProvisioningClaim's temporary certificates
     return pems
 
 
@@ -206,7 +208,8 @@ def policies_of(principal: Principal, thing: policy_eval.Thing | None) -> list[t
     for (target, name), (_principal, policy) in list(backend.principal_policies.items()):
         if target in targets and name not in found:
             found[name] = _policy_document(policy)
-    return list(found.items())
+    # A trusted-user claim certificate has no attached policy: what it may do comes with it (provisioning_claims).
+    return list(found.items()) + provisioning_claims.policies_for(principal.certificate_id)
 
 
 def authorize(principal: Principal, client_id: str | None, action: str, resource: str) -> policy_eval.Decision:
@@ -494,6 +497,11 @@ class Listener:
         cert_id = hashlib.sha256(der).hexdigest()
         pem = certificate.public_bytes(serialization.Encoding.PEM).decode()
         with STATE_LOCK:
+            claim = provisioning_claims.find(cert_id)
+            if claim is not None:
+                if claim[1].expired():
+                    raise Refused(f"provisioning claim {cert_id} expired at {claim[1].expiration.isoformat()}")
+                return Principal(claim[0], claim[1].certificate_arn, cert_id, certificate)
             found = find_certificate(cert_id)
             if found is not None and found[1].status == "ACTIVE":
                 return Principal(found[0], found[1].arn, cert_id, certificate)

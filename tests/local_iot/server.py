@@ -13,6 +13,7 @@ Besides the AWS APIs it serves a few control paths for tests:
 * ``POST /_local/jitp/connect``, ``GET /_local/jitp/events``: a device's first connection (JITP/JITR), see JITP.md.
 * ``GET|POST|DELETE /_local/traffic``: quotas, latency and faults, settings and counters, see TRAFFIC.md.
 * ``GET|DELETE /_local/dataplane``: the MQTT/TLS listener's host, port, CA file and connection events, see README.md.
+* ``GET|POST|DELETE /_local/provisioning-claims``: the lifetime of CreateProvisioningClaim's claims, and the claims.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ import dataplane
 import fidelity
 import jitp
 import provisioning_api
+import provisioning_claims
 import registration_tasks
 import selfcheck
 import tagging_api
@@ -98,6 +100,7 @@ CONTROL_ROUTES: dict[str, Callable[..., tuple[str, Any]]] = {
     **jitp.CONTROL_ROUTES,  # /_local/jitp/connect, /_local/jitp/events
     **traffic.CONTROL_ROUTES,  # /_local/traffic
     **dataplane.CONTROL_ROUTES,  # /_local/dataplane
+    **provisioning_claims.CONTROL_ROUTES,  # /_local/provisioning-claims
 }
 
 
@@ -149,6 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     traffic.add_argument_group(parser)  # --quotas, --quota-scale, --latency-ms, --fault-rate, ...
     dataplane.add_argument_group(parser)  # --mqtt-port, --no-mqtt
+    provisioning_claims.add_argument_group(parser)  # --provisioning-claim-lifetime
     return parser
 
 
@@ -164,6 +168,7 @@ def build_app(args: argparse.Namespace | None = None) -> LocalIoTApp:
     args = args or build_parser().parse_args([])
     fidelity.install(RECORDER.record, fidelity_options(args))
     provisioning_api.install()
+    provisioning_claims.install(args)  # CreateProvisioningClaim
     jitp.install()
     tagging_api.install()  # after jitp: its RegisterCACertificate wrapper goes around jitp's
     registration_tasks.install()
