@@ -13,6 +13,7 @@ Besides the AWS APIs it serves a few control paths for tests:
 * ``POST /_local/jitp/connect``, ``GET /_local/jitp/events``: a device's first connection (JITP/JITR), see JITP.md.
 * ``GET|POST|DELETE /_local/traffic``: quotas, latency and faults, settings and counters, see TRAFFIC.md.
 * ``GET|DELETE /_local/dataplane``: the MQTT/TLS listener's host, port, CA file and connection events, see README.md.
+* ``POST /_local/registry/seed``: many things in one request (tests), see registry_index.py.
 * ``GET|POST|DELETE /_local/provisioning-claims``: the lifetime of CreateProvisioningClaim's claims, and the claims.
 """
 
@@ -37,6 +38,7 @@ import jitp
 import provisioning_api
 import provisioning_claims
 import registration_tasks
+import registry_index
 import selfcheck
 import tagging_api
 import traffic
@@ -100,6 +102,7 @@ CONTROL_ROUTES: dict[str, Callable[..., tuple[str, Any]]] = {
     **jitp.CONTROL_ROUTES,  # /_local/jitp/connect, /_local/jitp/events
     **traffic.CONTROL_ROUTES,  # /_local/traffic
     **dataplane.CONTROL_ROUTES,  # /_local/dataplane
+    **registry_index.CONTROL_ROUTES,  # /_local/registry/seed
     **provisioning_claims.CONTROL_ROUTES,  # /_local/provisioning-claims
 }
 
@@ -172,6 +175,7 @@ def build_app(args: argparse.Namespace | None = None) -> LocalIoTApp:
     jitp.install()
     tagging_api.install()  # after jitp: its RegisterCACertificate wrapper goes around jitp's
     registration_tasks.install()
+    registry_index.install()  # after tagging_api: fleet indexing, SearchIndex, dynamic and billing groups
     authorization_api.install()  # TestAuthorization, by the data plane's policy evaluator
     traffic.install(traffic.settings_from_args(args), RECORDER.record)  # after fidelity: its hook runs first
     return LocalIoTApp(DomainDispatcherApplication(create_backend_app))
