@@ -163,6 +163,12 @@ def _thing_type_option(field: str, value: Any) -> str:
     return value if value == "" else check_thing_type_name(field, value)
 
 
+def _billing_group_option(field: str, value: Any) -> str:
+    """A billing group name, or "" for "in no billing group"."""
+    value = check_string(field, value)
+    return value if value == "" else check_thing_group_name(field, value)
+
+
 def _parent_option(field: str, value: Any) -> str:
     """A parent group name, or "" for "top level"."""
     value = check_string(field, value)
@@ -189,6 +195,8 @@ def validate_thing(params: Mapping[str, Any]) -> dict[str, Any]:
         "purge_attributes": bool(params.get("purge_attributes", True)),
         "thing_groups": _optional(params, "thing_groups", _thing_group_list),
         "purge_thing_groups": bool(params.get("purge_thing_groups", True)),
+        # A billing group name, "" for none, None to leave it alone (issue 16).
+        "billing_group": _optional(params, "billing_group", _billing_group_option),
         "force": bool(params.get("force", False)),
         "wait_timeout": check_positive_int("wait_timeout", params.get("wait_timeout", 60)),
     }
@@ -210,7 +218,7 @@ def read_thing(client: Any, name: str) -> Optional[dict[str, Any]]:
         if is_error(error, NOT_FOUND):
             return None
         raise
-    return {
+    thing = {
         "name": raw["thingName"],
         "arn": raw.get("thingArn"),
         "thing_id": raw.get("thingId"),
@@ -219,6 +227,9 @@ def read_thing(client: Any, name: str) -> Optional[dict[str, Any]]:
         "thing_groups": sorted(g["groupName"] for g in groups),
         "version": raw.get("version"),
     }
+    if raw.get("billingGroupName"):  # the key exists only while the thing is in a billing group
+        thing["billing_group"] = raw["billingGroupName"]
+    return thing
 
 
 def plan_thing(current: Optional[Mapping[str, Any]], desired: Mapping[str, Any]) -> dict[str, Any]:
@@ -277,11 +288,21 @@ def plan_thing(current: Optional[Mapping[str, Any]], desired: Mapping[str, Any])
         "thing_groups": groups,
         "version": current["version"] if current else None,
     }
-    return {"create": create, "update": update, "groups_to_add": to_add, "groups_to_remove": to_remove, "after": after}
+    billing_before = (current or {}).get("billing_group")
+    billing = billing_before if desired.get("billing_group") is None else (desired["billing_group"] or None)
+    if billing:
+        after["billing_group"] = billing
+    billing_change = None
+    if billing != billing_before:
+        billing_change = {"remove": billing_before, "add": billing}
+    plan = {"create": create, "update": update, "groups_to_add": to_add, "groups_to_remove": to_remove, "after": after}
+    plan["billing_group"] = billing_change  # a thing is in one billing group: leave the old one, join the new
+    return plan
 
 
 def plan_changes(plan: Mapping[str, Any]) -> bool:
-    return bool(plan["create"] or plan["update"] or plan["groups_to_add"] or plan["groups_to_remove"])
+    calls = (plan["create"], plan["update"], plan["groups_to_add"], plan["groups_to_remove"], plan.get("billing_group"))
+    return any(bool(call) for call in calls)
 
 
 def ensure_thing_present(
@@ -302,6 +323,11 @@ def ensure_thing_present(
         client.update_thing_groups_for_thing(
             thingName=name, thingGroupsToAdd=plan["groups_to_add"], thingGroupsToRemove=plan["groups_to_remove"]
         )
+    billing = plan.get("billing_group")
+    if billing and billing["remove"]:
+        client.remove_thing_from_billing_group(billingGroupName=billing["remove"], thingName=name)
+    if billing and billing["add"]:
+        client.add_thing_to_billing_group(billingGroupName=billing["add"], thingName=name)
     return True, before, read_thing(client, name)
 
 
@@ -814,7 +840,7 @@ def find_things(client: Any, query: Mapping[str, Any]) -> list[dict[str, Any]]:
 # ---------------------------------------------------------------------------
 # Results
 
-THING_DIFF_KEYS = ("name", "thing_type", "attributes", "thing_groups")
+THING_DIFF_KEYS = ("name", "thing_type", "attributes", "thing_groups", "billing_group")
 THING_TYPE_DIFF_KEYS = ("name", "description", "searchable_attributes", "deprecated")
 THING_GROUP_DIFF_KEYS = ("name", "parent", "description", "attributes", "tags")
 

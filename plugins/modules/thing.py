@@ -60,6 +60,13 @@ options:
       - Has no effect when O(thing_groups) is unset.
     type: bool
     default: true
+  billing_group:
+    description:
+      - The billing group the thing is in, which must exist. A thing is in at most one billing group, so a thing
+        in another one is moved. An empty string takes the thing out of its billing group.
+      - When unset, the thing's billing group is left as it is.
+    type: str
+    version_added: 0.1.0
   force:
     description:
       - With O(state=absent), detach every principal (certificate) from the thing before deleting it.
@@ -91,7 +98,8 @@ attributes:
 notes:
   - "IAM permissions: C(iot:DescribeThing), C(iot:ListThingGroupsForThing), C(iot:CreateThing), C(iot:UpdateThing),
     C(iot:UpdateThingGroupsForThing); for O(state=absent) also C(iot:ListThingPrincipals), C(iot:DeleteThing) and,
-    with O(force=true), C(iot:DetachThingPrincipal)."
+    with O(force=true), C(iot:DetachThingPrincipal); with O(billing_group) C(iot:AddThingToBillingGroup) and
+    C(iot:RemoveThingFromBillingGroup)."
   - The attribute count is checked before any call when it can be; when it depends on the thing's current type
     (O(thing_type) unset) or current attributes (O(purge_attributes=false)), it is checked after the thing is read
     and before anything changes.
@@ -170,6 +178,11 @@ thing:
       type: list
       elements: str
       sample: [building-a, temperature]
+    billing_group:
+      description: The billing group the thing is in.
+      returned: when the thing is in a billing group
+      type: str
+      sample: site-lyon
     version:
       description: The registry version of the thing record; null in check mode when the thing would be created.
       type: int
@@ -183,7 +196,8 @@ detached_principals:
   elements: str
   sample: ["arn:aws:iot:eu-west-1:123456789012:cert/3f1e5c..."]
 diff:
-  description: The managed fields (name, thing_type, attributes, thing_groups) before and after, with C(--diff).
+  description: The managed fields (name, thing_type, attributes, thing_groups, billing_group) before and after,
+    with C(--diff).
   returned: when diff mode is on
   type: dict
 """
@@ -208,6 +222,7 @@ def main() -> None:
             purge_attributes=dict(type="bool", default=True),
             thing_groups=dict(type="list", elements="str"),
             purge_thing_groups=dict(type="bool", default=True),
+            billing_group=dict(type="str"),
             force=dict(type="bool", default=False),
             wait_timeout=dict(type="int", default=60),
         ),
