@@ -9,7 +9,8 @@ BIN := $(VENV)/bin
 PORT ?= 5123
 PYTEST_WORKERS ?= 2
 
-.PHONY: all venv pins demo test lint format unit integration pytest sanity build changelog benchmark clean
+.PHONY: all venv pins demo test lint format unit integration pytest sanity build changelog benchmark clean \
+	test-aws test-matrix docs
 
 all: test
 
@@ -42,6 +43,9 @@ lint: venv
 	mkdir -p build/collections/ansible_collections/iotfleet
 	ln -sfn $(CURDIR) build/collections/ansible_collections/iotfleet/provisioning
 	PATH=$(CURDIR)/$(BIN):$$PATH ANSIBLE_COLLECTIONS_PATH=$(CURDIR)/build/collections $(BIN)/ansible-lint --offline
+	# Module, plugin and role documentation as a docs site needs it (what `make docs` renders).
+	cd build/collections/ansible_collections/iotfleet/provisioning && PATH=$(CURDIR)/$(BIN):$$PATH \
+		ANSIBLE_COLLECTIONS_PATH=$(CURDIR)/build/collections $(CURDIR)/$(BIN)/antsibull-docs lint-collection-docs --plugin-docs .
 
 format: venv
 	$(BIN)/ruff check --fix .
@@ -68,6 +72,20 @@ build: venv
 # Not part of the tests: prints and writes benchmarks/results.json (several minutes).
 benchmark: venv
 	$(BIN)/python benchmarks/run.py
+
+# Opt-in, never in CI: the integration targets against the AWS account of your credentials (docs/testing_on_aws.md).
+#   IOTFLEET_AWS_TESTS=1 AWS_PROFILE=sandbox AWS_REGION=eu-west-1 make test-aws   (ARGS="--dry-run" lists only)
+test-aws: venv
+	$(BIN)/python scripts/test_aws.py $(ARGS)
+
+# Not in CI (minutes per version): sanity and one integration target for each claimed ansible-core version
+# this machine's Python runs (scripts/test_matrix.sh; VERSIONS="2.17.14" for one).
+test-matrix: venv
+	PYTHON=$(PYTHON) bash scripts/test_matrix.sh
+
+# The HTML documentation site (modules, plugins, roles, docs/ guides) in build/docs/html; not in CI (~1.5 min).
+docs: venv
+	VENV_BIN=$(CURDIR)/$(BIN) bash scripts/build_docs.sh
 
 changelog: venv
 	$(BIN)/antsibull-changelog release
