@@ -465,9 +465,14 @@ def _print_rows(rows: list[dict], title: str) -> None:
 
 
 def summary(results: dict) -> None:
-    std = results["standard"]
-    cold, warm, script = std["cold"], std["warm"], std["anchor"]
     print("\n== summary (load average before -> after each figure)")
+    if "standard" in results:
+        standard_summary(results["standard"])
+    scale_summary(results)
+
+
+def standard_summary(std: dict) -> None:
+    cold, warm, script = std["cold"], std["warm"], std["anchor"]
     print(
         f"cold {cold['devices']}: playbook {cold['wall_s']} s = {cold['minimal_ratio']}x the minimal bound "
         f"{cold['minimal_bound_s']} s "
@@ -490,6 +495,9 @@ def summary(results: dict) -> None:
         f"{start['empty_play']['wall_s']} s, a play with only the policy task {start['policy_task_only']['wall_s']} s "
         f"(load {start['empty_play']['load_before']}); planning inside the module {cold['planning_s']} s"
     )
+
+
+def scale_summary(results: dict) -> None:
     rows = results.get("scale", [])
     if rows:
         print("scale (quotas x F, latency / F; a second here is F seconds at AWS's default quotas):")
@@ -526,6 +534,7 @@ def main() -> None:
     parser.add_argument("--quota-scale", type=float, default=2.0, help="F for the scale runs (quotas x F)")
     parser.add_argument("--plan-devices", type=int, default=100000, help="devices of the plan-only run (0: none)")
     parser.add_argument("--plan-quota-scale", type=float, default=10.0, help="F for the plan-only run")
+    parser.add_argument("--no-standard", action="store_true", help="leave out the 500-device set (trying sizes)")
     parser.add_argument("--output", default=os.path.join(REPO, "benchmarks", "results.json"))
     args = parser.parse_args()
 
@@ -534,7 +543,8 @@ def main() -> None:
     collections = _collections_path()
     env = _environment(collections)
     results: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "load_at_start": measure.load_average()}}
-    results["standard"] = standard(args, work, collections, env)
+    if not args.no_standard:
+        results["standard"] = standard(args, work, collections, env)
     if args.scale:
         rows = []
         for size in (int(s) for s in args.sizes.split(",") if s.strip()):

@@ -30,6 +30,7 @@ import json
 import time
 from typing import Any, Callable
 
+import fidelity_paging
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -103,6 +104,7 @@ def seed(backend: IoTBackend, body: dict[str, Any]) -> dict[str, Any]:
                 backend.principal_things[(cert.arn, name)] = (cert, thing)
                 if policy is not None:
                     backend.principal_policies[(cert.arn, policy.name)] = (cert, policy)
+    next_generation()
     return {"things": len(names), "certificates": len(pems), "seconds": round(time.monotonic() - started, 2)}
 
 
@@ -270,12 +272,92 @@ def install_request_caches() -> None:
         return self.__dict__["_bench_action"]
 
 
+# Every change to moto's state moves the generation on; a cached list is good for one generation of one backend.
+_GENERATION = [0]
+READ_PREFIXES = ("List", "Describe", "Get")
+# Responses whose whole list is cached (the paging fix answers one page of it each call), with the request
+# parameters that choose the list.
+CACHED_LISTS = {
+    "list_things": ("attributeName", "attributeValue", "thingTypeName", "usePrefixAttributeValue"),
+    "list_certificates": (),
+    "list_things_in_thing_group": ("thingGroupName", "recursive"),
+    "list_targets_for_policy": ("policyName",),
+}
+
+
+def next_generation() -> None:
+    _GENERATION[0] += 1
+
+
+def install_list_caches() -> None:
+    """Build a whole list once while nothing changes, instead of once per page (moto builds it for every page).
+
+    With 100,000 things each page of ListThings or ListCertificates cost moto about a second (it converts every
+    item, then the paging fix finds the token's place among them all), so reading 400 pages took minutes. The
+    list is cached per backend, operation and choosing parameters until any IoT call that is not a read (or a
+    seed) moves the generation on. Only for the benchmark's server: the data plane and the thing registration
+    tasks, which change state outside IoT calls, are not used there.
+    """
+
+    @_wrap(IoTResponse, "call_action")
+    def call_action(original: Callable[..., Any], self: IoTResponse) -> Any:
+        operation = self._get_action() or ""
+        if operation.startswith(READ_PREFIXES):
+            return original(self)
+        next_generation()
+        try:
+            return original(self)
+        finally:
+            next_generation()
+
+    cache: dict[tuple[Any, ...], Any] = {}
+    for method, parameters in CACHED_LISTS.items():
+
+        def cached(
+            original: Callable[..., Any], self: IoTResponse, *, _method: str = method, _keys: tuple = parameters
+        ) -> Any:
+            backend = self.iot_backend
+            key = (_method, id(backend), id(backend.things), _GENERATION[0], *(self._get_param(k) for k in _keys))
+            if key not in cache:
+                if len(cache) > 64:
+                    cache.clear()
+                cache[key] = original(self)
+            return cache[key]
+
+        _wrap(IoTResponse, method)(cached)
+
+    positions: dict[int, tuple[list[Any], dict[str, int]]] = {}
+    original_page = fidelity_paging.page
+
+    def page(items: list[Any], limit: int, token: str | None) -> tuple[list[Any], str | None]:
+        """fidelity_paging.page, finding the token's item in a cached list by a map instead of a scan."""
+        if not token:
+            return original_page(items, limit, token)
+        offset, last = fidelity_paging.decode_token(token)
+        known = positions.get(id(items))
+        if known is None or known[0] is not items:
+            if len(positions) > 64:
+                positions.clear()
+            first: dict[str, int] = {}
+            for index, item in enumerate(items):
+                first.setdefault(fidelity_paging._identity(item), index)  # pylint: disable=protected-access
+            known = positions[id(items)] = (items, first)
+        start = known[1][last] + 1 if last in known[1] else min(offset, len(items))
+        chunk = items[start : start + limit]
+        end = start + len(chunk)
+        more = chunk and end < len(items)
+        return chunk, fidelity_paging.encode_token(end, fidelity_paging._identity(chunk[-1])) if more else None  # pylint: disable=protected-access
+
+    fidelity_paging.page = page
+
+
 def main(argv: list[str] | None = None) -> None:
     """server.py with the seed control path and the indexes: ``python large_registry.py [server.py options]``."""
     import server  # pylint: disable=import-outside-toplevel  # only this entry point starts a server
 
     install_indexes()
     install_request_caches()
+    install_list_caches()
     server.CONTROL_ROUTES.update(CONTROL_ROUTES)
     server.main(argv)
 

@@ -143,3 +143,46 @@ def test_a_seed_that_cannot_be_carried_out_makes_nothing(endpoint):
         status, answer = seed(endpoint, body)
         assert status == 400 and named in answer["error"], (body, answer)
     assert len(iot.list_things(maxResults=250)["things"]) == before
+
+
+def all_pages(call, key: str, token_in: str, token_out: str, **params) -> list:
+    items, token = [], None
+    while True:
+        page = call(**params, **({token_in: token} if token else {}))
+        items += page[key]
+        token = page.get(token_out)
+        if not token:
+            return items
+
+
+def test_cached_lists_page_whole_and_follow_every_change(endpoint):
+    iot = client(endpoint)
+    iot.create_thing_group(thingGroupName="paged")
+    seed(endpoint, {"prefix": "p-", "count": 7, "width": 1, "thing_group": "paged", "certificates": True})
+
+    def names() -> list[str]:
+        things = all_pages(iot.list_things, "things", "nextToken", "nextToken", maxResults=2)
+        return [thing["thingName"] for thing in things]
+
+    def members() -> list[str]:
+        return all_pages(
+            iot.list_things_in_thing_group, "things", "nextToken", "nextToken", thingGroupName="paged", maxResults=3
+        )
+
+    def certificates() -> list[dict]:
+        return all_pages(iot.list_certificates, "certificates", "marker", "nextMarker", pageSize=2)
+
+    before = names()
+    assert [n for n in before if n.startswith("p-")] == [f"p-{i}" for i in range(7)]
+    assert members() == [f"p-{i}" for i in range(7)]
+    count = len(certificates())
+    iot.create_thing(thingName="p-late")
+    iot.add_thing_to_thing_group(thingGroupName="paged", thingName="p-late")
+    iot.remove_thing_from_thing_group(thingGroupName="paged", thingName="p-3")
+    assert names() == [*before, "p-late"]
+    assert members() == [f"p-{i}" for i in range(7) if i != 3] + ["p-late"]
+    arn = iot.list_thing_principals(thingName="p-0")["principals"][0]
+    certificate_id = arn.rsplit("/", 1)[1]
+    iot.update_certificate(certificateId=certificate_id, newStatus="INACTIVE")
+    listed = {c["certificateId"]: c["status"] for c in certificates()}
+    assert len(listed) == count and listed[certificate_id] == "INACTIVE"
