@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 PORT ?= 5123
 PYTEST_WORKERS ?= 2
 
-.PHONY: all venv pins demo test lint format unit integration pytest sanity build changelog benchmark clean \
+.PHONY: all venv pins demo test lint format unit integration pytest sanity build changelog benchmark benchmark-scale clean \
 	test-aws test-matrix docs
 
 all: test
@@ -69,9 +69,13 @@ build: venv
 	mkdir -p build
 	$(BIN)/ansible-galaxy collection build --force --output-path build .
 
-# Not part of the tests: prints and writes benchmarks/results.json (several minutes).
+# Not part of the tests: prints and writes benchmarks/results.json. benchmark: 500 devices (about 4 minutes);
+# benchmark-scale: also 1,000 and 10,000 devices and a 100,000-device plan-only run (about 30 minutes more).
 benchmark: venv
 	$(BIN)/python benchmarks/run.py
+
+benchmark-scale: venv
+	$(BIN)/python benchmarks/run.py --scale
 
 # Opt-in, never in CI: the integration targets against the AWS account of your credentials (docs/testing_on_aws.md).
 #   IOTFLEET_AWS_TESTS=1 AWS_PROFILE=sandbox AWS_REGION=eu-west-1 make test-aws   (ARGS="--dry-run" lists only)
