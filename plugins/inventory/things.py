@@ -166,6 +166,7 @@ keyed_groups:
   - key: iot_attributes.firmware | default('unknown')
     prefix: firmware
 
+---
 # fleet.iot_things.yml: a fleet indexing query, with certificates, cached for an hour
 plugin: iotfleet.provisioning.things
 query: "thingGroupNames:production AND attributes.os:linux"
