@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """`make test-aws`: the integration targets against the AWS account in your credentials. Never run by CI.
 
     IOTFLEET_AWS_TESTS=1 AWS_PROFILE=sandbox AWS_REGION=eu-west-1 make test-aws
@@ -48,6 +47,8 @@ LOCAL_ONLY_PATHS = {
 # Targets that assert what only the local endpoint has, found by reading them (a scan cannot see these).
 LOCAL_ONLY_TARGETS = {
     "provisioning_role": "asserts the role ARN in the local endpoint's account (123456789012)",
+    "fleet_indexing": "changes the account's fleet indexing configuration: account-wide, not named by the prefix "
+    "(so no sweep can restore it), and indexing is billed",
 }
 # What each module, or an iot_probe create_* call, leaves in the account until the sweep.
 MAKES = {
@@ -62,6 +63,22 @@ MAKES = {
     "provisioning_role": "IAM roles",
     "ca_certificate": "CA certificates",
     "thing_registration_task": "S3 objects, thing registration tasks",
+    "billing_group": "billing groups",
+    "dynamic_thing_group": "thing groups",
+    "provisioning_claim": "claim certificates (AWS expires them after 5 minutes)",
+}
+PROBE_MAKES = {
+    "thing": "things",
+    "thing_type": "thing types",
+    "thing_group": "thing groups",
+    "dynamic_thing_group": "thing groups",
+    "billing_group": "billing groups",
+    "policy": "IoT policies",
+    "policy_version": "IoT policies",
+    "keys_and_certificate": "certificates",
+    "certificate_from_csr": "certificates",
+    "role": "IAM roles",
+    "provisioning_template": "provisioning templates",
 }
 COST = (
     "Cost: none of these resources costs money at rest (AWS IoT Core bills connectivity, messaging and operations, "
@@ -93,14 +110,15 @@ def skip_reason(name: str) -> str:
 
 
 def makes(name: str) -> list[str]:
-    """The kinds of AWS resources a target makes (modules it calls with state present, probe create_* calls)."""
+    """The kinds of AWS resources a target makes: the modules it calls, and the iot_probe create_* calls."""
     text = target_text(name)
     kinds: set[str] = set()
     for module in re.findall(r"iotfleet\.provisioning\.(\w+):", text):
         if module in MAKES:
             kinds.update(k.strip() for k in MAKES[module].split(","))
-    for call in re.findall(r"\bcreate_(\w+)", text):
-        kinds.add({"thing": "things", "policy": "IoT policies", "thing_group": "thing groups"}.get(call, call))
+    for call in re.findall(r"(?:\[\s*|['\"]|op:\s*)create_(\w+)", text):
+        if call in PROBE_MAKES:
+            kinds.add(PROBE_MAKES[call])
     return sorted(kinds)
 
 
@@ -109,14 +127,15 @@ def listing(prefix: str, region: str, selected: list[str]) -> list[str]:
     lines = [f"make test-aws: run prefix {prefix!r}, region {region or '(unset: set AWS_REGION)'}", "Will run:"]
     for name in selected:
         if not skip_reason(name):
-            kinds = ", ".join(makes(name)) or "nothing in AWS (local files only)"
-            lines.append(f"  {name:28} makes {kinds}, named {prefix}NN-...")
+            kinds = ", ".join(makes(name))
+            made = f"makes {kinds}, named {prefix}NN-..." if kinds else "makes nothing in AWS"
+            lines.append(f"  {name:28} {made}")
     lines.append("Skipped (the local endpoint runs them):")
     for name in selected:
         if skip_reason(name):
             lines.append(f"  {name:28} skipped: {skip_reason(name)}")
     lines.append(
-        f"At the end, even after a failure: every thing, thing group, thing type, policy, provisioning "
+        f"At the end, even after a failure: every thing, thing group, billing group, thing type, policy, provisioning "
         f"template and IAM role named {prefix}*, and certificates attached only to them, are removed."
     )
     lines.append(COST)
@@ -182,7 +201,7 @@ def aws_clients(upstream: str | None, region: str):
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0])
     parser.add_argument("--dry-run", action="store_true", help="print the listing and stop (no AWS call)")
     parser.add_argument("--targets", default="", help="comma-separated target names (default: all)")
     parser.add_argument("--prefix", default="", help="the run prefix (default: it + 6 random hex digits)")

@@ -49,7 +49,7 @@ def _iot_routes() -> tuple[tuple[str, re.Pattern[str], dict[str, str], str], ...
     routes = []
     for name in model.operation_names:
         http = model.operation_model(name).http
-        path, _, query = http["requestUri"].partition("?")
+        path, query = http["requestUri"].split("?", 1) if "?" in http["requestUri"] else (http["requestUri"], "")
         pattern = ""
         for part in re.split(r"(\{[^}]+\})", path):
             if part.startswith("{"):
@@ -61,7 +61,7 @@ def _iot_routes() -> tuple[tuple[str, re.Pattern[str], dict[str, str], str], ...
         routes.append((specificity, (http["method"], re.compile(f"^{pattern}/?$"), literals, name)))
     # More literal text first: "/things/x/principals" is ListThingPrincipals, not a thing named "x/principals".
     routes.sort(key=lambda route: route[0], reverse=True)
-    return tuple(route for _, route in routes)
+    return tuple(route for specificity, route in routes)
 
 
 def iot_operation(method: str, path: str, query: str) -> str:
@@ -123,7 +123,7 @@ class Relay:
         service = scope.group(2)
         # Every client of the run goes to the run's region, whatever region it signed for (IAM is global).
         region = "us-east-1" if service == "iam" else self.region
-        path, _, query = raw_path.partition("?")
+        path, query = raw_path.split("?", 1) if "?" in raw_path else (raw_path, "")
         if service == "iot":
             self.calls.record(iot_operation(method, path, query))
         url = self.upstream(service, region).rstrip("/") + raw_path
@@ -206,7 +206,7 @@ class RunningRelay:
             # A stand-in for AWS (tests): every service at one URL, signed with the stand-in's dummy keys.
             session = botocore.session.get_session()
             session.set_credentials("testing", "testing")
-            self.relay = Relay(region, lambda _service, _region: upstream_url, session)
+            self.relay = Relay(region, lambda service, region: upstream_url, session)
         else:
             self.relay = Relay(region)
         self.server = ThreadingHTTPServer(("127.0.0.1", port), _handler(self.relay))

@@ -93,9 +93,18 @@ class Sweep:
         for policy in policies:
             self._policy(policy)
         groups = [g["groupName"] for g in _pages(iot.list_thing_groups, "thingGroups") if self._ours(g["groupName"])]
-        # Children before parents: a group with child groups cannot be deleted.
-        for group in sorted(groups, key=self._group_depth, reverse=True):
-            self._attempt("thing group", group, lambda g=group: iot.delete_thing_group(thingGroupName=g))
+        described = {name: self._describe_group(name) for name in groups}
+        # Children before parents: a group with child groups cannot be deleted. A dynamic group (it has a
+        # query) has its own delete call.
+        for group in sorted(groups, key=lambda name: len(described[name]["parents"]), reverse=True):
+            if described[group]["dynamic"]:
+                self._attempt("thing group", group, lambda g=group: iot.delete_dynamic_thing_group(thingGroupName=g))
+            else:
+                self._attempt("thing group", group, lambda g=group: iot.delete_thing_group(thingGroupName=g))
+        for billing in _pages(iot.list_billing_groups, "billingGroups"):
+            if self._ours(billing["groupName"]):
+                name = billing["groupName"]
+                self._attempt("billing group", name, lambda n=name: iot.delete_billing_group(billingGroupName=n))
         for template in _pages(iot.list_provisioning_templates, "templates"):
             if self._ours(template["templateName"]):
                 name = template["templateName"]
@@ -110,15 +119,13 @@ class Sweep:
                 self._role(role["RoleName"])
         return self.report
 
-    def _group_depth(self, name: str) -> int:
+    def _describe_group(self, name: str) -> dict[str, Any]:
         try:
-            return len(
-                self.iot.describe_thing_group(thingGroupName=name)
-                .get("thingGroupMetadata", {})
-                .get("rootToParentThingGroups", [])
-            )
+            group = self.iot.describe_thing_group(thingGroupName=name)
         except ClientError:
-            return 0
+            return {"parents": [], "dynamic": False}
+        parents = group.get("thingGroupMetadata", {}).get("rootToParentThingGroups", [])
+        return {"parents": parents, "dynamic": bool(group.get("queryString"))}
 
     def _certificate(self, arn: str, cert_id: str) -> None:
         iot = self.iot

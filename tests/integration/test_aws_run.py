@@ -63,7 +63,7 @@ def test_relay_knows_every_iot_operation_by_its_request() -> None:
     wrong = []
     for name in model.operation_names:
         http = model.operation_model(name).http
-        path, _, query = http["requestUri"].partition("?")
+        path, query = http["requestUri"].split("?", 1) if "?" in http["requestUri"] else (http["requestUri"], "")
         literal_query = "&".join(item for item in query.split("&") if "=" in item and "{" not in item)
         got = iot_operation(http["method"], re.sub(r"\{[^}]+\}", "x-1", path), literal_query)
         if got != name:
@@ -78,7 +78,7 @@ TARGET_LEAVES_AND_FAILS = """
 - name: A policy
   iotfleet.provisioning.policy:
     name: "{{ resource_prefix }}-left"
-    policy_document: {Version: "2012-10-17", Statement: [{Effect: Allow, Action: "iot:Connect", Resource: "*"}]}
+    document: {Version: "2012-10-17", Statement: [{Effect: Allow, Action: "iot:Connect", Resource: "*"}]}
 - name: The target fails before its own clean-up
   ansible.builtin.fail:
     msg: failing on purpose
@@ -127,7 +127,7 @@ def test_a_run_through_the_relay_sweeps_its_prefix_even_after_a_failure(local_io
     out = result.stdout
     assert result.returncode == 1, out + result.stderr
     assert re.search(r"^  thing_info +passed in \d+ s", out, re.M), out[-8000:]
-    assert re.search(r"^  leaves_and_fails +FAILED", out, re.M)
+    assert re.search(r"^  leaves_and_fails +FAILED", out, re.M) and "failing on purpose" in out
     assert re.search(r"^  local_only +skipped: injects faults", out, re.M)
     report = json.loads((tmp_path / "work" / "itrun01" / "sweep.json").read_text())
     # The failed target's thing and policy, and what thing_info leaves for the sweep (it has no clean-up step).
@@ -149,6 +149,7 @@ def test_sweep_removes_the_prefix_and_nothing_else(local_iot_endpoint: str) -> N
     doc = json.dumps(
         {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "iot:Connect", "Resource": "*"}]}
     )
+    iot.update_indexing_configuration(thingIndexingConfiguration={"thingIndexingMode": "REGISTRY"})  # dynamic groups
     for prefix in ("itsweep1", "itother1"):
         iot.create_thing_type(thingTypeName=f"{prefix}-type")
         iot.create_thing(thingName=f"{prefix}-a", thingTypeName=f"{prefix}-type")
@@ -161,15 +162,20 @@ def test_sweep_removes_the_prefix_and_nothing_else(local_iot_endpoint: str) -> N
         iot.attach_policy(policyName=f"{prefix}-pol", target=cert["certificateArn"])
         iam.create_role(RoleName=f"{prefix}-role", AssumeRolePolicyDocument=doc)
         iam.attach_role_policy(RoleName=f"{prefix}-role", PolicyArn="arn:aws:iam::aws:policy/ReadOnlyAccess")
+        iot.create_billing_group(billingGroupName=f"{prefix}-bill")
+        iot.create_dynamic_thing_group(thingGroupName=f"{prefix}-dyn", queryString="attributes.model:x")
     shared = iot.create_keys_and_certificate(setAsActive=True)
     iot.create_thing(thingName="itsweep1-shared")
     for thing in ("itsweep1-shared", "itother1-a"):
         iot.attach_thing_principal(thingName=thing, principal=shared["certificateArn"])
 
-    report = Sweep("itsweep1", iot, iam, thing_type_wait=20, log=lambda _line: None).run()
+    report = Sweep("itsweep1", iot, iam, thing_type_wait=20, log=lambda line: None).run()
 
     assert sorted(report["thing"]["removed"]) == ["itsweep1-a", "itsweep1-shared"]
-    assert report["thing group"]["removed"] == ["itsweep1-child", "itsweep1-parent"]
+    removed_groups = report["thing group"]["removed"]
+    assert sorted(removed_groups) == ["itsweep1-child", "itsweep1-dyn", "itsweep1-parent"]
+    assert removed_groups.index("itsweep1-child") < removed_groups.index("itsweep1-parent")
+    assert report["billing group"]["removed"] == ["itsweep1-bill"]
     assert report["policy"]["removed"] == ["itsweep1-pol"]
     assert report["thing type"]["removed"] == ["itsweep1-type"]
     assert report["IAM role"]["removed"] == ["itsweep1-role"]
@@ -179,8 +185,10 @@ def test_sweep_removes_the_prefix_and_nothing_else(local_iot_endpoint: str) -> N
     assert [t["thingName"] for t in iot.list_things()["things"]] == ["itother1-a"]
     assert sorted(g["groupName"] for g in iot.list_thing_groups()["thingGroups"]) == [
         "itother1-child",
+        "itother1-dyn",
         "itother1-parent",
     ]
+    assert [g["groupName"] for g in iot.list_billing_groups()["billingGroups"]] == ["itother1-bill"]
     assert [p["policyName"] for p in iot.list_policies()["policies"]] == ["itother1-pol"]
     assert [r["RoleName"] for r in iam.list_roles()["Roles"]] == ["itother1-role"]
     assert [t["thingTypeName"] for t in iot.list_thing_types()["thingTypes"]] == ["itother1-type"]
