@@ -43,9 +43,6 @@ lint: venv
 	mkdir -p build/collections/ansible_collections/iotfleet
 	ln -sfn $(CURDIR) build/collections/ansible_collections/iotfleet/provisioning
 	PATH=$(CURDIR)/$(BIN):$$PATH ANSIBLE_COLLECTIONS_PATH=$(CURDIR)/build/collections $(BIN)/ansible-lint --offline
-	# Module, plugin and role documentation as a docs site needs it (what `make docs` renders).
-	cd build/collections/ansible_collections/iotfleet/provisioning && PATH=$(CURDIR)/$(BIN):$$PATH \
-		ANSIBLE_COLLECTIONS_PATH=$(CURDIR)/build/collections $(CURDIR)/$(BIN)/antsibull-docs lint-collection-docs --plugin-docs .
 
 format: venv
 	$(BIN)/ruff check --fix .
