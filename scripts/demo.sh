@@ -34,7 +34,7 @@ run() {
     -e "iot_endpoint_url=$endpoint" -e "demo_output_dir=$out" "$@"
 }
 
-echo "== first run: provisions the demo devices, JITP and two small fleets"
+echo "== first run: provisions the demo devices, JITP, two small fleets and fleet provisioning by claim"
 run
 echo "== second run: must change nothing"
 run | tee "$repo/build/demo-second-run.log"
@@ -59,6 +59,30 @@ print(f"connecting as {thing} to localhost:{info['port']} (on AWS: {settings['en
 with Device(info, cert, key, thing) as device:
     device.subscribe(f"devices/{thing}/#")
     device.publish(f"devices/{thing}/hello", json.dumps({"thing": thing, "status": "online"}))
+    topic, payload = device.receive()
+    print(f"first message received on {topic}: {payload.decode()}")
+PY
+echo
+echo "== a device provisioned by claim: it swaps the bundle's claim for its own certificate and thing (fleet provisioning)"
+"$bin/python" - "$endpoint" "$out/fleet-provisioning/bundle" "$out/demo-claim-device" <<'PY'
+import json, os, sys
+sys.path.insert(0, "tests/local_iot")
+from device_sdk import Device, dataplane_info
+from identity_sdk import provision
+
+endpoint, bundle, folder = sys.argv[1:4]
+with open(os.path.join(bundle, "config.json")) as handle:
+    config = json.load(handle)
+info = dataplane_info(endpoint)  # the local listener's port and its stand-in for Amazon Root CA 1
+claim = [os.path.join(bundle, config[name]) for name in ("cert", "key")]
+client_id = config["client_id"].replace("<unique per device>", "001")
+got = provision(info, *claim, client_id, config["template_name"], {"SerialNumber": "001"}, folder, use_csr=True)
+if got.outcome != "accepted":
+    sys.exit(f"fleet provisioning refused the device: {got.error_code}: {got.error_message}")
+print(f"{client_id} got certificate {got.certificate_id[:12]}... and thing {got.thing_name}")
+with Device(info, got.cert_file, got.key_file, got.thing_name) as device:
+    device.subscribe(f"devices/{got.thing_name}/#")
+    device.publish(f"devices/{got.thing_name}/hello", json.dumps({"thing": got.thing_name, "status": "online"}))
     topic, payload = device.receive()
     print(f"first message received on {topic}: {payload.decode()}")
 PY
