@@ -960,7 +960,12 @@ def thing_type_error(device: DesiredDevice, spec: FleetSpec, snap: Snapshot) -> 
     return None
 
 
-def plan_device(device: DesiredDevice, spec: FleetSpec, snap: Snapshot) -> DevicePlan:
+def plan_device(
+    device: DesiredDevice, spec: FleetSpec, snap: Snapshot, named_groups: Optional[List[str]] = None
+) -> DevicePlan:
+    # named_groups: spec.named_groups, worked out once per plan (it reads every device: once per device made
+    # planning quadratic, 85 s for 10,000 devices).
+    named = spec.named_groups if named_groups is None else named_groups
     plan = DevicePlan(name=device.name)
     current = snap.things.get(device.name)
     plan.error = thing_type_error(device, spec, snap)
@@ -1002,7 +1007,7 @@ def plan_device(device: DesiredDevice, spec: FleetSpec, snap: Snapshot) -> Devic
         if members is None or device.name not in members:
             plan.groups_to_add.append(group)
     if device.thing_groups is not None:
-        for group in spec.named_groups:
+        for group in named:
             if group in desired_groups:
                 continue
             members = snap.groups.get(group) or set()
@@ -1012,7 +1017,7 @@ def plan_device(device: DesiredDevice, spec: FleetSpec, snap: Snapshot) -> Devic
         plan.changes.append("add to groups " + ", ".join(plan.groups_to_add))
     if plan.groups_to_remove:
         plan.changes.append("remove from groups " + ", ".join(plan.groups_to_remove))
-    before_groups = sorted(g for g in spec.named_groups if device.name in (snap.groups.get(g) or set()))
+    before_groups = sorted(g for g in named if device.name in (snap.groups.get(g) or set()))
     after_groups = sorted((set(before_groups) | set(plan.groups_to_add)) - set(plan.groups_to_remove))
     plan.before = (
         {"thing_type": current["thing_type"], "attributes": current["attributes"], "thing_groups": before_groups}
@@ -1183,9 +1188,10 @@ def _plan_certificate(
 def plan_fleet(spec: FleetSpec, snap: Snapshot) -> FleetPlan:
     """Per device the steps that make it match, the prune list, and the guard. No call, no file."""
     devices = []
+    named_groups = spec.named_groups
     for device in spec.devices:
         try:
-            devices.append(plan_device(device, spec, snap))
+            devices.append(plan_device(device, spec, snap, named_groups))
         except ValidationError as e:
             devices.append(DevicePlan(name=device.name, action="failed", error=str(e)))
     managed = snap.groups.get(spec.fleet_group) or set()
