@@ -45,6 +45,16 @@ for version in $versions; do
   fi
   actual=$("$venv/bin/python" -c 'import ansible.release as r; print(r.__version__)')
 
+  # ansible-test downloads get-pip for its own pinned pip version from a host this network cannot reach; the
+  # stand-in scripts/ansible_test.sh writes (ensurepip, then pip) is cached under this version's name as well.
+  pip_version=$(grep -ohP "pip='\K[0-9.]+" "$venv"/lib/python*/site-packages/ansible_test/_internal/python_requirements.py | head -1)
+  cache=$HOME/.ansible/test/cache
+  if [ -n "$pip_version" ] && [ ! -f "$cache/get_pip_${pip_version//./_}.py" ]; then
+    VENV_BIN=$repo/$venv/bin ANSIBLE_TEST_WORKDIR=$repo/$out/ansible-test-$version \
+      bash scripts/ansible_test.sh --version > /dev/null 2>&1 || true  # writes the stand-in
+    cp "$cache/get_pip_24_2.py" "$cache/get_pip_${pip_version//./_}.py"
+  fi
+
   start=$(date +%s)
   if VENV_BIN=$repo/$venv/bin ANSIBLE_TEST_WORKDIR=$repo/$out/ansible-test-$version \
       bash scripts/ansible_test.sh sanity --venv --python 3.11 > "$out/sanity-$version.log" 2>&1; then
