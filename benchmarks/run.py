@@ -416,9 +416,9 @@ def scaled(args: argparse.Namespace, size: int, work: str, collections: str, env
     return rows
 
 
-def plan_only(args: argparse.Namespace, work: str, collections: str, env: dict[str, str]) -> dict:
+def plan_only(args: argparse.Namespace, size: int, work: str, collections: str, env: dict[str, str]) -> dict:
     """Check mode for a large fleet against a seeded registry: 1% attribute changes, 1% new devices."""
-    size, factor = args.plan_devices, args.plan_quota_scale
+    factor = args.plan_quota_scale
     existing = size - size // 100
     devices_file = os.path.join(work, f"devices-{size}.jsonl")
     _devices_file(devices_file, size, changed_every=100)
@@ -445,7 +445,7 @@ def plan_only(args: argparse.Namespace, work: str, collections: str, env: dict[s
         row = fleet_row(f"plan only (check mode), {size} devices", "warm", size, endpoint, measured, None)
     with open(plan_file) as handle:
         counts = json.load(handle).get("counts", {})
-    row.update(seeded=seeded, plan_counts=counts, module_s=row["planning_s"])
+    row.update(kind="plan", seeded=seeded, plan_counts=counts, module_s=row["planning_s"])
     _print_rows([row], f"{size} plan only")
     return row
 
@@ -513,8 +513,8 @@ def scale_summary(results: dict) -> None:
 
 def growth_table(rows: list[dict]) -> dict:
     table: dict[str, Any] = {}
-    for kind in ("cold", "warm"):
-        points = sorted((r["devices"], r) for r in rows if r["kind"] == kind and "plan only" not in r["scenario"])
+    for kind in ("cold", "warm", "plan"):
+        points = sorted(((r["devices"], r) for r in rows if r["kind"] == kind), key=lambda point: point[0])
         for (n1, r1), (n2, r2) in zip(points, points[1:]):
             for figure in ("peak_rss_mib", "planning_s", "wall_s"):
                 key = f"{kind} {figure} {n1}->{n2}"
@@ -532,7 +532,7 @@ def main() -> None:
     parser.add_argument("--scale", action="store_true", help="also 1,000 and 10,000 devices and the plan-only run")
     parser.add_argument("--sizes", default="1000,10000", help="fleet sizes of --scale (comma-separated)")
     parser.add_argument("--quota-scale", type=float, default=2.0, help="F for the scale runs (quotas x F)")
-    parser.add_argument("--plan-devices", type=int, default=100000, help="devices of the plan-only run (0: none)")
+    parser.add_argument("--plan-devices", default="100000", help="devices of the plan-only runs (comma-separated)")
     parser.add_argument("--plan-quota-scale", type=float, default=10.0, help="F for the plan-only run")
     parser.add_argument("--no-standard", action="store_true", help="leave out the 500-device set (trying sizes)")
     parser.add_argument("--output", default=os.path.join(REPO, "benchmarks", "results.json"))
@@ -549,8 +549,8 @@ def main() -> None:
         rows = []
         for size in (int(s) for s in args.sizes.split(",") if s.strip()):
             rows += scaled(args, size, work, collections, env)
-        if args.plan_devices:
-            rows.append(plan_only(args, work, collections, env))
+        for size in (int(s) for s in args.plan_devices.split(",") if s.strip()):
+            rows.append(plan_only(args, size, work, collections, env))
         results["scale"] = rows
         results["growth"] = growth_table(rows)
     results["seconds"] = round(time.monotonic() - started, 1)
