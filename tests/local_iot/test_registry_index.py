@@ -145,12 +145,12 @@ def test_indexing_configuration_rules(iot: Any) -> None:
         thingIndexingConfiguration={"thingIndexingMode": "OFF", "thingConnectivityIndexingMode": "STATUS"},
     )
     assert (code, status) == ("InvalidRequestException", 400) and "thingConnectivityIndexingMode" in message
-    code, _, _ = error_of(
+    code = error_of(
         iot.update_indexing_configuration,
         thingIndexingConfiguration={"thingIndexingMode": "REGISTRY", "namedShadowIndexingMode": "ON"},
-    )
+    )[0]
     assert code == "InvalidRequestException"
-    code, _, _ = error_of(iot.update_indexing_configuration, thingIndexingConfiguration={"thingIndexingMode": "ON"})
+    code = error_of(iot.update_indexing_configuration, thingIndexingConfiguration={"thingIndexingMode": "ON"})[0]
     assert code == "InvalidRequestException"  # not in the model's enum
     iot.update_indexing_configuration(
         thingIndexingConfiguration={
@@ -170,7 +170,7 @@ def test_indexing_configuration_rules(iot: Any) -> None:
 
 def test_search_index(endpoint: str, iot: Any) -> None:
     _registry(endpoint, iot)
-    code, _, status = error_of(iot.search_index, queryString="*")
+    code, _message, status = error_of(iot.search_index, queryString="*")
     assert (code, status) == ("ResourceNotFoundException", 404)  # thing indexing is off: no AWS_Things index
     iot.update_indexing_configuration(thingIndexingConfiguration={"thingIndexingMode": "REGISTRY"})
     names, token, pages = [], None, 0
@@ -201,7 +201,7 @@ def test_search_index(endpoint: str, iot: Any) -> None:
 
 def test_dynamic_thing_groups(endpoint: str, iot: Any) -> None:
     _registry(endpoint, iot)
-    code, message, _ = error_of(iot.create_dynamic_thing_group, thingGroupName="black", queryString="*")
+    code, message, _status = error_of(iot.create_dynamic_thing_group, thingGroupName="black", queryString="*")
     assert code == "InvalidRequestException" and "fleet indexing" in message
     iot.update_indexing_configuration(thingIndexingConfiguration={"thingIndexingMode": "REGISTRY"})
     made = iot.create_dynamic_thing_group(thingGroupName="black", queryString="attributes.color:black")
@@ -227,9 +227,9 @@ def test_dynamic_thing_groups(endpoint: str, iot: Any) -> None:
         (iot.create_dynamic_thing_group, {"thingGroupName": "x", "queryString": "*", "queryVersion": "1"}),
         (iot.update_indexing_configuration, {"thingIndexingConfiguration": {"thingIndexingMode": "OFF"}}),
     ):
-        code, _, status = error_of(call, **params)
+        code, _message, status = error_of(call, **params)
         assert status in (400, 409) and code in ("InvalidRequestException", "ResourceAlreadyExistsException"), params
-    code, _, _ = error_of(iot.create_dynamic_thing_group, thingGroupName="y", queryString="thingName:*x")
+    code = error_of(iot.create_dynamic_thing_group, thingGroupName="y", queryString="thingName:*x")[0]
     assert code == "InvalidQueryException"
     version = iot.update_dynamic_thing_group(
         thingGroupName="black", thingGroupProperties={}, queryString="thingName:tv-00*", expectedVersion=1
