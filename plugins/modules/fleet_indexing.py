@@ -23,8 +23,9 @@ options:
       - What the C(AWS_Things) index holds. V(registry) indexes registry data (names, types, attributes, groups),
         V(registry_and_shadow) also the classic shadow, V(off) removes the index.
       - V(off) also turns off O(thing_connectivity), O(device_defender) and O(named_shadows) unless they are set.
+      - Quote V(off) in YAML (C("off")); unquoted, YAML reads it as the boolean false.
     type: str
-    choices: [off, registry, registry_and_shadow]
+    choices: ["off", registry, registry_and_shadow]
   thing_connectivity:
     description:
       - Index connectivity status (thing connectivity indexing mode C(STATUS)). Needs thing indexing on.
