@@ -66,8 +66,9 @@ build: venv
 	mkdir -p build
 	$(BIN)/ansible-galaxy collection build --force --output-path build .
 
-# Not part of the tests: prints and writes benchmarks/results.json. benchmark: 500 devices (about 4 minutes);
-# benchmark-scale: also 1,000 and 10,000 devices and a 100,000-device plan-only run (about 30 minutes more).
+# Not part of the tests: prints and writes benchmarks/results.json. benchmark: 500 devices (its quota bounds
+# take 1.5 minutes, more on a loaded machine); benchmark-scale: also 1,000 and 10,000 devices and plan-only runs
+# of 10,000 and 100,000 (30 minutes or more; see the README's Benchmarks section).
 benchmark: venv
 	$(BIN)/python benchmarks/run.py
 
