@@ -10,7 +10,7 @@ import json
 import math
 import os
 import threading
-from typing import Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 # The calls a correct tool cannot do without, per device, for the benchmark's devices (a CSR certificate, one
 # policy, the fleet group). Cold: the five changes (reads of an empty account are a page or two, left out).
@@ -51,6 +51,11 @@ def made_bound(calls: Iterable[str], quotas: Mapping[str, float], default_tps: f
 def scaled_rates(operations: Iterable[str], quotas: Mapping[str, float], default_tps: float) -> dict[str, float]:
     """The fleet's api_rates for an endpoint whose quotas were scaled: each operation at the endpoint's TPS."""
     return {op: float(quotas.get(op, default_tps)) for op in sorted(operations)}
+
+
+def cpu_seconds(before: Any, after: Any) -> float:
+    """User plus system CPU seconds between two getrusage(RUSAGE_CHILDREN) readings (waited-for descendants)."""
+    return round((after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), 2)
 
 
 def load_average() -> float:

@@ -38,6 +38,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -266,11 +267,13 @@ def run_playbook(playbook: str, env: dict[str, str], check: bool = False, progre
     clock = measure.PlanningClock(progress) if progress else None
     load = measure.load_average()
     start = time.monotonic()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     with tempfile.TemporaryFile() as output:
         process = subprocess.Popen([*command, playbook], env=env, stdout=output, stderr=subprocess.STDOUT)
         with measure.TreeMemory(process.pid, on_sample=clock.poll if clock else None) as memory:
             code = process.wait()
         wall = time.monotonic() - start
+        cpu = measure.cpu_seconds(before, resource.getrusage(resource.RUSAGE_CHILDREN))
         if clock:
             clock.poll()
         if code != 0:
@@ -279,6 +282,8 @@ def run_playbook(playbook: str, env: dict[str, str], check: bool = False, progre
             raise SystemExit(f"ansible-playbook failed (rc={code}): {playbook}\n{tail}")
     return {
         "wall_s": round(wall, 2),
+        # CPU seconds of the whole tree (user + system): what the run costs on an idle machine, load aside.
+        "cpu_s": cpu,
         "planning_s": clock.planning(check) if clock else None,
         "load_before": load,
         "load_after": measure.load_average(),
@@ -334,6 +339,7 @@ def anchor(endpoint: Endpoint, devices: int) -> dict:
     script = os.path.join(REPO, "benchmarks", "boto3_cold.py")
     load = measure.load_average()
     start = time.monotonic()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     done = subprocess.run(
         [sys.executable, script, endpoint.url, str(devices), "anchor", "bench-fleet", "bench-policy"],
         capture_output=True,
@@ -341,6 +347,7 @@ def anchor(endpoint: Endpoint, devices: int) -> dict:
         check=False,
     )
     wall = time.monotonic() - start
+    cpu = measure.cpu_seconds(before, resource.getrusage(resource.RUSAGE_CHILDREN))
     if done.returncode != 0:
         raise SystemExit(f"boto3 anchor failed: {done.stderr[-2000:]}")
     own = json.loads(done.stdout.strip().splitlines()[-1])
@@ -349,6 +356,7 @@ def anchor(endpoint: Endpoint, devices: int) -> dict:
     return {
         "wall_s": round(wall, 2),  # from the process start: interpreter, imports and client included
         "script_s": own["wall_s"],  # the script's own clock: after its imports and client
+        "cpu_s": cpu,
         "calls": own["calls"],
         "minimal_bound_s": round(minimal, 2),
         "minimal_ratio": round(wall / minimal, 3),
@@ -490,10 +498,12 @@ def standard_summary(std: dict) -> None:
     )
     start = std["startup"]
     outside = round(cold["wall_s"] - (cold["module_s"] or 0), 2)
+    empty, policy = start["empty_play"], start["policy_task_only"]
     print(
-        f"outside the fleet module: {outside} s of the cold playbook; an empty play takes "
-        f"{start['empty_play']['wall_s']} s, a play with only the policy task {start['policy_task_only']['wall_s']} s "
-        f"(load {start['empty_play']['load_before']}); planning inside the module {cold['planning_s']} s"
+        f"outside the fleet module: {outside} s of the cold playbook; an empty play takes {empty['wall_s']} s "
+        f"({empty['cpu_s']} CPU s), a play with only the policy task {policy['wall_s']} s ({policy['cpu_s']} CPU s; "
+        f"load {empty['load_before']}); the cold playbook used {cold['cpu_s']} CPU s, the script {script['cpu_s']}; "
+        f"planning inside the module {cold['planning_s']} s"
     )
 
 

@@ -86,3 +86,11 @@ def test_growth_exponent():
     assert measure.growth((1000, 10.0), (10000, 100.0)) == 1.0
     assert measure.growth((1000, 80.0), (10000, 80.0)) == 0.0
     assert measure.growth((1000, 0.0), (10000, 5.0)) is None
+
+
+def test_cpu_seconds_add_user_and_system_time():
+    class Usage:
+        def __init__(self, user: float, system: float) -> None:
+            self.ru_utime, self.ru_stime = user, system
+
+    assert measure.cpu_seconds(Usage(1.0, 0.5), Usage(3.25, 1.0)) == 2.75
