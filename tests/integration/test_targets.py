@@ -132,6 +132,14 @@ PROBE_CHECK = """
       - ["--service", "iam", "list_roles", "{}"]
       - ["--mutating-calls"]
       - ["--tags", "{{ (made.stdout | from_json).policyArn }}"]
+    pki: "{{ targets }}/certificate/files/pki.py"
+    fleet_checker: "{{ targets }}/fleet/files/fleet_check.py"
+    helper_cases:
+      - ["{{ pki }}", inspect, --cert, "{{ work }}/h.pem", --key, "{{ work }}/h.key"]
+      - ["{{ targets }}/local_ca/files/inspect_pem.py", "{{ work }}/h.pem", --key, "{{ work }}/h.key"]
+      - ["{{ pki }}", inspect, --cert, "{{ work }}/fleet.pem"]
+      - ["{{ pki }}", no-such-command]
+      - ["{{ targets }}/local_ca/files/inspect_pem.py"]
     policy_document: >-
       {"Version": "2012-10-17",
       "Statement": [{"Effect": "Allow", "Action": "iot:Connect", "Resource": "*"}]}
@@ -188,11 +196,63 @@ PROBE_CHECK = """
         that:
           - bad is failed and bad.rc == 1 and 'no_such_operation' in bad.stderr
           - other is failed and 'iot_probe.py' in other.msg
+
+    - name: A key and a certificate for the helper cases, made through the target_helper action
+      target_helper:
+        argv: "{{ [ansible_playbook_python] + item }}"
+      loop:
+        - ["{{ pki }}", key, "{{ work }}/h.key"]
+        - ["{{ pki }}", self-signed, "{{ work }}/h.key", "{{ work }}/h.pem", helper-check]
+        - ["{{ fleet_checker }}", make-pem, "{{ work }}/fleet.pem", helper-check-fleet]
+      changed_when: true
+    - name: Each helper case through the action
+      target_helper:
+        argv: "{{ [ansible_playbook_python] + item }}"
+      loop: "{{ helper_cases }}"
+      register: helper_action
+      failed_when: false
+      changed_when: false
+    - name: Each helper case through the command
+      ansible.builtin.command:
+        argv: "{{ [ansible_playbook_python] + item }}"
+      loop: "{{ helper_cases }}"
+      register: helper_command
+      failed_when: false
+      changed_when: false
+    - name: Same rc, stdout and stderr, case by case
+      ansible.builtin.assert:
+        that:
+          - item.0.rc == item.1.rc
+          - item.0.stdout == item.1.stdout
+          - item.0.stderr == item.1.stderr
+      loop: "{{ helper_action.results | zip(helper_command.results) | list }}"
+      loop_control:
+        label: "{{ item.0.item }}"
+    - name: The helper cases read the files (so that equal answers are not empty ones), and failed where due
+      ansible.builtin.assert:
+        that:
+          - (helper_action.results[0].stdout | from_json).keys_match
+          - (helper_action.results[0].stdout | from_json).key_mode == '0o600'
+          - (helper_action.results[1].stdout | from_json).key_matches
+          - (helper_action.results[1].stdout | from_json).subject == 'CN=helper-check'
+          - (helper_action.results[2].stdout | from_json).certificate_id is match('^[0-9a-f]{64}$')
+          - helper_action.results[3].rc == 2 and helper_action.results[3].stderr == 'unknown command no-such-command'
+          - helper_action.results[4].rc == 2 and 'required' in helper_action.results[4].stderr
+    - name: A script outside the targets' files directories
+      target_helper:
+        argv: ["{{ ansible_playbook_python }}", "{{ iot_probe }}", "list_things"]
+      register: not_helper
+      ignore_errors: true
+    - name: It is refused, with the reason
+      ansible.builtin.assert:
+        that:
+          - not_helper is failed and 'not a helper script' in not_helper.msg
 """
 
 
 def test_probe_action_matches_command(local_iot_endpoint: str, collections_path: str, tmp_path) -> None:
-    """The targets' iot_probe action gives, call by call, the rc and JSON of iot_probe.py run as a command."""
+    """The targets' iot_probe action gives, call by call, the rc and JSON of iot_probe.py run as a command;
+    the target_helper action, the rc, stdout and stderr of the targets' helper scripts run as commands."""
     reset_endpoint(local_iot_endpoint)
     playbook = tmp_path / "probe.yml"
     playbook.write_text(PROBE_CHECK)
@@ -202,7 +262,11 @@ def test_probe_action_matches_command(local_iot_endpoint: str, collections_path:
         collections_path,
         str(tmp_path),
         extra_env=_probe_env(),
-        extra_vars={"iot_probe": os.path.join(REPO, "tests", "integration", "iot_probe.py")},
+        extra_vars={
+            "iot_probe": os.path.join(REPO, "tests", "integration", "iot_probe.py"),
+            "targets": TARGETS_DIR,
+            "work": str(tmp_path),
+        },
     )
     assert result.returncode == 0, result.stdout[-10000:] + result.stderr[-3000:]
-    assert "failed=0" in result.stdout and "ignored=2" in result.stdout
+    assert "failed=0" in result.stdout and "ignored=3" in result.stdout

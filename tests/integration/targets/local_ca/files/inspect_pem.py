@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import stat
+import sys
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -69,13 +70,13 @@ def describe(path: str) -> dict:
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="inspect_pem.py")
     parser.add_argument("certificate")
     parser.add_argument("--key")
     parser.add_argument("--issuer")
     parser.add_argument("--chain")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     info = describe(args.certificate)
     cert = info.pop("_cert")
     if args.key:
@@ -99,7 +100,8 @@ def main() -> None:
         info["chain_subjects"] = [c.subject.rfc4514_string() for c in chain]
         info["chain_starts_with_certificate"] = bool(chain) and chain[0] == cert
     print(json.dumps(info))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
