@@ -69,6 +69,7 @@ EXPECTED_SECONDS = {
     "local_ca": 22,
     "provisioning_template_info": 17,
     "register_thing": 17,
+    "provisioning_claim": 15,
     "csr": 12,
     "policy_info": 12,
     "thing_info": 11,
