@@ -136,7 +136,12 @@ def test_registration_task_engine_provisions_once_then_changes_nothing(
     assert len(iot.list_thing_registration_tasks()["taskIds"]) == 1
     _assert_fleet(local_iot_endpoint, output_dir)
 
-    # A check run with a changed fleet-wide attribute predicts the update and changes nothing.
+    if source != "vars":
+        return
+    # A check run with a changed fleet-wide attribute predicts the update and changes nothing. Run for one source
+    # only: every source becomes the same bulk_device_list (roles/bulk/tasks/main.yml) before the engine's tasks
+    # read it, which the two runs above prove for each source (the same fleet, then nothing to change); the
+    # preview is the engine's path from that list on, the same for all sources.
     preview = _play(
         local_iot_endpoint, collections_path, tmp_path, {**variables, "bulk_attributes": {"model": "m2"}}, check=True
     )
