@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -9,6 +10,7 @@ import subprocess
 import sys
 import urllib.request
 from pathlib import Path
+from typing import Iterator
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -18,6 +20,27 @@ def reset_endpoint(url: str) -> None:
     for path, method in (("/moto-api/reset", "POST"), ("/_local/calls", "DELETE"), ("/_local/traffic", "DELETE")):
         request = urllib.request.Request(f"{url}{path}", method=method)
         urllib.request.urlopen(request, timeout=10).close()
+
+
+@contextlib.contextmanager
+def endpoint_without_managed_policies(extra_args: list[str], log_path: str) -> Iterator[str]:
+    """An endpoint of a test module's own, for tests that make no IAM call: without AWS's ~1600 managed IAM
+    policies, which the endpoint otherwise parses again at every /moto-api/reset (over a second of its CPU).
+    Only the child gets the setting: the session's endpoint, started later in this process, must have them."""
+    import launcher  # tests/local_iot, put on sys.path by conftest.py
+
+    name = "MOTO_IAM_LOAD_MANAGED_POLICIES"
+    with contextlib.ExitStack() as stack:
+        previous = os.environ.get(name)
+        os.environ[name] = "false"
+        try:
+            url = stack.enter_context(launcher.running_endpoint(extra_args=extra_args, log_path=log_path))
+        finally:
+            if previous is None:
+                del os.environ[name]
+            else:
+                os.environ[name] = previous
+        yield url
 
 
 def control(url: str, path: str, method: str = "GET", body: dict | None = None) -> dict:

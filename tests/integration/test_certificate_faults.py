@@ -25,11 +25,19 @@ import sys
 import time
 
 import pytest
-from harness import REPO, ansible_env, control, iot_client, recap, reset_endpoint, run_playbook
+from harness import (
+    REPO,
+    ansible_env,
+    control,
+    endpoint_without_managed_policies,
+    iot_client,
+    recap,
+    reset_endpoint,
+    run_playbook,
+)
 
 sys.path.insert(0, os.path.join(REPO, "tests", "local_iot"))
 
-import launcher
 
 POLICY_DOCUMENT = json.dumps(
     {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "iot:Connect", "Resource": "*"}]}
@@ -66,7 +74,7 @@ PLAYBOOK = """
 def endpoint() -> str:
     log = os.path.join(REPO, "tests", "output", f"local_iot-certificate-faults-{os.getpid()}.log")
     os.makedirs(os.path.dirname(log), exist_ok=True)
-    with launcher.running_endpoint(log_path=log) as url:
+    with endpoint_without_managed_policies([], log) as url:  # no IAM call here: resets take milliseconds
         yield url
 
 
