@@ -50,9 +50,21 @@ def load_helper(path: str) -> ModuleType:
 
 
 def preload_helpers() -> list[str]:
-    """Load every helper script of every target; the names of those loaded."""
+    """Load the helper scripts of every target; the paths of those loaded.
+
+    Only a script with ``def main(`` and a ``__main__`` guard is loaded (one without the guard would run at
+    import), and one that fails to import is left out: the action then reports its error when a task calls it,
+    instead of this preload breaking every target's playbook run.
+    """
     loaded = []
     for path in sorted(glob.glob(os.path.join(TARGETS_DIR, "*", "files", "*.py"))):
-        load_helper(path)
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
+        if "\ndef main(" not in text or 'if __name__ == "__main__":' not in text:
+            continue
+        try:
+            load_helper(path)
+        except (Exception, SystemExit):  # reported by the action at use, see above
+            continue
         loaded.append(path)
     return loaded
