@@ -20,6 +20,7 @@ Besides the AWS APIs it serves a few control paths for tests:
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import signal
@@ -34,6 +35,7 @@ if HERE not in sys.path:
 import authorization_api
 import dataplane
 import fidelity
+import iam_managed
 import jitp
 import provisioning_api
 import provisioning_claims
@@ -170,6 +172,7 @@ def fidelity_options(args: argparse.Namespace) -> fidelity.Options:
 def build_app(args: argparse.Namespace | None = None) -> LocalIoTApp:
     args = args or build_parser().parse_args([])
     fidelity.install(RECORDER.record, fidelity_options(args))
+    iam_managed.install()  # AWS managed IAM policies built once, not after every reset
     provisioning_api.install()
     provisioning_claims.install(args)  # CreateProvisioningClaim
     jitp.install()
@@ -211,6 +214,9 @@ def main(argv: list[str] | None = None) -> None:
     except (RuntimeError, OSError) as error:
         server.shutdown()
         refuse(str(error))
+    # What start-up built (moto's models, the managed policies' prototypes) lives until exit: keep the garbage
+    # collector from walking it again after every reset.
+    gc.freeze()
     READY.set()
     print(f"local AWS IoT endpoint listening on http://{args.host}:{args.port}", flush=True)
     if listener is not None:
