@@ -15,6 +15,15 @@ from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
 
+# Errors live in errors.py (importable without boto3); re-exported here for the modules that import them from aws.
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.errors import (
+    ERROR_HINTS,
+    AwsCallError,
+    ValidationError,
+    error_code,
+    is_error,
+)
+
 try:
     import boto3
     import botocore
@@ -62,37 +71,6 @@ THROTTLING_ERROR_CODES = frozenset(
     {"ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded", "RequestThrottled"}
 )
 
-# A sentence per error code saying what the user can do about it.
-ERROR_HINTS: dict[str, str] = {
-    "UnauthorizedException": "The credentials lack permission for this call: grant the iot action named above.",
-    "AccessDeniedException": "The credentials lack permission for this call: grant the action named above.",
-    "ThrottlingException": (
-        "AWS kept throttling after all retries: lower the concurrency, raise max_attempts, or ask for a quota increase."
-    ),
-    "LimitExceededException": (
-        "An AWS hard limit was reached; retrying will not help: remove something first or ask AWS for a higher limit."
-    ),
-    "ResourceNotFoundException": (
-        "The resource does not exist in this account and region: check the name, region and endpoint."
-    ),
-    "ResourceAlreadyExistsException": "A resource with this name already exists with a different configuration.",
-    "VersionConflictException": "The resource changed while this task ran: run the task again.",
-    "ConflictingResourceUpdateException": "Another update to this resource is in progress: run the task again.",
-    "DeleteConflictException": (
-        "The resource is still referenced (attached things, policies or principals): detach them first or use force."
-    ),
-    "CertificateStateException": (
-        "The certificate is in a state that does not allow this: deactivate it first (status INACTIVE)."
-    ),
-    "MalformedPolicyException": "AWS rejected the policy document: check its JSON and the IoT policy grammar.",
-    "InvalidRequestException": "AWS rejected the request parameters: check the values named in the message.",
-    "ServiceUnavailableException": "AWS IoT is temporarily unavailable: run the task again later.",
-    "InternalFailureException": "AWS IoT failed internally: run the task again later.",
-    "InvalidClientTokenId": "The access key is not valid for this account or endpoint.",
-    "UnrecognizedClientException": "The access key is not valid for this account or endpoint.",
-    "ExpiredTokenException": "The session token has expired: refresh the credentials.",
-}
-
 MISSING_REGION_MESSAGE = (
     "No AWS region is set: give the module the 'region' option (alias 'aws_region'), "
     "set AWS_REGION or AWS_DEFAULT_REGION, or set a region in the AWS profile."
@@ -126,57 +104,6 @@ def aws_common_argument_spec() -> dict[str, Any]:
         max_attempts=dict(type="int", default=DEFAULT_MAX_ATTEMPTS),
         debug_botocore_endpoint_logs=dict(type="bool", default=False),
     )
-
-
-class ValidationError(ValueError):
-    """Input that fails a documented rule; raised before any AWS call."""
-
-    def __init__(self, field: str, rule: str):
-        super().__init__(f"{field}: {rule}")
-        self.field = field
-        self.rule = rule
-
-
-class AwsCallError(Exception):
-    """A failed AWS call, carrying everything the user needs to act on it."""
-
-    def __init__(self, operation: str, code: str, message: str, request_id: str | None = None, hint: str = ""):
-        self.operation = operation
-        self.code = code
-        self.message = message
-        self.request_id = request_id
-        self.hint = hint or ERROR_HINTS.get(code, "")
-        text = f"{operation} failed with {code}: {message}"
-        if request_id:
-            text += f" (request id {request_id})"
-        if self.hint:
-            text += f". {self.hint}"
-        super().__init__(text)
-
-    @classmethod
-    def from_client_error(cls, error: ClientError, operation: str | None = None) -> AwsCallError:
-        response = getattr(error, "response", {}) or {}
-        err = response.get("Error", {})
-        meta = response.get("ResponseMetadata", {})
-        return cls(
-            operation=operation or getattr(error, "operation_name", None) or "AWS call",
-            code=err.get("Code", "Unknown"),
-            message=err.get("Message", str(error)),
-            request_id=meta.get("RequestId"),
-        )
-
-
-def error_code(error: BaseException) -> str | None:
-    """The AWS error code of a ClientError, or None for anything else."""
-    if isinstance(error, AwsCallError):
-        return error.code
-    if isinstance(error, ClientError):
-        return getattr(error, "response", {}).get("Error", {}).get("Code")
-    return None
-
-
-def is_error(error: BaseException, *codes: str) -> bool:
-    return error_code(error) in codes
 
 
 def _stop_retrying_hard_limits(response: Any = None, operation: Any = None, **_kwargs: Any) -> None:
@@ -430,6 +357,7 @@ def result_with_diff(module: IoTModule, changed: bool, before: Any, after: Any, 
 
 
 __all__ = [
+    "ERROR_HINTS",
     "AwsCallError",
     "IoTModule",
     "ValidationError",
@@ -438,6 +366,7 @@ __all__ = [
     "call_once",
     "error_code",
     "is_error",
+    "iter_pages",
     "make_client",
     "paginate",
     "result_with_diff",

@@ -15,7 +15,7 @@ import os
 from typing import Any, Optional
 
 from ansible_collections.iotfleet.provisioning.plugins.module_utils import crypto
-from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import ValidationError
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.errors import ValidationError
 
 try:
     from cryptography import x509

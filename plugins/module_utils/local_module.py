@@ -15,7 +15,7 @@ from typing import Any, Callable, Dict, Optional, Tuple
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.iotfleet.provisioning.plugins.module_utils import crypto
-from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import ValidationError
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.errors import ValidationError
 
 LocalAction = Callable[[], Tuple[Dict[str, Any], Optional[Dict[str, Any]], Optional[Dict[str, Any]]]]
 

@@ -15,7 +15,7 @@ import copy
 from typing import Any, Optional
 
 from ansible_collections.iotfleet.provisioning.plugins.module_utils import crypto, keys, template_engine
-from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import ValidationError
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.errors import ValidationError
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.validation import validate_declared
 
 CERTIFICATE_RESOURCE = "AWS::IoT::Certificate"

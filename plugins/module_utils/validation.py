@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from typing import Any, Mapping
 
-from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import ValidationError
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.errors import ValidationError
 
 # ThingName, ThingTypeName, ThingGroupName, BillingGroupName share one shape.
 RESOURCE_NAME_PATTERN = r"[a-zA-Z0-9:_-]+"
