@@ -47,6 +47,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
+from ansible_collections.iotfleet.provisioning.plugins.module_utils import iot_access, retry
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import (
     AwsCallError,
     BotoConnectionError,
@@ -89,9 +90,8 @@ PEM_MAX_LENGTH = 65536
 MAX_POLICIES_PER_CERTIFICATE = 10
 PAGE_SIZE = 250
 
-# DetachThingPrincipal is eventually consistent: DeleteCertificate right after it may still
-# see the thing attached (DeleteConflictException). Waits between the delete attempts:
-DELETE_CONFLICT_WAITS = (1, 2, 4, 8)
+# The waits between DeleteCertificate attempts (the schedule lives in retry.py).
+DELETE_CONFLICT_WAITS = retry.CERTIFICATE_DELETE.waits
 
 EXCLUSIVE_THING = "EXCLUSIVE_THING"
 NON_EXCLUSIVE_THING = "NON_EXCLUSIVE_THING"
@@ -392,21 +392,15 @@ def _iso(value: Any) -> Any:
 
 def describe_certificate(client: Any, cert_id: str) -> Optional[Dict[str, Any]]:
     """DescribeCertificate's certificateDescription, or None when there is no such certificate."""
-    try:
-        return client.describe_certificate(certificateId=cert_id)["certificateDescription"]
-    except ClientError as e:
-        if is_error(e, "ResourceNotFoundException"):
-            return None
-        raise
+    return iot_access.describe_certificate(iot_access.as_call(client), cert_id)
 
 
 def list_certificate_things(client: Any, arn: str) -> List[str]:
-    return sorted(paginate(client, "list_principal_things", "things", principal=arn, maxResults=PAGE_SIZE))
+    return sorted(iot_access.certificate_things(iot_access.as_call(client), arn))
 
 
 def list_certificate_policies(client: Any, arn: str) -> List[str]:
-    policies = paginate(client, "list_attached_policies", "policies", target=arn, pageSize=PAGE_SIZE)
-    return sorted({p["policyName"] for p in policies})
+    return sorted(set(iot_access.certificate_policy_names(iot_access.as_call(client), arn)))
 
 
 def certificate_view(description: Mapping[str, Any], things: List[str], policies: List[str]) -> View:
@@ -443,17 +437,12 @@ def read_certificate(
 
 def list_thing_certificate_arns(client: Any, thing: str) -> Optional[List[str]]:
     """Certificate ARNs attached to ``thing``, or None when the thing does not exist."""
-    try:
-        principals = paginate(client, "list_thing_principals", "principals", thingName=thing, maxResults=PAGE_SIZE)
-    except ClientError as e:
-        if is_error(e, "ResourceNotFoundException"):
-            return None
-        raise
-    return [p for p in principals if ":cert/" in p]
+    principals = iot_access.thing_principals(iot_access.as_call(client), thing)
+    return None if principals is None else [p for p in principals if iot_access.certificate_id_of_arn(p)]
 
 
 def certificate_id_from_arn(arn: str) -> str:
-    return arn.rsplit("/", 1)[-1]
+    return iot_access.certificate_id_of_arn(arn) or arn.rsplit("/", 1)[-1]
 
 
 _STATUS_PREFERENCE = {"ACTIVE": 0, "INACTIVE": 1}
@@ -1293,32 +1282,10 @@ def ensure_absent(
 
 
 def remove_certificate(client: Any, view: View, sleep: Callable[[float], None] = time.sleep) -> None:
-    """INACTIVE, detach every thing, detach every policy, delete: the order AWS requires."""
-    cert_id, arn = view["certificate_id"], view["certificate_arn"]
-    if view["status"] not in ("INACTIVE", "REVOKED"):
-        client.update_certificate(certificateId=cert_id, newStatus="INACTIVE")
-    for thing in list_certificate_things(client, arn):
-        try:
-            client.detach_thing_principal(thingName=thing, principal=arn)
-        except ClientError as e:
-            if not is_error(e, "ResourceNotFoundException"):
-                raise
-    for policy in list_certificate_policies(client, arn):
-        try:
-            client.detach_policy(policyName=policy, target=arn)
-        except ClientError as e:
-            if not is_error(e, "ResourceNotFoundException"):
-                raise
-    for wait in (*DELETE_CONFLICT_WAITS, None):
-        try:
-            client.delete_certificate(certificateId=cert_id)
-            return
-        except ClientError as e:
-            if is_error(e, "ResourceNotFoundException"):
-                return
-            if wait is None or not is_error(e, "DeleteConflictException"):
-                raise
-            sleep(wait)
+    """INACTIVE, detach every thing, detach every policy, delete: the order AWS requires (``iot_access``)."""
+    iot_access.remove_certificate(
+        iot_access.as_call(client), view["certificate_id"], view["certificate_arn"], view["status"], sleep
+    )
 
 
 # ---------------------------------------------------------------------------

@@ -41,7 +41,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Mapping, Optional, Set, Tuple
 
-from ansible_collections.iotfleet.provisioning.plugins.module_utils import crypto
+from ansible_collections.iotfleet.provisioning.plugins.module_utils import crypto, iot_access, retry
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import ClientError, ValidationError, is_error
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.certificates import validate_policy_names
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.fleet_progress import Progress
@@ -99,8 +99,8 @@ CREATE_OPERATIONS = {
     "create_certificate_from_csr": "CreateCertificateFromCsr",
 }
 KEY_SPEC = {"type": "EC", "curve": "P-256"}
-# DetachThingPrincipal is eventually consistent: DeleteThing/DeleteCertificate right after may conflict.
-DELETE_WAITS = (0.5, 1, 2, 4, 8)
+# The waits between the fleet's delete attempts (the schedules live in retry.py).
+DELETE_WAITS = retry.FLEET_CERTIFICATE_DELETE.waits
 # What the plan, the diff and the report say of a device whose key is not in output_dir on this machine.
 KEY_NOT_HERE = "not on this controller"
 
@@ -660,9 +660,7 @@ class Snapshot:
 
 
 def cert_id_of_arn(arn: str) -> Optional[str]:
-    if ":cert/" in arn:
-        return arn.rsplit("/", 1)[1]
-    return None
+    return iot_access.certificate_id_of_arn(arn)
 
 
 def _timestamp(value: Any) -> float:
@@ -675,30 +673,23 @@ def _timestamp(value: Any) -> float:
 
 
 def read_group_members(call: Call, group: str) -> Optional[Set[str]]:
-    try:
-        return set(call.pages("list_things_in_thing_group", "things", thingGroupName=group, maxResults=PAGE_SIZE))
-    except ClientError as e:
-        if is_error(e, "ResourceNotFoundException"):
-            return None
-        raise
+    things = iot_access.pages_unless_gone(
+        call, "list_things_in_thing_group", "things", thingGroupName=group, maxResults=PAGE_SIZE
+    )
+    return None if things is None else set(things)
 
 
 def read_policy_targets(call: Call, policy: str) -> Optional[Set[str]]:
-    try:
-        return set(call.pages("list_targets_for_policy", "targets", policyName=policy, pageSize=PAGE_SIZE))
-    except ClientError as e:
-        if is_error(e, "ResourceNotFoundException"):
-            return None
-        raise
+    targets = iot_access.pages_unless_gone(
+        call, "list_targets_for_policy", "targets", policyName=policy, pageSize=PAGE_SIZE
+    )
+    return None if targets is None else set(targets)
 
 
 def read_thing_type(call: Call, name: str) -> Optional[Dict[str, Any]]:
-    try:
-        answer = call("describe_thing_type", thingTypeName=name)
-    except ClientError as e:
-        if is_error(e, "ResourceNotFoundException"):
-            return None
-        raise
+    answer = iot_access.unless_gone(call, "describe_thing_type", thingTypeName=name)
+    if answer is None:
+        return None
     return {"deprecated": bool((answer.get("thingTypeMetadata") or {}).get("deprecated"))}
 
 
@@ -727,12 +718,8 @@ def read_certificates(call: Call) -> Dict[str, Dict[str, Any]]:
 
 def _thing_view(thing: Mapping[str, Any]) -> Dict[str, Any]:
     """The fields the planner compares, from a ListThings entry or a DescribeThing answer (same names)."""
-    return {
-        "thing_type": thing.get("thingTypeName") or None,
-        "attributes": visible_attributes(thing.get("attributes")),
-        "version": thing.get("version"),
-        "arn": thing.get("thingArn"),
-    }
+    view = iot_access.thing_view(thing)
+    return {key: view[key] for key in ("thing_type", "attributes", "version", "arn")}
 
 
 def listing_page_budget(devices: int, rates: Optional[Mapping[str, float]] = None) -> int:
@@ -768,12 +755,8 @@ def read_things(
         return things
 
     def describe(name: str) -> Optional[Dict[str, Any]]:
-        try:
-            return _thing_view(call("describe_thing", thingName=name))
-        except ClientError as e:
-            if is_error(e, "ResourceNotFoundException"):
-                return None
-            raise
+        answer = iot_access.unless_gone(call, "describe_thing", thingName=name)
+        return None if answer is None else _thing_view(answer)
 
     unseen = sorted(names - set(things))
     for name, view in zip(unseen, _parallel(concurrency, describe, unseen)):
@@ -856,13 +839,8 @@ def read_fleet_state(call: Call, spec: FleetSpec, progress: Optional[Progress] =
 
     def describe(item: Tuple[str, str]) -> Tuple[str, str, Optional[str]]:
         name, cert_id = item
-        try:
-            pem = call("describe_certificate", certificateId=cert_id)["certificateDescription"].get("certificatePem")
-        except ClientError as e:
-            if is_error(e, "ResourceNotFoundException"):
-                return name, cert_id, None
-            raise
-        return name, cert_id, pem
+        description = iot_access.describe_certificate(call, cert_id)
+        return name, cert_id, None if description is None else description.get("certificatePem")
 
     for name, cert_id, pem in _parallel(spec.concurrency, describe, lookups):
         if pem and name not in snap.recovered:
@@ -1360,15 +1338,6 @@ def _step(name: str, func: Callable[[], Any]) -> Any:
         raise DeviceFailure(name, e) from e
 
 
-def _ignore(call: Call, codes: Tuple[str, ...], method: str, **params: Any) -> Optional[Dict[str, Any]]:
-    try:
-        return call(method, **params)
-    except ClientError as e:
-        if is_error(e, *codes):
-            return None
-        raise
-
-
 def _create_certificate(call: Call, spec: FleetSpec, device: DesiredDevice, plan: DevicePlan) -> None:
     """Make the device's certificate (ACTIVE from a CSR, else INACTIVE), its files on disk before this returns."""
     if plan.new_certificate == "pem":
@@ -1599,9 +1568,7 @@ def apply_device(call: Call, spec: FleetSpec, device: DesiredDevice, plan: Devic
     for policy in plan.policies_to_detach:
         _step(
             f"detach policy {policy}",
-            lambda policy=policy: _ignore(
-                call, ("ResourceNotFoundException",), "detach_policy", policyName=policy, target=arn
-            ),
+            lambda policy=policy: iot_access.unless_gone(call, "detach_policy", policyName=policy, target=arn),
         )
     if plan.activate:
         _step(
@@ -1617,35 +1584,17 @@ def retire_certificate(
     call: Call, name: str, cert_id: str, arn: str, sleep: Callable[[float], None] = time.sleep
 ) -> None:
     """Detach a replaced certificate from the thing; deactivate and delete it unless another thing uses it."""
-    _ignore(call, ("ResourceNotFoundException",), "detach_thing_principal", thingName=name, principal=arn)
+    iot_access.unless_gone(call, "detach_thing_principal", thingName=name, principal=arn)
     others = call.pages("list_principal_things", "things", principal=arn, maxResults=PAGE_SIZE)
     if [t for t in others if t != name]:
         return  # in use by another thing: detached from this one only
-    _ignore(call, ("ResourceNotFoundException",), "update_certificate", certificateId=cert_id, newStatus="INACTIVE")
+    iot_access.unless_gone(call, "update_certificate", certificateId=cert_id, newStatus="INACTIVE")
     delete_certificate(call, cert_id, arn, sleep)
-
-
-def _retry_conflict(func: Callable[[], Any], codes: Tuple[str, ...], sleep: Callable[[float], None]) -> Any:
-    """Retry a delete that AWS refuses while a just-removed attachment is still visible (eventual consistency)."""
-    for wait in (*DELETE_WAITS, None):
-        try:
-            return func()
-        except ClientError as e:
-            if wait is None or not is_error(e, *codes):
-                raise
-            sleep(wait)
-    return None
 
 
 def delete_certificate(call: Call, cert_id: str, arn: str, sleep: Callable[[float], None] = time.sleep) -> None:
     """Detach policies, delete; the certificate is already INACTIVE and detached from every thing."""
-    for policy in call.pages("list_attached_policies", "policies", target=arn, pageSize=PAGE_SIZE):
-        _ignore(call, ("ResourceNotFoundException",), "detach_policy", policyName=policy["policyName"], target=arn)
-    _retry_conflict(
-        lambda: _ignore(call, ("ResourceNotFoundException",), "delete_certificate", certificateId=cert_id),
-        ("DeleteConflictException", "CertificateStateException"),
-        sleep,
-    )
+    iot_access.delete_certificate(call, cert_id, arn, sleep, retry.FLEET_CERTIFICATE_DELETE)
 
 
 def prune_device(call: Call, spec: FleetSpec, plan: DevicePlan, sleep: Callable[[float], None] = time.sleep) -> None:
@@ -1668,9 +1617,8 @@ def prune_device(call: Call, spec: FleetSpec, plan: DevicePlan, sleep: Callable[
         if cert_id and not shared:
             _step(
                 "deactivate certificate",
-                lambda cert_id=cert_id: _ignore(
+                lambda cert_id=cert_id: iot_access.unless_gone(
                     call,
-                    ("ResourceNotFoundException",),
                     "update_certificate",
                     certificateId=cert_id,
                     newStatus="INACTIVE",
@@ -1678,31 +1626,21 @@ def prune_device(call: Call, spec: FleetSpec, plan: DevicePlan, sleep: Callable[
             )
         _step(
             "detach certificate",
-            lambda arn=arn: _ignore(
-                call, ("ResourceNotFoundException",), "detach_thing_principal", thingName=name, principal=arn
-            ),
+            lambda arn=arn: iot_access.unless_gone(call, "detach_thing_principal", thingName=name, principal=arn),
         )
         if cert_id and not shared:
             _step("delete certificate", lambda cert_id=cert_id, arn=arn: delete_certificate(call, cert_id, arn, sleep))
     for group in plan.groups_to_remove:
         _step(
             f"remove from thing group {group}",
-            lambda group=group: _ignore(
+            lambda group=group: iot_access.unless_gone(
                 call,
-                ("ResourceNotFoundException",),
                 "remove_thing_from_thing_group",
                 thingGroupName=group,
                 thingName=name,
             ),
         )
-    _step(
-        "delete thing",
-        lambda: _retry_conflict(
-            lambda: _ignore(call, ("ResourceNotFoundException",), "delete_thing", thingName=name),
-            ("InvalidRequestException", "DeleteConflictException"),
-            sleep,
-        ),
-    )
+    _step("delete thing", lambda: iot_access.delete_thing(call, name, sleep, retry.FLEET_THING_DELETE))
     if spec.output_dir:
         paths = device_paths(spec.output_dir, name)
         for key in ("cert", "key", "marker"):
@@ -1764,7 +1702,7 @@ def sweep_orphans(
             proven.append(cert_id)
             continue
         if keyed:
-            description = _ignore(call, ("ResourceNotFoundException",), "describe_certificate", certificateId=cert_id)
+            description = iot_access.unless_gone(call, "describe_certificate", certificateId=cert_id)
             pem = ((description or {}).get("certificateDescription") or {}).get("certificatePem")
             try:
                 public = crypto.certificate_public_key(pem) if pem else None
@@ -1824,7 +1762,7 @@ def apply_plan(
     """Apply every device's plan on a thread pool; failures are collected, never stop the others."""
     run = RunOutcome()
     for group in plan.groups_to_create:
-        _ignore(call, ("ResourceAlreadyExistsException",), "create_thing_group", thingGroupName=group)
+        iot_access.ignoring(call, ("ResourceAlreadyExistsException",), "create_thing_group", thingGroupName=group)
     desired = {d.name: d for d in spec.devices}
 
     def work(device_plan: DevicePlan) -> Tuple[str, str, Optional[Dict[str, str]]]:

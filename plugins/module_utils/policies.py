@@ -17,6 +17,7 @@ import re
 import time
 from typing import Any, Callable, Iterable, Mapping
 
+from ansible_collections.iotfleet.provisioning.plugins.module_utils import iot_access, retry
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import (
     ClientError,
     ValidationError,
@@ -46,10 +47,8 @@ _THING_GROUP_NAME = re.compile(r"[A-Za-z0-9:_-]{1,128}")
 # Hexadecimal only but not 64 characters: a mistyped certificate id, never read as a thing group name.
 _HEX = re.compile(r"[0-9a-fA-F]+")
 
-# AWS documents that a detached policy can take up to five minutes to become
-# deletable: DeletePolicy retries DeleteConflictException for about that long
-# (the targets were listed and detached first, so a conflict is the delay).
-DELETE_CONFLICT_RETRY_DELAYS = (1.0, 2.0, 4.0, 8.0, 15.0) + (30.0,) * 9
+# The waits between DeletePolicy attempts (the schedule lives in retry.py: about five minutes).
+DELETE_CONFLICT_RETRY_DELAYS = retry.POLICY_DELETE.waits
 
 
 class PolicyAttachedError(Exception):
@@ -403,17 +402,7 @@ def ensure_present(
 
 
 def _delete_policy(client: Any, name: str, sleep: Callable[[float], None]) -> None:
-    delays = list(DELETE_CONFLICT_RETRY_DELAYS)
-    while True:
-        try:
-            client.delete_policy(policyName=name)
-            return
-        except ClientError as e:
-            if is_error(e, "ResourceNotFoundException"):
-                return
-            if not is_error(e, "DeleteConflictException") or not delays:
-                raise
-            sleep(delays.pop(0))
+    iot_access.delete_policy(iot_access.as_call(client), name, sleep)
 
 
 def ensure_absent(

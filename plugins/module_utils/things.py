@@ -20,7 +20,7 @@ from __future__ import annotations
 import time
 from typing import Any, Callable, Mapping, Optional
 
-from ansible_collections.iotfleet.provisioning.plugins.module_utils import tagging
+from ansible_collections.iotfleet.provisioning.plugins.module_utils import iot_access, retry, tagging
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import (
     AwsCallError,
     ClientError,
@@ -30,6 +30,7 @@ from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import (
     paginate,
     snake_dict,
 )
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.errors import error_message
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.validation import (
     ATTRIBUTE_NAME_PATTERN,
     MAX_SEARCHABLE_ATTRIBUTES,
@@ -62,9 +63,8 @@ Clock = Callable[[], float]
 # Shared helpers
 
 
-def visible_attributes(attributes: Optional[Mapping[str, str]]) -> dict[str, str]:
-    """Attributes as AWS keeps them: an empty value means the attribute does not exist."""
-    return {k: v for k, v in (attributes or {}).items() if v != ""}
+# Attributes as AWS keeps them: an empty value means the attribute does not exist.
+visible_attributes = iot_access.visible_attributes
 
 
 def attributes_after(current: Mapping[str, str], desired: Optional[Mapping[str, str]], purge: bool) -> dict[str, str]:
@@ -97,38 +97,11 @@ def names_after(current: list[str], desired: Optional[list[str]], purge: bool) -
     return sorted(set(current) | set(desired))
 
 
-def _message(error: BaseException) -> str:
-    return str((getattr(error, "response", None) or {}).get("Error", {}).get("Message", error))
+_message = error_message
 
 
-def call_with_retry(
-    call: Callable[[], Any],
-    retryable: Callable[[BaseException], bool],
-    timeout: float,
-    on_timeout: Callable[[BaseException], Exception],
-    sleep: Sleep = time.sleep,
-    clock: Clock = time.monotonic,
-    first_delay: float = 2.0,
-    max_delay: float = 30.0,
-) -> Any:
-    """Call until it succeeds, retrying errors `retryable` accepts with exponential backoff.
-
-    After `timeout` seconds the last retryable error is turned into
-    `on_timeout(error)` and raised; any other error propagates at once.
-    """
-    deadline = clock() + timeout
-    delay = first_delay
-    while True:
-        try:
-            return call()
-        except ClientError as error:
-            if not retryable(error):
-                raise
-            remaining = deadline - clock()
-            if remaining <= 0:
-                raise on_timeout(error) from error
-            sleep(min(delay, remaining))
-            delay = min(delay * 2, max_delay)
+# The deadline-bound retry of DeleteThing and DeleteThingType (the schedule lives in retry.py).
+call_with_retry = retry.until_deadline
 
 
 def _timeout_error(operation: str, hint: str) -> Callable[[BaseException], Exception]:
@@ -211,25 +184,7 @@ def validate_thing(params: Mapping[str, Any]) -> dict[str, Any]:
 
 def read_thing(client: Any, name: str) -> Optional[dict[str, Any]]:
     """The thing with its direct thing groups, or None when it does not exist."""
-    try:
-        raw = client.describe_thing(thingName=name)
-        groups = paginate(client, "list_thing_groups_for_thing", "thingGroups", thingName=name, maxResults=PAGE_SIZE)
-    except ClientError as error:
-        if is_error(error, NOT_FOUND):
-            return None
-        raise
-    thing = {
-        "name": raw["thingName"],
-        "arn": raw.get("thingArn"),
-        "thing_id": raw.get("thingId"),
-        "thing_type": raw.get("thingTypeName") or None,
-        "attributes": visible_attributes(raw.get("attributes")),
-        "thing_groups": sorted(g["groupName"] for g in groups),
-        "version": raw.get("version"),
-    }
-    if raw.get("billingGroupName"):  # the key exists only while the thing is in a billing group
-        thing["billing_group"] = raw["billingGroupName"]
-    return thing
+    return iot_access.read_thing(iot_access.as_call(client), name)
 
 
 def plan_thing(current: Optional[Mapping[str, Any]], desired: Mapping[str, Any]) -> dict[str, Any]:
@@ -385,11 +340,9 @@ def ensure_thing_absent(
     if check_mode:
         return True, before, None
     for principal in principals:
-        try:
-            client.detach_thing_principal(thingName=name, principal=principal)
-        except ClientError as error:
-            if not is_error(error, NOT_FOUND):
-                raise
+        iot_access.unless_gone(
+            iot_access.as_call(client), "detach_thing_principal", thingName=name, principal=principal
+        )
     delete_thing(client, name, desired["wait_timeout"], sleep, clock)
     return True, before, None
 
@@ -415,12 +368,9 @@ def validate_thing_type(params: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def describe_thing_type(client: Any, name: str) -> Optional[dict[str, Any]]:
-    try:
-        raw = client.describe_thing_type(thingTypeName=name)
-    except ClientError as error:
-        if is_error(error, NOT_FOUND):
-            return None
-        raise
+    raw = iot_access.unless_gone(iot_access.as_call(client), "describe_thing_type", thingTypeName=name)
+    if raw is None:
+        return None
     raw.pop("ResponseMetadata", None)
     return raw
 
@@ -526,11 +476,8 @@ def delete_thing_type(
     )
 
     def attempt() -> None:
-        try:
-            client.delete_thing_type(thingTypeName=name)
-        except ClientError as error:
-            if not is_error(error, NOT_FOUND):  # deleted meanwhile: done
-                raise
+        # Deleted meanwhile: done.
+        iot_access.unless_gone(iot_access.as_call(client), "delete_thing_type", thingTypeName=name)
 
     call_with_retry(
         attempt,
@@ -595,12 +542,9 @@ def validate_thing_group(params: Mapping[str, Any]) -> dict[str, Any]:
 
 def read_thing_group(client: Any, name: str, with_tags: bool = False) -> Optional[dict[str, Any]]:
     """The thing group (tags only when asked: they cost a call), or None when it does not exist."""
-    try:
-        raw = client.describe_thing_group(thingGroupName=name)
-    except ClientError as error:
-        if is_error(error, NOT_FOUND):
-            return None
-        raise
+    raw = iot_access.unless_gone(iot_access.as_call(client), "describe_thing_group", thingGroupName=name)
+    if raw is None:
+        return None
     properties = raw.get("thingGroupProperties") or {}
     metadata = raw.get("thingGroupMetadata") or {}
     group: dict[str, Any] = {
@@ -783,12 +727,9 @@ def _matches(thing: Mapping[str, Any], query: Mapping[str, Any]) -> bool:
 
 
 def _describe_or_none(client: Any, name: str) -> Optional[dict[str, Any]]:
-    try:
-        raw = client.describe_thing(thingName=name)
-    except ClientError as error:
-        if is_error(error, NOT_FOUND):
-            return None
-        raise
+    raw = iot_access.unless_gone(iot_access.as_call(client), "describe_thing", thingName=name)
+    if raw is None:
+        return None
     raw.pop("ResponseMetadata", None)
     return raw
 
