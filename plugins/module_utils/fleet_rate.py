@@ -21,7 +21,12 @@ import threading
 import time
 from typing import Any, Callable, Dict, Optional
 
-from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import ClientError, ValidationError, error_code
+from ansible_collections.iotfleet.provisioning.plugins.module_utils import retry
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.errors import (
+    ValidationError,
+    error_code,
+    is_client_error,
+)
 
 try:
     from botocore.exceptions import ConnectionError as BotoConnectionError
@@ -207,7 +212,7 @@ def is_transient(error: BaseException) -> bool:
     """A 5xx answer or a dropped connection: the call may be retried (it may or may not have run)."""
     if RETRYABLE_TRANSPORT_ERRORS and isinstance(error, RETRYABLE_TRANSPORT_ERRORS):
         return True
-    if isinstance(error, ClientError):
+    if is_client_error(error):
         if error_code(error) in TRANSIENT_CODES:
             return True
         status = getattr(error, "response", {}).get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
@@ -215,9 +220,8 @@ def is_transient(error: BaseException) -> bool:
     return False
 
 
-def backoff_delay(attempt: int, base: float = 0.1, cap: float = 5.0, rng: Callable[[], float] = random.random) -> float:
-    """Full-jitter exponential backoff for retry number ``attempt`` (1-based)."""
-    return rng() * min(cap, base * (2 ** (attempt - 1)))
+# Full-jitter exponential backoff for retry number ``attempt`` (1-based); the schedule lives in retry.py.
+backoff_delay = retry.backoff_delay
 
 
 class Caller:
