@@ -14,7 +14,7 @@ from __future__ import annotations
 import copy
 from typing import Any, Optional
 
-from ansible_collections.iotfleet.provisioning.plugins.module_utils import crypto, keys, template_engine
+from ansible_collections.iotfleet.provisioning.plugins.module_utils import crypto, iot_access, keys, template_engine
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.errors import ValidationError
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.validation import validate_declared
 
@@ -78,7 +78,7 @@ def load_template(client: Any, desired: dict[str, Any]) -> template_engine.Provi
     return template_engine.parse(response.get("templateBody") or "{}")
 
 
-def _naming_existing_certificate(template: template_engine.ProvisioningTemplate, certificate_id: str) -> dict[str, Any]:
+def naming_existing_certificate(template: template_engine.ProvisioningTemplate, certificate_id: str) -> dict[str, Any]:
     """The template with its CSR certificate replaced by the id of the certificate the device already has."""
     body = copy.deepcopy(template.body)
     for resource in body.get("Resources", {}).values():
@@ -87,6 +87,16 @@ def _naming_existing_certificate(template: template_engine.ProvisioningTemplate,
             properties.pop("CertificateSigningRequest", None)
             properties["CertificateId"] = certificate_id
     return body
+
+
+def certificate_id_of_response(response: dict[str, Any]) -> Optional[str]:
+    """The certificate a RegisterThing answer names: its ARN among resourceArns, else the id of the PEM it issued."""
+    for arn in (response.get("resourceArns") or {}).values():
+        certificate_id = iot_access.certificate_id_of_arn(arn) if isinstance(arn, str) else None
+        if certificate_id:
+            return certificate_id
+    pem = response.get("certificatePem")
+    return crypto.certificate_id(pem) if pem else None
 
 
 def _certificate_action(actions: list[dict[str, Any]]) -> Optional[dict[str, Any]]:
@@ -183,7 +193,7 @@ def register(client: Any, desired: dict[str, Any], check_mode: bool) -> dict[str
 
     body = template.body
     if certificate and certificate.get("certificate_id") and rendered["certificate"]["source"] == "csr":
-        body = _naming_existing_certificate(template, certificate["certificate_id"])
+        body = naming_existing_certificate(template, certificate["certificate_id"])
     # Prepare the certificate file before the call, so an unwritable directory fails before AWS issues
     # anything, and the issued certificate is on disk before anything else can fail.
     pending = (
@@ -201,11 +211,9 @@ def register(client: Any, desired: dict[str, Any], check_mode: bool) -> dict[str
             pending.discard()
     arns = dict(response.get("resourceArns") or {})
     result["resource_arns"] = arns
-    certificate_arn = next((arn for arn in arns.values() if ":cert/" in arn), None)
-    if certificate_arn:
-        result["certificate_id"] = certificate_arn.rsplit("/", 1)[1]
-    elif issued_pem:
-        result["certificate_id"] = crypto.certificate_id(issued_pem)
+    certificate_id = certificate_id_of_response(response)
+    if certificate_id:
+        result["certificate_id"] = certificate_id
     if result["certificate_id"] and desired["certificate_path"] and not issued_pem:
         described = client.describe_certificate(certificateId=result["certificate_id"])["certificateDescription"]
         _write_certificate(desired["certificate_path"], described.get("certificatePem"), check_mode)

@@ -480,14 +480,6 @@ def read_reports(client: Any, task_id: str, fetch: Callable[[str], bytes]) -> Di
     return reports
 
 
-def _certificate_id_from_response(response: Dict[str, Any]) -> Optional[str]:
-    for arn in (response.get("resourceArns") or {}).values():
-        if isinstance(arn, str) and ":cert/" in arn:
-            return arn.rsplit("/", 1)[1]
-    pem = response.get("certificatePem")
-    return crypto.certificate_id(pem) if pem else None
-
-
 def write_certificate(
     output_dir: Optional[str], name: str, pem: Optional[str], check_mode: bool = False
 ) -> Optional[str]:
@@ -525,7 +517,7 @@ def apply_reports(
             continue
         response = record.get("response") or {}
         device["status"] = "registered"
-        device["certificate_id"] = _certificate_id_from_response(response)
+        device["certificate_id"] = registration.certificate_id_of_response(response)
         path = write_certificate(output_dir, device["name"], response.get("certificatePem"))
         if path:
             written.append(path)
@@ -564,7 +556,7 @@ def _update_with_register_thing(
     client: Any, template: template_engine.ProvisioningTemplate, device: Dict[str, Any]
 ) -> None:
     """One RegisterThing naming the certificate the device already has, so no second one is issued."""
-    body = registration._naming_existing_certificate(template, device["certificate_id"])
+    body = registration.naming_existing_certificate(template, device["certificate_id"])
     try:
         client.register_thing(templateBody=template_engine.template_body_json(body), parameters=device["parameters"])
     except Exception as error:

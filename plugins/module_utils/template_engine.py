@@ -29,8 +29,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Set, Tuple
 
-from ansible_collections.iotfleet.provisioning.plugins.module_utils import crypto
-from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import ValidationError, is_error, paginate
+from ansible_collections.iotfleet.provisioning.plugins.module_utils import crypto, iot_access
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import ValidationError, paginate
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.policies import normalize_document
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.validation import check_policy_name
 
@@ -1383,12 +1383,9 @@ def _plan_policy_attachment(
 
 def read_thing(client: Any, thing_name: str) -> Optional[Dict[str, Any]]:
     """DescribeThing plus ListThingGroupsForThing, or None when the thing does not exist."""
-    try:
-        response = client.describe_thing(thingName=thing_name)
-    except Exception as e:
-        if is_error(e, "ResourceNotFoundException"):
-            return None
-        raise
+    response = iot_access.unless_gone(iot_access.as_call(client), "describe_thing", thingName=thing_name)
+    if response is None:
+        return None
     groups = paginate(client, "list_thing_groups_for_thing", "thingGroups", thingName=thing_name)
     return {
         "thing_name": response["thingName"],
@@ -1403,12 +1400,9 @@ def read_thing(client: Any, thing_name: str) -> Optional[Dict[str, Any]]:
 
 def read_certificate(client: Any, certificate_id: str, with_policies: bool = True) -> Optional[Dict[str, Any]]:
     """DescribeCertificate (status, public key) and ListAttachedPolicies, or None when it does not exist."""
-    try:
-        description = client.describe_certificate(certificateId=certificate_id)["certificateDescription"]
-    except Exception as e:
-        if is_error(e, "ResourceNotFoundException"):
-            return None
-        raise
+    description = iot_access.describe_certificate(iot_access.as_call(client), certificate_id)
+    if description is None:
+        return None
     try:
         fingerprint: Optional[str] = public_key_fingerprint(description.get("certificatePem") or "")
     except ValueError:
@@ -1425,9 +1419,7 @@ def read_certificate(client: Any, certificate_id: str, with_policies: bool = Tru
     return snapshot
 
 
-def _certificate_id_of(principal: str) -> Optional[str]:
-    marker = ":cert/"
-    return principal.split(marker, 1)[1] if marker in principal else None
+_certificate_id_of = iot_access.certificate_id_of_arn
 
 
 def read_thing_principals(client: Any, thing_name: str) -> List[Dict[str, Any]]:
@@ -1445,12 +1437,9 @@ def read_thing_principals(client: Any, thing_name: str) -> List[Dict[str, Any]]:
 
 def read_policy(client: Any, policy_name: str) -> Optional[Dict[str, Any]]:
     """GetPolicy, or None when the policy does not exist."""
-    try:
-        response = client.get_policy(policyName=policy_name)
-    except Exception as e:
-        if is_error(e, "ResourceNotFoundException"):
-            return None
-        raise
+    response = iot_access.unless_gone(iot_access.as_call(client), "get_policy", policyName=policy_name)
+    if response is None:
+        return None
     return {
         "policy_name": response["policyName"],
         "policy_arn": response.get("policyArn"),
