@@ -1,0 +1,168 @@
+# Copyright: iotfleet.provisioning contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""AWS IoT provisioning templates: parse, validate, render and plan.
+
+The rules here follow the AWS IoT developer guide ("Provisioning templates",
+"Just-in-time provisioning", "Fleet provisioning", "Single thing provisioning")
+and the limits of botocore's IoT service model. Everything is pure Python except
+``read_current_state``, which reads the account with a boto3 IoT client.
+
+Flow: ``parse(body)`` -> ``ProvisioningTemplate`` (structure, sections, functions,
+references checked) -> ``render(template, parameters)`` -> a plain ``rendered``
+dict (thing, certificate, policies, device_configuration) -> ``plan(rendered,
+current)`` -> a list of actions, where ``current`` is the snapshot that
+``read_current_state`` returns (or a test builds by hand).
+
+Decisions where the documentation is silent (each is a named constant or a
+comment in its stage): a property without an OverrideSettings entry is treated as
+DO_NOTHING on an existing resource; a template provisions at most one thing and
+one certificate; only ``String`` parameters exist; a declared parameter without
+a value or Default is an error.
+
+The package, by stage: ``limits`` (AWS limits, vocabulary, ``TemplateError``, ``ProvisioningTemplate``),
+``expressions`` (loading a body, static checks of functions and literal values), ``parse``, ``render``
+(also certificate ids and public-key fingerprints), ``plan`` and ``account`` (the reads, through
+``iot_access``). Import from the package: the names below are its interface.
+"""
+
+from __future__ import annotations
+
+try:
+    from ansible.module_utils.common.yaml import HAS_YAML, yaml_load
+except ImportError:  # pragma: no cover - very old ansible-core
+    HAS_YAML = False
+    yaml_load = None
+
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.template_engine.account import (
+    read_certificate,
+    read_current_state,
+    read_policy,
+    read_thing,
+    read_thing_principals,
+)
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.template_engine.expressions import (
+    load_body,
+)
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.template_engine.limits import (
+    ANY,
+    CERTIFICATE,
+    CERTIFICATE_OVERRIDE_KEYS,
+    CERTIFICATE_PROPERTIES,
+    CERTIFICATE_SOURCES,
+    CERTIFICATE_STATUSES,
+    CSR_MAX,
+    DEFAULT_OVERRIDE,
+    FLEET_PROVISIONING_PARAMETERS,
+    FUNCTIONS,
+    JITP_PARAMETERS,
+    LIST,
+    MAX_ATTRIBUTES_WITH_TYPE,
+    MAX_ATTRIBUTES_WITHOUT_TYPE,
+    MAX_POLICIES_PER_CERTIFICATE,
+    MAX_THING_GROUPS,
+    MERGEABLE,
+    OVERRIDE_ACTIONS,
+    PARAMETER_KEY_MAX,
+    PARAMETER_VALUE_MAX,
+    POLICY,
+    POLICY_DOCUMENT_MAX,
+    POLICY_PROPERTIES,
+    PSEUDO_PARAMETERS,
+    RESOURCE_KEYS,
+    RESOURCE_TYPES,
+    SECTIONS,
+    STRING,
+    TEMPLATE_BODY_MAX,
+    TEMPLATE_TYPES,
+    THING,
+    THING_OVERRIDE_KEYS,
+    THING_PRINCIPAL_TYPES,
+    THING_PROPERTIES,
+    ProvisioningTemplate,
+    TemplateError,
+    template_body_json,
+)
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.template_engine.parse import (
+    parse,
+    validate_for,
+)
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.template_engine.plan import (
+    empty_snapshot,
+    normalise_policy_document,
+    plan,
+    plan_certificate,
+    plan_failures,
+    plan_is_empty,
+    plan_policy,
+    plan_thing,
+    thing_snapshot,
+)
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.template_engine.render import (
+    certificate_id_from_pem,
+    public_key_fingerprint,
+    render,
+    resolve_parameters,
+)
+
+__all__ = [
+    "ANY",
+    "CERTIFICATE",
+    "CERTIFICATE_OVERRIDE_KEYS",
+    "CERTIFICATE_PROPERTIES",
+    "CERTIFICATE_SOURCES",
+    "CERTIFICATE_STATUSES",
+    "CSR_MAX",
+    "DEFAULT_OVERRIDE",
+    "FLEET_PROVISIONING_PARAMETERS",
+    "FUNCTIONS",
+    "HAS_YAML",
+    "JITP_PARAMETERS",
+    "LIST",
+    "MAX_ATTRIBUTES_WITHOUT_TYPE",
+    "MAX_ATTRIBUTES_WITH_TYPE",
+    "MAX_POLICIES_PER_CERTIFICATE",
+    "MAX_THING_GROUPS",
+    "MERGEABLE",
+    "OVERRIDE_ACTIONS",
+    "PARAMETER_KEY_MAX",
+    "PARAMETER_VALUE_MAX",
+    "POLICY",
+    "POLICY_DOCUMENT_MAX",
+    "POLICY_PROPERTIES",
+    "PSEUDO_PARAMETERS",
+    "RESOURCE_KEYS",
+    "RESOURCE_TYPES",
+    "SECTIONS",
+    "STRING",
+    "TEMPLATE_BODY_MAX",
+    "TEMPLATE_TYPES",
+    "THING",
+    "THING_OVERRIDE_KEYS",
+    "THING_PRINCIPAL_TYPES",
+    "THING_PROPERTIES",
+    "ProvisioningTemplate",
+    "TemplateError",
+    "certificate_id_from_pem",
+    "empty_snapshot",
+    "load_body",
+    "normalise_policy_document",
+    "parse",
+    "plan",
+    "plan_certificate",
+    "plan_failures",
+    "plan_is_empty",
+    "plan_policy",
+    "plan_thing",
+    "public_key_fingerprint",
+    "read_certificate",
+    "read_current_state",
+    "read_policy",
+    "read_thing",
+    "read_thing_principals",
+    "render",
+    "resolve_parameters",
+    "template_body_json",
+    "thing_snapshot",
+    "validate_for",
+    "yaml_load",
+]
