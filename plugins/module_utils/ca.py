@@ -29,9 +29,9 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 from ansible_collections.iotfleet.provisioning.plugins.module_utils import (
     crypto,
     keys,
-    local_ca,
     tagging,
     template_engine,
+    x509_helpers,
 )
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import (
     ClientError,
@@ -191,7 +191,7 @@ def validate_ca_certificate(params: Mapping[str, Any]) -> DesiredCA:
         crypto.require_cryptography()
         text = _pem_text(params, desired.source_option)
         certificate = _load_certificate(text, desired.source_option)
-        if not local_ca.is_ca_certificate(certificate):
+        if not x509_helpers.is_ca_certificate(certificate):
             raise ValidationError(
                 desired.source_option,
                 "is not a CA certificate (its basicConstraints extension does not say CA:TRUE); "
@@ -204,7 +204,7 @@ def validate_ca_certificate(params: Mapping[str, Any]) -> DesiredCA:
         return desired
     if desired.ca_certificate is not None:
         # Refused here rather than by RegisterCACertificate: nothing is created for a CA AWS would refuse.
-        local_ca.require_strong(desired.ca_certificate, desired.source_option, "the CA certificate")
+        x509_helpers.require_strong(desired.ca_certificate, desired.source_option, "the CA certificate")
     if desired.validate_only and desired.ca_certificate is None:
         raise ValidationError(
             "validate_only", "needs ca_certificate_pem or ca_certificate_path: there is nothing local to check"
@@ -265,8 +265,8 @@ def _validate_verification(params: Mapping[str, Any], desired: DesiredCA) -> Non
             raise ValidationError(
                 option, "has no common name; its subject CN must be the registration code (GetRegistrationCode)"
             )
-        local_ca.require_strong(certificate, option, "the verification certificate")
-        if not local_ca.issued_by(certificate, desired.ca_certificate):
+        x509_helpers.require_strong(certificate, option, "the verification certificate")
+        if not x509_helpers.issued_by(certificate, desired.ca_certificate):
             raise ValidationError(
                 option,
                 "is not issued by the CA certificate (its issuer must be the CA's subject and its signature made "
@@ -274,8 +274,8 @@ def _validate_verification(params: Mapping[str, Any], desired: DesiredCA) -> Non
             )
         desired.verification_certificate_pem = verification
         return
-    key = local_ca.load_private_key_file(key_path, "ca_private_key_path", params.get("ca_private_key_passphrase"))
-    local_ca.signing_hash(key)
+    key = x509_helpers.load_private_key_file(key_path, "ca_private_key_path", params.get("ca_private_key_passphrase"))
+    x509_helpers.signing_hash(key)
     if not crypto.same_public_key(key, ca_public_key):
         raise ValidationError(
             "ca_private_key_path",
@@ -287,11 +287,11 @@ def _validate_verification(params: Mapping[str, Any], desired: DesiredCA) -> Non
 
 def validated_view(desired: DesiredCA) -> View:
     """What validate_only returns: the id and how long the local CA certificate stays valid."""
-    expires = local_ca.not_valid_after(desired.ca_certificate)
+    expires = x509_helpers.not_valid_after(desired.ca_certificate)
     return {
         "certificate_id": desired.certificate_id,
         "not_after": expires.isoformat(),
-        "valid_days_left": (expires - local_ca.utcnow()).days,
+        "valid_days_left": (expires - x509_helpers.utcnow()).days,
     }
 
 
@@ -482,8 +482,8 @@ def _refuse_to_register(desired: DesiredCA) -> None:
             "one is required to register a CA in DEFAULT mode (AWS IoT asks for proof of the CA key: a certificate "
             "whose CN is the registration code, signed by the CA); or set certificate_mode: SNI_ONLY",
         )
-    expires = local_ca.not_valid_after(desired.ca_certificate)
-    if expires <= local_ca.utcnow():
+    expires = x509_helpers.not_valid_after(desired.ca_certificate)
+    if expires <= x509_helpers.utcnow():
         raise ValidationError(
             desired.source_option,
             f"the CA certificate expired on {expires.isoformat()}; AWS IoT does not register expired certificates",
@@ -543,7 +543,7 @@ def register(client: Any, desired: DesiredCA, check_mode: bool) -> Tuple[bool, N
 def make_verification_certificate(client: Any, desired: DesiredCA) -> str:
     """GetRegistrationCode, then a short-lived certificate with that CN signed by the CA key (a throwaway key)."""
     code = client.get_registration_code()["registrationCode"]
-    return local_ca.verification_certificate(desired.ca_certificate, desired.ca_private_key, code)
+    return x509_helpers.verification_certificate(desired.ca_certificate, desired.ca_private_key, code)
 
 
 # ---------------------------------------------------------------------------
