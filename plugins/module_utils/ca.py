@@ -31,6 +31,7 @@ from ansible_collections.iotfleet.provisioning.plugins.module_utils import (
     keys,
     tagging,
     template_engine,
+    validation,
     x509_helpers,
 )
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import (
@@ -49,7 +50,7 @@ CERTIFICATE_MODES = ("DEFAULT", "SNI_ONLY")
 CA_STATUSES = ("ACTIVE", "INACTIVE")
 SOURCE_OPTIONS = ("ca_certificate_pem", "ca_certificate_path", "certificate_id")
 # botocore IoT model: CertificatePem 1-65536, TemplateName 1-36 ^[0-9A-Za-z_-]+$, RoleArn 20-2048.
-PEM_MAX_LENGTH = 65536
+PEM_MAX_LENGTH = validation.CERTIFICATE_PEM_MAX
 TEMPLATE_NAME_PATTERN = re.compile(r"[0-9A-Za-z_-]{1,36}", re.ASCII)
 ROLE_ARN_PATTERN = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}", re.ASCII)
 ROLE_ARN_MAX = 2048

@@ -28,7 +28,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
-from ansible_collections.iotfleet.provisioning.plugins.module_utils import crypto, keys
+from ansible_collections.iotfleet.provisioning.plugins.module_utils import crypto, keys, validation
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.errors import ValidationError
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.x509_helpers import (  # noqa: F401 - re-exported
     BACKDATE,
@@ -63,7 +63,7 @@ DEFAULT_CA_VALIDITY_DAYS = 3650
 DEFAULT_DEVICE_VALIDITY_DAYS = 365
 DEFAULT_RENEW_MARGIN_DAYS = 30
 MAX_VALIDITY_DAYS = 36500
-CSR_MAX_LENGTH = 4096
+CSR_MAX_LENGTH = validation.CSR_MAX
 
 
 def _writable_target(path: str, field_name: str) -> None:

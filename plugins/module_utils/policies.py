@@ -17,7 +17,7 @@ import re
 import time
 from typing import Any, Callable, Iterable, Mapping
 
-from ansible_collections.iotfleet.provisioning.plugins.module_utils import iot_access, retry
+from ansible_collections.iotfleet.provisioning.plugins.module_utils import iot_access, retry, validation
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import (
     ClientError,
     ValidationError,
@@ -28,7 +28,7 @@ from ansible_collections.iotfleet.provisioning.plugins.module_utils.validation i
 
 # AWS IoT limits (AWS_IOT_FACTS.md): a document is at most 2048 characters not
 # counting whitespace, and a policy keeps at most 5 versions.
-MAX_DOCUMENT_CHARACTERS = 2048
+MAX_DOCUMENT_CHARACTERS = validation.POLICY_DOCUMENT_MAX
 MAX_POLICY_VERSIONS = 5
 REQUIRED_DOCUMENT_KEYS = ("Version", "Statement")
 

@@ -66,6 +66,14 @@ MAX_ATTRIBUTES_WITH_TYPE = 50
 MAX_THING_GROUP_ATTRIBUTES = 50
 MAX_THING_GROUPS_PER_THING = 10
 MAX_SEARCHABLE_ATTRIBUTES = 3
+# AWS IoT quota: at most 10 policies attached to one certificate.
+MAX_POLICIES_PER_CERTIFICATE = 10
+
+# botocore IoT model: CertificateSigningRequest 1-4096, CertificatePem 1-65536 characters; a policy document at
+# most 2048 characters, whitespace excluded (AWS IoT quotas).
+CSR_MAX = 4096
+CERTIFICATE_PEM_MAX = 65536
+POLICY_DOCUMENT_MAX = 2048
 
 
 def _shown(value: str, limit: int = 40) -> str:
@@ -263,12 +271,16 @@ __all__ = [
     "ATTRIBUTE_NAME_PATTERN",
     "ATTRIBUTE_VALUE_MAX",
     "ATTRIBUTE_VALUE_PATTERN",
+    "CERTIFICATE_PEM_MAX",
+    "CSR_MAX",
     "DESCRIPTION_MAX",
     "MAX_ATTRIBUTES_WITHOUT_TYPE",
     "MAX_ATTRIBUTES_WITH_TYPE",
+    "MAX_POLICIES_PER_CERTIFICATE",
     "MAX_SEARCHABLE_ATTRIBUTES",
     "MAX_THING_GROUPS_PER_THING",
     "MAX_THING_GROUP_ATTRIBUTES",
+    "POLICY_DOCUMENT_MAX",
     "RESOURCE_NAME_MAX",
     "RESOURCE_NAME_PATTERN",
     "check_attribute_name",

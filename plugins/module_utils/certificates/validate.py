@@ -8,7 +8,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Mapping, Optional
 
-from ansible_collections.iotfleet.provisioning.plugins.module_utils import retry
+from ansible_collections.iotfleet.provisioning.plugins.module_utils import retry, validation
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import (
     ValidationError,
 )
@@ -33,10 +33,10 @@ ALL_STATUSES = ("ACTIVE", "INACTIVE", "REVOKED", "PENDING_TRANSFER", "REGISTER_I
 SOURCE_OPTIONS = ("create_keys", "csr", "csr_path", "certificate_pem", "certificate_pem_path", "certificate_id")
 
 # botocore IoT model: CertificateSigningRequest 1-4096, CertificatePem 1-65536, ThingName, PolicyName.
-CSR_MAX_LENGTH = 4096
-PEM_MAX_LENGTH = 65536
+CSR_MAX_LENGTH = validation.CSR_MAX
+PEM_MAX_LENGTH = validation.CERTIFICATE_PEM_MAX
 # AWS IoT quota: at most 10 policies attached to one certificate.
-MAX_POLICIES_PER_CERTIFICATE = 10
+MAX_POLICIES_PER_CERTIFICATE = validation.MAX_POLICIES_PER_CERTIFICATE
 PAGE_SIZE = 250
 
 # The waits between DeleteCertificate attempts (the schedule lives in retry.py).

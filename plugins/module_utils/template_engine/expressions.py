@@ -29,7 +29,15 @@ from ansible_collections.iotfleet.provisioning.plugins.module_utils.template_eng
     STRING,
     TemplateError,
 )
-from ansible_collections.iotfleet.provisioning.plugins.module_utils.validation import check_policy_name
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.validation import (
+    ATTRIBUTE_NAME_MAX,
+    ATTRIBUTE_NAME_PATTERN,
+    ATTRIBUTE_VALUE_MAX,
+    ATTRIBUTE_VALUE_PATTERN,
+    RESOURCE_NAME_MAX,
+    RESOURCE_NAME_PATTERN,
+    check_policy_name,
+)
 
 # --- small helpers --------------------------------------------------------------------------------------------
 
@@ -320,18 +328,24 @@ def _check_static_lookup(keys: List[Any], path: str, scope: _Scope) -> None:
 
 
 def _check_name(value: str, path: str, what: str = "a name") -> None:
-    if not 1 <= len(value) <= 128 or not _NAME.fullmatch(value):
-        raise TemplateError(path, f"must be {what} of 1-128 characters matching [a-zA-Z0-9:_-]+, got {value!r}")
+    if not 1 <= len(value) <= RESOURCE_NAME_MAX or not _NAME.fullmatch(value):
+        raise TemplateError(
+            path, f"must be {what} of 1-{RESOURCE_NAME_MAX} characters matching {RESOURCE_NAME_PATTERN}, got {value!r}"
+        )
 
 
 def _check_attribute(name: str, value: Any, path: str) -> None:
-    if len(name) > 128 or not _ATTRIBUTE_NAME.fullmatch(name):
+    if len(name) > ATTRIBUTE_NAME_MAX or not _ATTRIBUTE_NAME.fullmatch(name):
         raise TemplateError(
-            path, f"attribute names must be 1-128 characters matching [a-zA-Z0-9_.,@/:#-]+, got {name!r}"
+            path,
+            f"attribute names must be 1-{ATTRIBUTE_NAME_MAX} characters matching {ATTRIBUTE_NAME_PATTERN}, "
+            f"got {name!r}",
         )
-    if isinstance(value, str) and (len(value) > 800 or not _ATTRIBUTE_VALUE.fullmatch(value)):
+    if isinstance(value, str) and (len(value) > ATTRIBUTE_VALUE_MAX or not _ATTRIBUTE_VALUE.fullmatch(value)):
         raise TemplateError(
-            path, f"attribute values must be at most 800 characters matching [a-zA-Z0-9_.,@/:#=\\[\\]-]*, got {value!r}"
+            path,
+            f"attribute values must be at most {ATTRIBUTE_VALUE_MAX} characters matching {ATTRIBUTE_VALUE_PATTERN}, "
+            f"got {value!r}",
         )
 
 

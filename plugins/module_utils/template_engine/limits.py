@@ -9,6 +9,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Dict, Mapping, Optional, Tuple
 
+from ansible_collections.iotfleet.provisioning.plugins.module_utils import validation
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.errors import ValidationError
 
 # --- limits and vocabulary -------------------------------------------------------------------------------------
@@ -16,12 +17,13 @@ from ansible_collections.iotfleet.provisioning.plugins.module_utils.errors impor
 TEMPLATE_BODY_MAX = 10240  # RegisterThing / CreateProvisioningTemplate templateBody
 PARAMETER_KEY_MAX = 2048  # RegisterThing parameters: key
 PARAMETER_VALUE_MAX = 4096  # RegisterThing parameters: value
-CSR_MAX = 4096  # CertificateSigningRequest shape
-POLICY_DOCUMENT_MAX = 2048  # characters, whitespace excluded
-MAX_POLICIES_PER_CERTIFICATE = 10
-MAX_THING_GROUPS = 10
-MAX_ATTRIBUTES_WITHOUT_TYPE = 3
-MAX_ATTRIBUTES_WITH_TYPE = 50
+# The AWS limits a template shares with the modules: from validation.py, named as the engine uses them.
+CSR_MAX = validation.CSR_MAX
+POLICY_DOCUMENT_MAX = validation.POLICY_DOCUMENT_MAX
+MAX_POLICIES_PER_CERTIFICATE = validation.MAX_POLICIES_PER_CERTIFICATE
+MAX_THING_GROUPS = validation.MAX_THING_GROUPS_PER_THING
+MAX_ATTRIBUTES_WITHOUT_TYPE = validation.MAX_ATTRIBUTES_WITHOUT_TYPE
+MAX_ATTRIBUTES_WITH_TYPE = validation.MAX_ATTRIBUTES_WITH_TYPE
 
 TEMPLATE_TYPES = ("FLEET_PROVISIONING", "JITP")
 SECTIONS = ("Parameters", "Resources", "Mappings", "DeviceConfiguration")
@@ -75,10 +77,10 @@ PSEUDO_PARAMETERS: Dict[Optional[str], Tuple[str, ...]] = {
 FUNCTIONS = ("Ref", "Fn::Join", "Fn::Select", "Fn::Split", "Fn::Sub", "Fn::FindInMap")
 _FUNCTION_LIST = "Ref, Fn::Join, Fn::Select, Fn::Split, Fn::Sub and Fn::FindInMap"
 
-_NAME = re.compile(r"[a-zA-Z0-9:_-]+")
-_ATTRIBUTE_NAME = re.compile(r"[a-zA-Z0-9_.,@/:#-]+")
-_ATTRIBUTE_VALUE = re.compile(r"[a-zA-Z0-9_.,@/:#=\[\]-]*")
-_CERTIFICATE_ID = re.compile(r"[a-fA-F0-9]{64}")
+_NAME = re.compile(validation.RESOURCE_NAME_PATTERN)
+_ATTRIBUTE_NAME = re.compile(validation.ATTRIBUTE_NAME_PATTERN)
+_ATTRIBUTE_VALUE = re.compile(validation.ATTRIBUTE_VALUE_PATTERN)
+_CERTIFICATE_ID = re.compile(validation.CERTIFICATE_ID_PATTERN)
 _SUB_VARIABLE = re.compile(r"\$\{([^}]*)\}")
 
 # Result kinds of expressions, checked before rendering.
