@@ -27,53 +27,10 @@ options:
       - Where the private key is, or is to be created (PEM, PKCS#8, unencrypted, mode 0600).
     type: path
     required: true
-  key_type:
-    description:
-      - The key algorithm. AWS IoT accepts EC P-256/P-384 and RSA 2048 or larger.
-    type: str
-    choices: [EC, RSA]
-    default: EC
-  curve:
-    description:
-      - The curve of an EC key.
-    type: str
-    choices: [P-256, P-384]
-    default: P-256
-  key_size:
-    description:
-      - The size in bits of an RSA key, at least 2048.
-    type: int
-    default: 2048
   subject:
     description:
       - The CSR subject. AWS IoT ignores it for certificates it signs from a CSR, but templates and people read it.
-    type: dict
     required: true
-    suboptions:
-      common_name:
-        description: CN.
-        type: str
-      country:
-        description: C, a two-letter country code.
-        type: str
-      state_or_province:
-        description: ST.
-        type: str
-      locality:
-        description: L.
-        type: str
-      organization:
-        description: O.
-        type: str
-      organizational_unit:
-        description: OU.
-        type: str
-      distinguished_name_qualifier:
-        description: dnQualifier.
-        type: str
-      serial_number:
-        description: The subject's serialNumber attribute (not the certificate serial).
-        type: str
   csr_path:
     description:
       - Also write the CSR to this path (mode 0644), and keep it on later runs while it matches.
@@ -83,6 +40,9 @@ options:
       - Replace an existing key whose type or size differs from the request. The old key is lost.
     type: bool
     default: false
+extends_documentation_fragment:
+  - iotfleet.provisioning.key_subject
+  - iotfleet.provisioning.key_subject.subject
 attributes:
   check_mode:
     description: Can run in check mode and predict the change without writing anything.

@@ -65,20 +65,6 @@ options:
   key_type:
     description:
       - The algorithm of a key made at O(private_key_path).
-    type: str
-    choices: [EC, RSA]
-    default: EC
-  curve:
-    description:
-      - The curve of an EC key.
-    type: str
-    choices: [P-256, P-384]
-    default: P-256
-  key_size:
-    description:
-      - The size in bits of an RSA key, at least 2048.
-    type: int
-    default: 2048
   subject:
     description:
       - The certificate's subject. Required with O(private_key_path); with a CSR, the CSR's subject is used when
@@ -136,6 +122,9 @@ options:
         a O(certificate_path) that does not hold a certificate.
     type: bool
     default: false
+extends_documentation_fragment:
+  - iotfleet.provisioning.key_subject
+  - iotfleet.provisioning.key_subject.subject
 attributes:
   check_mode:
     description: Can run in check mode and predict the change without writing anything.

@@ -44,32 +44,6 @@ options:
   subject:
     description:
       - The CA certificate's subject. Required with O(state=present).
-    type: dict
-    suboptions:
-      common_name:
-        description: CN.
-        type: str
-      country:
-        description: C, a two-letter country code.
-        type: str
-      state_or_province:
-        description: ST.
-        type: str
-      locality:
-        description: L.
-        type: str
-      organization:
-        description: O.
-        type: str
-      organizational_unit:
-        description: OU.
-        type: str
-      distinguished_name_qualifier:
-        description: dnQualifier.
-        type: str
-      serial_number:
-        description: The subject's serialNumber attribute (not the certificate serial).
-        type: str
   validity_days:
     description:
       - How long a new CA certificate is valid, in days.
@@ -84,20 +58,6 @@ options:
   key_type:
     description:
       - The key algorithm. AWS IoT accepts EC P-256/P-384 and RSA 2048 or larger CA keys.
-    type: str
-    choices: [EC, RSA]
-    default: EC
-  curve:
-    description:
-      - The curve of an EC key.
-    type: str
-    choices: [P-256, P-384]
-    default: P-256
-  key_size:
-    description:
-      - The size in bits of an RSA key, at least 2048.
-    type: int
-    default: 2048
   force:
     description:
       - Replace an existing key whose type or size differs from the request, make a new key when the key file is
@@ -105,6 +65,9 @@ options:
       - The old CA is lost; device certificates it signed no longer chain to the new one.
     type: bool
     default: false
+extends_documentation_fragment:
+  - iotfleet.provisioning.key_subject
+  - iotfleet.provisioning.key_subject.subject
 attributes:
   check_mode:
     description: Can run in check mode and predict the change without writing anything.
