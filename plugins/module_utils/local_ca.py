@@ -66,14 +66,8 @@ MAX_VALIDITY_DAYS = 36500
 CSR_MAX_LENGTH = validation.CSR_MAX
 
 
-def _writable_target(path: str, field_name: str) -> None:
-    if os.path.isdir(path):
-        raise ValidationError(field_name, f"{path} is a directory; give a file path")
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise ValidationError(field_name, f"the directory {directory} does not exist")
-    if not os.access(directory, os.W_OK | os.X_OK):
-        raise ValidationError(field_name, f"the directory {directory} is not writable")
+# A file this task writes: its directory must exist and be writable (checked before any change).
+_writable_target = validation.check_writable_file
 
 
 def _distinct_paths(paths: Mapping[str, Optional[str]]) -> None:

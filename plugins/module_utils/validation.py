@@ -16,6 +16,7 @@ that every resource family can use them.
 
 from __future__ import annotations
 
+import os
 import re
 from typing import Any, Mapping
 
@@ -258,6 +259,17 @@ def check_tags(field: str, tags: Any) -> dict[str, str]:
     return result
 
 
+def check_writable_file(path: str, field_name: str) -> None:
+    """A file the module is to write: not a directory, in a directory that exists and is writable."""
+    if os.path.isdir(path):
+        raise ValidationError(field_name, f"{path} is a directory; give a file path")
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise ValidationError(field_name, f"the directory {directory} does not exist")
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise ValidationError(field_name, f"the directory {directory} is not writable")
+
+
 def check_positive_int(field: str, value: Any, allow_zero: bool = True) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValidationError(field, f"must be an integer, got {type(value).__name__}")
@@ -300,6 +312,7 @@ __all__ = [
     "check_thing_name",
     "check_thing_type_name",
     "check_unique_names",
+    "check_writable_file",
     "max_thing_attributes",
 ]
 

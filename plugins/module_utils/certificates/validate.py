@@ -176,14 +176,8 @@ def _parse(func: Callable[[str], Any], text: str, field_name: str, prefix: str =
         raise ValidationError(field_name, f"{prefix}{e}") from None
 
 
-def _writable_target(path: str, field_name: str) -> None:
-    if os.path.isdir(path):
-        raise ValidationError(field_name, f"{path} is a directory; give a file path")
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise ValidationError(field_name, f"the directory {directory} does not exist")
-    if not os.access(directory, os.W_OK | os.X_OK):
-        raise ValidationError(field_name, f"the directory {directory} is not writable")
+# A file this task writes: its directory must exist and be writable (checked before any change).
+_writable_target = validation.check_writable_file
 
 
 def validate_certificate(params: Mapping[str, Any]) -> DesiredCertificate:
