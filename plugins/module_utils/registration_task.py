@@ -17,9 +17,7 @@ uploaded.
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
 import os
 import re
@@ -28,7 +26,13 @@ from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 from ansible.module_utils.urls import open_url
 
-from ansible_collections.iotfleet.provisioning.plugins.module_utils import crypto, keys, registration, template_engine
+from ansible_collections.iotfleet.provisioning.plugins.module_utils import (
+    crypto,
+    devices_file,
+    keys,
+    registration,
+    template_engine,
+)
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import ValidationError, is_error, iter_pages
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.validation import validate_declared
 
@@ -117,22 +121,8 @@ def device_file_format(path: str) -> str:
 
 def parse_devices_text(text: str, fmt: str, field: str = "devices_file") -> List[Tuple[int, Any]]:
     """(line number, raw parameter map) per device; line numbers point into the file (records for YAML)."""
-    records: List[Tuple[int, Any]] = []
-    if fmt == "jsonl" or (fmt == "json" and not text.lstrip().startswith("[")):
-        for number, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                records.append((number, json.loads(line)))
-            except ValueError as error:
-                raise ValidationError(f"{field} line {number}", f"is not valid JSON: {error}") from None
-        return records
-    if fmt == "json":
-        try:
-            data = json.loads(text)
-        except ValueError as error:
-            raise ValidationError(field, f"is not valid JSON: {error}") from None
-        return list(enumerate(data, start=1))
+    if fmt in ("json", "jsonl"):
+        return devices_file.json_records(text, field, allow_list=fmt == "json")
     if fmt == "yaml":
         if not HAS_YAML:
             raise ValidationError(field, "YAML device files need PyYAML, which is not installed")
@@ -145,21 +135,11 @@ def parse_devices_text(text: str, fmt: str, field: str = "devices_file") -> List
         if not isinstance(data, list):
             raise ValidationError(field, "a YAML device file must be a list of parameter maps (or a map with devices)")
         return list(enumerate(data, start=1))
-    reader = csv.reader(io.StringIO(text))
-    header: Optional[List[str]] = None
-    for number, row in enumerate(reader, start=1):
-        if not any(cell.strip() for cell in row):
-            continue
-        if header is None:
-            header = [cell.strip() for cell in row]
-            if len(set(header)) != len(header) or "" in header:
-                raise ValidationError(f"{field} line {number}", "the CSV header needs unique, non-empty column names")
-            continue
-        if len(row) != len(header):
-            raise ValidationError(f"{field} line {number}", f"has {len(row)} columns, the header has {len(header)}")
-        # An empty cell means "not given", so a template Default can apply.
-        records.append((reader.line_num, {k: v for k, v in zip(header, row) if v != ""}))
-    return records
+    # An empty cell means "not given", so a template Default can apply.
+    return [
+        (line, {k: v for k, v in cells.items() if v != ""})
+        for line, cells in devices_file.csv_records(text, field, "has {cells} columns, the header has {header}")
+    ]
 
 
 def load_devices(params: Dict[str, Any]) -> List[Dict[str, Any]]:

@@ -4,11 +4,9 @@
 
 from __future__ import annotations
 
-import csv
-import io
-import json
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List
 
+from ansible_collections.iotfleet.provisioning.plugins.module_utils import devices_file
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.errors import ValidationError
 
 try:
@@ -36,25 +34,10 @@ def csv_rows(text: str) -> List[Dict[str, Any]]:
     line: an unquoted comma or a truncated line would otherwise shift values into the wrong columns silently.
     """
     rows = []
-    reader = csv.reader(io.StringIO(text))
-    header: Optional[List[str]] = None
-    for row in reader:
-        if not any(cell.strip() for cell in row):
-            continue
-        if header is None:
-            header = [cell.strip() for cell in row]
-            if len(set(header)) != len(header) or "" in header:
-                raise ValidationError(
-                    f"devices_file line {reader.line_num}", "the CSV header needs unique, non-empty column names"
-                )
-            continue
-        if len(row) != len(header):
-            raise ValidationError(
-                f"devices_file line {reader.line_num}",
-                f"has {len(row)} cells, the header has {len(header)} (quote a value that holds a comma)",
-            )
+    width_rule = "has {cells} cells, the header has {header} (quote a value that holds a comma)"
+    for _line, cells in devices_file.csv_records(text, "devices_file", width_rule):
         device: Dict[str, Any] = {}
-        for column, value in zip(header, row):
+        for column, value in cells.items():
             value = value.strip()
             if value == "":
                 continue
@@ -72,22 +55,7 @@ def csv_rows(text: str) -> List[Dict[str, Any]]:
 
 def json_rows(text: str, field_name: str) -> List[Any]:
     """A JSON list, or JSON lines (one object per line, blank lines skipped)."""
-    stripped = text.strip()
-    if stripped.startswith("["):
-        try:
-            data = json.loads(stripped)
-        except ValueError as e:
-            raise ValidationError(field_name, f"is not valid JSON: {e}") from None
-        return data
-    rows = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            rows.append(json.loads(line))
-        except ValueError as e:
-            raise ValidationError(f"{field_name} line {number}", f"is not valid JSON: {e}") from None
-    return rows
+    return [value for _number, value in devices_file.json_records(text, field_name)]
 
 
 def load_device_rows(path: str) -> List[Any]:
