@@ -30,12 +30,8 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from ansible_collections.iotfleet.provisioning.plugins.module_utils import crypto, keys, validation
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.errors import ValidationError
-from ansible_collections.iotfleet.provisioning.plugins.module_utils.x509_helpers import (  # noqa: F401 - re-exported
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.x509_helpers import (
     BACKDATE,
-    MIN_RSA_BITS,
-    STRONG_CURVES,
-    STRONG_SIGNATURE_HASHES,
-    VERIFICATION_VALIDITY,
     View,
     _read_certificate_file,
     build_ca_certificate,
@@ -49,11 +45,9 @@ from ansible_collections.iotfleet.provisioning.plugins.module_utils.x509_helpers
     load_private_key_file,
     load_signing_ca,
     not_valid_after,
-    not_valid_before,
     predicted_view,
     require_strong,
     signature_verifies,
-    signing_hash,
     strength_problem,
     utcnow,
     verification_certificate,
