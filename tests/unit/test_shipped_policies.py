@@ -4,6 +4,11 @@ A device may connect only as its own thing name, with its certificate attached t
 (``iot:Connection.Thing.IsAttached``), and publish, subscribe and receive only under a topic prefix bound to
 its thing name. No statement allows ``iot:*`` (or any wildcard action, or NotAction).
 
+A claim policy (fleet provisioning by claim, issue 14) is for a certificate that has no thing yet, so it has its own
+rule: connect only with a client id under a fixed, non-empty prefix, and publish, receive and subscribe only on the
+fleet provisioning topics (``$aws/certificates/create[-from-csr]/...`` and
+``$aws/provisioning-templates/<name>/provision/...``), nothing else.
+
 The documents are read from the roles (defaults and tasks), the playbooks, the README files' YAML and JSON
 examples (where they parse) and the modules' EXAMPLES and RETURN blocks.
 """
@@ -174,6 +179,62 @@ def violations(document: dict[str, Any]) -> list[str]:
     return problems
 
 
+CLAIM_TOPIC = re.compile(
+    r":(topic|topicfilter)/\$aws/(certificates/create|certificates/create-from-csr|provisioning-templates/[0-9A-Za-z_-]+/provision)/\*$"
+)
+# The role builds its claim policy's topic list with Jinja; the rendered list is asserted exactly, against the
+# endpoint, by tests/integration/test_fleet_provisioning_role.py.
+CLAIM_TOPICS_EXPRESSION = re.compile(
+    "^"
+    + re.escape(
+        "{{ fleet_provisioning_request_topics | map('regex_replace', '^(.*)$', fleet_provisioning_arn_prefix ~ ':"
+    )
+    + "(topic|topicfilter)"
+    + re.escape("/\\1/*') | list }}")
+    + "$"
+)
+CLAIM_ACTIONS = {"iot:connect", "iot:publish", "iot:receive", "iot:subscribe"}
+
+
+def is_claim_policy(document: dict[str, Any]) -> bool:
+    resources = [str(r) for s in _statements(document) for r in _as_list(s.get("Resource", []))]
+    return any(
+        "$aws/certificates/create" in r
+        or "$aws/provisioning-templates/" in r
+        or "fleet_provisioning_request_topics" in r
+        for r in resources
+    )
+
+
+def claim_violations(document: dict[str, Any]) -> list[str]:
+    """What makes a claim policy broader than "connect under a client id prefix, use the provisioning topics"."""
+    problems = []
+    for number, statement in enumerate(_statements(document)):
+        if statement.get("Effect") != "Allow":
+            continue
+        where = f"Statement[{number}]"
+        if "NotAction" in statement or "NotResource" in statement:
+            problems.append(f"{where}: NotAction or NotResource in an Allow statement")
+            continue
+        resources = [str(r) for r in _as_list(statement.get("Resource", []))]
+        for action in (str(a) for a in _as_list(statement.get("Action", []))):
+            lowered = action.lower()
+            if lowered not in CLAIM_ACTIONS:
+                problems.append(f"{where}: {action} is not a claim's action")
+            elif lowered == "iot:connect":
+                for resource in resources:
+                    prefix = resource.split(":client/", 1)[1] if ":client/" in resource else ""
+                    if not prefix.endswith("*") or not prefix[:-1] or "*" in prefix[:-1] or "?" in prefix:
+                        problems.append(f"{where}: iot:Connect on {resource!r}, not client/<fixed prefix>*")
+            else:
+                wanted = TOPIC_ACTIONS[lowered]
+                for resource in resources:
+                    found = CLAIM_TOPIC.search(resource) or CLAIM_TOPICS_EXPRESSION.match(resource)
+                    if not found or found.group(1) != wanted:
+                        problems.append(f"{where}: {action} on {resource!r}, not a fleet provisioning {wanted}")
+    return problems
+
+
 # --------------------------------------------------------------------------- the tests
 
 
@@ -194,7 +255,62 @@ def test_the_scan_finds_the_documents_the_collection_shows():
     ids=[f"{source}-{number}" for number, (source, _document) in enumerate(iot_documents())],
 )
 def test_every_shipped_iot_policy_is_least_privilege(source, document):
-    assert violations(document) == [], f"{source}: {json.dumps(document)}"
+    found = claim_violations(document) if is_claim_policy(document) else violations(document)
+    assert found == [], f"{source}: {json.dumps(document)}"
+
+
+def test_the_scan_finds_the_claim_policy():
+    assert [source for source, document in iot_documents() if is_claim_policy(document)] == [
+        "roles/fleet_provisioning/vars/main.yml"
+    ]
+
+
+CLAIM = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {"Effect": "Allow", "Action": "iot:Connect", "Resource": "arn:aws:iot:eu-west-1:1:client/provision-*"},
+        {
+            "Effect": "Allow",
+            "Action": ["iot:Publish", "iot:Receive"],
+            "Resource": [
+                "arn:aws:iot:eu-west-1:1:topic/$aws/certificates/create-from-csr/*",
+                "arn:aws:iot:eu-west-1:1:topic/$aws/provisioning-templates/plant/provision/*",
+            ],
+        },
+        {
+            "Effect": "Allow",
+            "Action": "iot:Subscribe",
+            "Resource": "arn:aws:iot:eu-west-1:1:topicfilter/$aws/provisioning-templates/plant/provision/*",
+        },
+    ],
+}
+
+
+def _claim_with(number: int, **changes: Any) -> dict[str, Any]:
+    document = json.loads(json.dumps(CLAIM))
+    document["Statement"][number].update(changes)
+    return document
+
+
+@pytest.mark.parametrize(
+    "document, problem",
+    [
+        (_claim_with(0, Resource="arn:aws:iot:eu-west-1:1:client/*"), "iot:Connect on"),
+        (_claim_with(0, Resource="arn:aws:iot:eu-west-1:1:client/provision-1"), "iot:Connect on"),
+        (_claim_with(1, Resource="arn:aws:iot:eu-west-1:1:topic/$aws/certificates/create/*x"), "iot:Publish on"),
+        (_claim_with(1, Resource="arn:aws:iot:eu-west-1:1:topic/devices/*"), "iot:Publish on"),
+        (_claim_with(2, Resource="arn:aws:iot:eu-west-1:1:topic/$aws/certificates/create/*"), "iot:Subscribe on"),
+        (_claim_with(2, Action="iot:UpdateThingShadow"), "not a claim's action"),
+        (_claim_with(2, Action="iot:*"), "not a claim's action"),
+    ],
+)
+def test_the_claim_rule_catches_broad_grants(document, problem):
+    assert is_claim_policy(document)
+    assert any(problem in found for found in claim_violations(document)), claim_violations(document)
+
+
+def test_the_claim_model_passes():
+    assert claim_violations(CLAIM) == []
 
 
 LEAST = {
