@@ -40,13 +40,32 @@ def collections_path() -> str:
     return root
 
 
+# Seconds of the other long integration tests (per test, pytest --durations in CI, 5 December): like the targets, they
+# start early so that neither worker is left with one of them at the end. Only the order depends on these figures.
+LONG_INTEGRATION_TESTS = {
+    "test_fleet_provisioning_role.py": 74,
+    "test_jitp_role.py": 70,
+    "test_device_connect.py": 41,
+    "test_single_thing_role.py": 35,
+    "test_first_check.py": 32,
+    "test_fleet_faults.py": 30,
+    "test_aws_run.py": 29,
+    "test_fleet_safety.py": 27,
+    "test_bulk_role.py": 25,
+    "test_jitp_checkmode.py": 24,
+}
+
+
 def _run_order(item: pytest.Item) -> tuple[int, float]:
-    """Integration targets first, longest first; other integration tests; local endpoint tests; the rest."""
+    """Integration targets and the long integration tests first, longest first; other integration tests; local
+    endpoint tests; the rest."""
     path = str(item.path)
     if path.endswith(os.path.join("tests", "integration", "test_targets.py")) and hasattr(item, "callspec"):
         from test_targets import expected_seconds
 
         return (0, -expected_seconds(item.callspec.params["target"]))
+    if os.path.basename(path) in LONG_INTEGRATION_TESTS:
+        return (0, -LONG_INTEGRATION_TESTS[os.path.basename(path)])
     if os.sep + os.path.join("tests", "integration") + os.sep in path:
         return (1, 0.0)
     if os.sep + os.path.join("tests", "local_iot") + os.sep in path:
