@@ -13,6 +13,12 @@ description:
   - "Returns AWS IoT device certificates: one by id, those attached to a thing, those signed by a registered CA,
     or every certificate of the account and region."
   - Every page of the underlying list calls is read. Nothing is changed.
+  - "Each certificate's validity dates, whole days left and public key are read from the certificate's PEM (the
+    X.509 dates a TLS handshake checks; AWS's C(validity) field carries the same). A query by O(certificate_id) or
+    O(thing) describes each certificate anyway, so they come at no extra call. A listing (every certificate, or by
+    O(ca_certificate_id)) reads them only with O(include_validity) or O(expiring_within_days): one
+    C(DescribeCertificate) per certificate, an API limited to 10 calls per second. RV(validity_read) says whether
+    they were read."
 options:
   certificate_id:
     description:
@@ -38,6 +44,19 @@ options:
       - Also return each certificate's PEM. Costs one C(DescribeCertificate) call per certificate when listing.
     type: bool
     default: false
+  include_validity:
+    description:
+      - For a listing (no O(certificate_id) or O(thing)), also read each certificate's validity, days left and
+        public key, at one C(DescribeCertificate) call per certificate. Queries by O(certificate_id) or O(thing)
+        always return them.
+    type: bool
+    default: false
+  expiring_within_days:
+    description:
+      - Only the certificates whose validity ends within this many days from now (those already expired
+        included). Reads the validity as O(include_validity) does.
+      - A whole number from 0 to 36500.
+    type: int
 extends_documentation_fragment:
   - iotfleet.provisioning.aws
 attributes:
@@ -78,6 +97,22 @@ EXAMPLES = r"""
 - name: Certificates issued by our registered CA
   iotfleet.provisioning.certificate_info:
     ca_certificate_id: "{{ fleet_ca.certificate_id }}"
+
+- name: ACTIVE certificates that expire within 30 days (one DescribeCertificate per certificate)
+  iotfleet.provisioning.certificate_info:
+    status: ACTIVE
+    expiring_within_days: 30
+  register: expiring
+
+- name: Days left of the certificates of one device
+  iotfleet.provisioning.certificate_info:
+    thing: sensor-001
+  register: sensor_certificates
+- name: Warn on a certificate near its end
+  ansible.builtin.debug:
+    msg: "{{ item.certificate_id }} expires {{ item.validity.not_after }} ({{ item.days_left }} days)"
+  loop: "{{ sensor_certificates.certificates }}"
+  when: item.days_left is not none and item.days_left < 60
 """
 
 RETURN = r"""
@@ -116,13 +151,55 @@ certificates:
       description: The certificate PEM.
       type: str
       returned: when O(include_pem=true)
+    validity:
+      description:
+        - The certificate's validity, read from its PEM; null when the PEM could not be read.
+        - AWS-generated certificates (keys made by AWS, or signed from a CSR) end 2049-12-31T23:59:59Z;
+          certificates signed by a CA carry the dates that CA gave them.
+      type: dict
+      returned: when RV(validity_read) applies (a query by id or thing, O(include_validity), O(expiring_within_days))
+      contains:
+        not_before:
+          description: Start of validity (ISO 8601, UTC).
+          type: str
+          sample: "2024-05-01T12:00:00+00:00"
+        not_after:
+          description: End of validity (ISO 8601, UTC).
+          type: str
+          sample: "2049-12-31T23:59:59+00:00"
+    days_left:
+      description: Whole days until RV(certificates[].validity.not_after), rounded down; negative once expired.
+      type: int
+      returned: with RV(certificates[].validity)
+      sample: 364
+    public_key:
+      description: The certificate's public key, V(RSA) with its size in bits, or V(EC) with its curve and size.
+      type: dict
+      returned: with RV(certificates[].validity)
+      sample: {"type": "EC", "curve": "P-256", "size": 256}
+validity_read:
+  description:
+    - Whether every returned certificate carries its validity. False for a listing without O(include_validity)
+      or O(expiring_within_days) (validity not read, to spare DescribeCertificate calls), or when a PEM could not
+      be read.
+  returned: always
+  type: bool
 """
+
+from ansible.module_utils.basic import missing_required_lib
 
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import IoTModule
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.certificates import (
     ALL_STATUSES,
-    query_certificates,
     validate_certificate_query,
+)
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.certificates.expiry import (
+    query_with_expiry,
+    validate_window,
+)
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.crypto import (
+    CRYPTOGRAPHY_IMPORT_ERROR,
+    HAS_CRYPTOGRAPHY,
 )
 
 
@@ -134,13 +211,19 @@ def main() -> None:
             ca_certificate_id=dict(type="str"),
             status=dict(type="str", choices=list(ALL_STATUSES)),
             include_pem=dict(type="bool", default=False),
+            include_validity=dict(type="bool", default=False),
+            expiring_within_days=dict(type="int"),
         ),
         mutually_exclusive=[("certificate_id", "thing", "ca_certificate_id")],
     )
+    if not HAS_CRYPTOGRAPHY:
+        module.fail_json(msg=missing_required_lib("cryptography"), exception=CRYPTOGRAPHY_IMPORT_ERROR)
 
     def run() -> dict:
         query = validate_certificate_query(module.params)
-        return dict(changed=False, certificates=query_certificates(module.client("iot"), query))
+        window = validate_window(module.params["expiring_within_days"])
+        answer = query_with_expiry(module.client("iot"), query, module.params["include_validity"], window)
+        return dict(changed=False, **answer)
 
     module.run(run)
 
