@@ -25,7 +25,12 @@ description:
     (C(UpdateCACertificate)), only when they differ. Unset options leave the registered values alone.
   - "O(state=absent) sets the CA INACTIVE, then deletes it. While device certificates registered with the CA
     remain (C(ListCertificatesByCA)), the task fails and says how many, unless O(force=true): then each of them is
-    first set INACTIVE, detached from its things and policies, and deleted."
+    first set INACTIVE, detached from its things and policies, and deleted. With
+    O(keep_inactive_device_certificates=true) only an ACTIVE device certificate stops the removal (the task fails
+    with their count and what to do); the others stay registered."
+  - "Before removing, the task can prove the CA is its own: O(ca_private_key_path) must hold the CA's key (checked
+    offline, before any call), and O(registration_config.template_name) must be the JITP template the CA is
+    registered with (else the task fails and removes nothing)."
 options:
   state:
     description:
@@ -62,6 +67,8 @@ options:
       - The CA's private key (PEM), on the host the module runs on, to make the verification certificate. It
         must match the CA certificate's public key. An encrypted key needs O(ca_private_key_passphrase).
       - Mutually exclusive with O(verification_certificate_pem); not allowed with O(certificate_mode=SNI_ONLY).
+      - With O(state=absent), the proof that the task holds the CA key; the CA is not removed when it does not
+        match.
     type: path
   ca_private_key_passphrase:
     description:
@@ -80,6 +87,19 @@ options:
         O(registration_config.template_name) (C(ListCACertificates)) and fail, naming them, if another one is
         ACTIVE. A CA whose key was lost then fails loudly instead of a second CA being registered for the same
         template. Needs O(registration_config.template_name). Also applies in check mode (it only reads)."
+    type: bool
+    default: false
+  allowed_template_ca_ids:
+    description:
+      - With O(fail_on_other_template_ca), the ids of the other CAs that may be ACTIVE for the template (a planned
+        CA rotation, where the playbook declares every CA it holds). Any other ACTIVE CA still fails the task.
+    type: list
+    elements: str
+  keep_inactive_device_certificates:
+    description:
+      - With O(state=absent), the guard of a CA rotation. The task fails while a device certificate the CA signed
+        is ACTIVE (C(ListCertificatesByCA)), naming how many; device certificates in other states are left
+        registered. Mutually exclusive with O(force).
     type: bool
     default: false
   certificate_mode:
@@ -103,6 +123,8 @@ options:
   registration_config:
     description:
       - The provisioning template AWS IoT applies to devices whose certificate this CA signed (JITP).
+      - With O(state=absent), only O(registration_config.template_name) is used, as a proof of ownership (the CA
+        must be registered with that template).
       - Either O(registration_config.template_name), or O(registration_config.template_body) with
         O(registration_config.role_arn). A given config replaces the registered one (only when it differs);
         unset leaves the registered config alone. This module does not remove a registration config.
@@ -193,6 +215,15 @@ EXAMPLES = r"""
   iotfleet.provisioning.ca_certificate:
     certificate_id: "{{ factory_ca.ca_certificate.certificate_id }}"
     auto_registration: false
+
+- name: Retire an old CA once no device certificate it signed is ACTIVE (proving the task holds its key)
+  iotfleet.provisioning.ca_certificate:
+    ca_certificate_path: /etc/pki/factory-ca-2024.pem
+    ca_private_key_path: /etc/pki/factory-ca-2024.key
+    registration_config:
+      template_name: factory-jitp
+    state: absent
+    keep_inactive_device_certificates: true
 
 - name: Remove the CA and every device certificate registered with it
   iotfleet.provisioning.ca_certificate:
@@ -286,6 +317,8 @@ def main() -> None:
             ca_private_key_passphrase=dict(type="str", no_log=True),
             validate_only=dict(type="bool", default=False),
             fail_on_other_template_ca=dict(type="bool", default=False),
+            allowed_template_ca_ids=dict(type="list", elements="str"),
+            keep_inactive_device_certificates=dict(type="bool", default=False),
             certificate_mode=dict(type="str", choices=["DEFAULT", "SNI_ONLY"]),
             status=dict(type="str", choices=["ACTIVE", "INACTIVE"]),
             auto_registration=dict(type="bool"),

@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from typing import Any, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import ClientError, is_error
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.ca.read import (
@@ -19,28 +19,75 @@ from ansible_collections.iotfleet.provisioning.plugins.module_utils.certificates
 )
 
 
+def _sample(ids: List[str]) -> str:
+    return ", ".join(ids[:5]) + (", ..." if len(ids) > 5 else "")
+
+
+def refuse_foreign_ca(desired: DesiredCA, before: View) -> None:
+    """A CA registered with another JITP template (or none) than the one the task names is not this task's."""
+    expected = (desired.registration_config or {}).get("template_name")
+    if expected is None:
+        return
+    current = (before.get("registration_config") or {}).get("template_name")
+    if current != expected:
+        raise StateConflictError(
+            "registration_config.template_name",
+            f"CA certificate {desired.certificate_id} is registered with "
+            f"{'the JITP template ' + current if current else 'no JITP template'}, not {expected}: this task does "
+            "not own it and does not remove it",
+        )
+
+
+def active_device_guard(desired: DesiredCA, devices: List[Dict[str, Any]]) -> None:
+    """Refuse to remove a CA while a device certificate it signed is still ACTIVE (ListCertificatesByCA)."""
+    active = sorted(d["certificateId"] for d in devices if d.get("status") == "ACTIVE")
+    if not active:
+        return
+    count = len(active)
+    noun = "certificate it signed is" if count == 1 else "certificates it signed are"
+    raise StateConflictError(
+        "keep_inactive_device_certificates",
+        f"CA certificate {desired.certificate_id} is not removed: {count} device {noun} still ACTIVE "
+        f"({_sample(active)}). Those devices still connect with them; move each device to a certificate from the "
+        "new CA, then set its old certificate INACTIVE (or revoke it), and run again",
+    )
+
+
+def guard(desired: DesiredCA, devices: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """The device certificates the removal takes with it (with force), after the guard said yes."""
+    if desired.force:
+        return devices
+    if desired.keep_inactive_device_certificates:
+        active_device_guard(desired, devices)
+        return []
+    if devices:
+        device_ids = sorted(d["certificateId"] for d in devices)
+        count = len(devices)
+        noun = "certificate is" if count == 1 else "certificates are"
+        raise StateConflictError(
+            "force",
+            f"CA certificate {desired.certificate_id} cannot be removed: {count} device {noun} still registered "
+            f"with it ({_sample(device_ids)}). Remove them first, or set force: true to remove them (each is set "
+            "INACTIVE, detached from its things and policies, and deleted), or keep_inactive_device_certificates: "
+            "true to leave those that are not ACTIVE registered",
+        )
+    return []
+
+
 def ensure_absent(client: Any, desired: DesiredCA, check_mode: bool) -> Tuple[bool, Optional[View], None, List[str]]:
-    """Deactivate and delete the CA; with force, first remove the device certificates registered with it.
+    """Deactivate and delete the CA, behind the device-certificate guard; with force, remove its devices first.
 
     Returns ``(changed, before, None, device certificate ids removed or to be removed)``.
     """
     before = read_ca_certificate(client, desired.certificate_id)
     if before is None:
         return False, None, None, []
-    devices = list_device_certificates(client, desired.certificate_id)
-    device_ids = sorted(d["certificateId"] for d in devices)
-    if devices and not desired.force:
-        count = len(devices)
-        noun = "certificate is" if count == 1 else "certificates are"
-        raise StateConflictError(
-            "force",
-            f"CA certificate {desired.certificate_id} cannot be removed: {count} device {noun} still registered "
-            f"with it ({', '.join(device_ids[:5])}{', ...' if count > 5 else ''}). Remove them first, or set "
-            "force: true to remove them (each is set INACTIVE, detached from its things and policies, and deleted)",
-        )
+    refuse_foreign_ca(desired, before)
+    removed = guard(desired, list_device_certificates(client, desired.certificate_id))
+    device_ids = sorted(d["certificateId"] for d in removed)
     if check_mode:
         return True, before, None, device_ids
-    for device in devices:
+    for device in removed:
         remove_certificate(
             client,
             {
@@ -54,6 +101,15 @@ def ensure_absent(client: Any, desired: DesiredCA, check_mode: bool) -> Tuple[bo
     try:
         client.delete_ca_certificate(certificateId=desired.certificate_id)
     except ClientError as e:
-        if not is_error(e, "ResourceNotFoundException"):
-            raise
+        if is_error(e, "ResourceNotFoundException"):
+            return True, before, None, device_ids
+        if is_error(e, "CertificateStateException"):
+            raise StateConflictError(
+                "state",
+                f"AWS IoT refused to delete CA certificate {desired.certificate_id} "
+                f"(CertificateStateException: {e.response.get('Error', {}).get('Message', '')}). It is INACTIVE "
+                "now; devices it signed may still be registered: list them (ListCertificatesByCA), deactivate or "
+                "remove them, and run again",
+            ) from None
+        raise
     return True, before, None, device_ids

@@ -146,7 +146,11 @@ def other_template_cas(client: Any, template_name: str, certificate_id: str) -> 
 
 def _refuse_second_ca(client: Any, desired: DesiredCA) -> None:
     template = desired.registration_config["template_name"]
-    others = other_template_cas(client, template, desired.certificate_id)
+    others = [
+        ca_id
+        for ca_id in other_template_cas(client, template, desired.certificate_id)
+        if ca_id not in desired.allowed_template_ca_ids
+    ]
     if others:
         raise StateConflictError(
             "fail_on_other_template_ca",

@@ -6,8 +6,8 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import Any, Dict, Mapping, Optional
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Mapping, Optional
 
 from ansible_collections.iotfleet.provisioning.plugins.module_utils import (
     crypto,
@@ -54,6 +54,10 @@ class DesiredCA:
     force: bool = False
     validate_only: bool = False
     fail_on_other_template_ca: bool = False
+    # Other CAs that may be ACTIVE for the template (a planned rotation): the ids the playbook declares.
+    allowed_template_ca_ids: List[str] = field(default_factory=list)
+    # state=absent: only ACTIVE device certificates stop the removal; the others stay registered.
+    keep_inactive_device_certificates: bool = False
 
     @property
     def has_verification(self) -> bool:
@@ -145,6 +149,7 @@ def validate_ca_certificate(params: Mapping[str, Any]) -> DesiredCA:
         force=bool(params.get("force")),
         validate_only=bool(params.get("validate_only")),
         fail_on_other_template_ca=bool(params.get("fail_on_other_template_ca")),
+        keep_inactive_device_certificates=bool(params.get("keep_inactive_device_certificates")),
     )
 
     given = [name for name in SOURCE_OPTIONS if params.get(name) is not None]
@@ -171,7 +176,10 @@ def validate_ca_certificate(params: Mapping[str, Any]) -> DesiredCA:
         desired.ca_certificate_pem = text
         desired.certificate_id = crypto.certificate_id(text)
     if state == "absent":
+        _validate_absent(params, desired)
         return desired
+    if desired.keep_inactive_device_certificates:
+        raise ValidationError("keep_inactive_device_certificates", "is only used with state=absent")
     if desired.ca_certificate is not None:
         # Refused here rather than by RegisterCACertificate: nothing is created for a CA AWS would refuse.
         x509_helpers.require_strong(desired.ca_certificate, desired.source_option, "the CA certificate")
@@ -199,10 +207,67 @@ def validate_ca_certificate(params: Mapping[str, Any]) -> DesiredCA:
             "fail_on_other_template_ca", "needs registration_config.template_name: the template whose CAs to look at"
         )
 
+    desired.allowed_template_ca_ids = _validate_allowed_ids(params, desired)
+
     _validate_verification(params, desired)
     if params.get("ca_private_key_passphrase") and params.get("ca_private_key_path") is None:
         raise ValidationError("ca_private_key_passphrase", "is only used with ca_private_key_path")
     return desired
+
+
+def _validate_allowed_ids(params: Mapping[str, Any], desired: DesiredCA) -> List[str]:
+    allowed = params.get("allowed_template_ca_ids")
+    if allowed is None:
+        return []
+    if not desired.fail_on_other_template_ca:
+        raise ValidationError(
+            "allowed_template_ca_ids", "is only used with fail_on_other_template_ca: the CAs that check may accept"
+        )
+    if not isinstance(allowed, (list, tuple)):
+        raise ValidationError("allowed_template_ca_ids", "must be a list of CA certificate ids")
+    ids = []
+    for index, value in enumerate(allowed):
+        try:
+            ids.append(validate_certificate_id(value))
+        except ValidationError as e:
+            raise ValidationError(f"allowed_template_ca_ids[{index}]", e.rule) from None
+    return sorted(set(ids))
+
+
+def _validate_absent(params: Mapping[str, Any], desired: DesiredCA) -> None:
+    """state=absent: the removal guard's options and the proofs that the CA is this task's to remove."""
+    if desired.force and desired.keep_inactive_device_certificates:
+        raise ValidationError(
+            "force, keep_inactive_device_certificates",
+            "are mutually exclusive: force removes every device certificate of the CA, "
+            "keep_inactive_device_certificates removes none and refuses while one is ACTIVE",
+        )
+    config = params.get("registration_config")
+    if config is not None:
+        if config.get("template_body") is not None or config.get("role_arn") is not None:
+            raise ValidationError(
+                "registration_config",
+                "with state=absent only template_name is used: the JITP template the CA must be registered with",
+            )
+        desired.registration_config = validate_registration_config(config)
+    key_path = params.get("ca_private_key_path")
+    if key_path is None:
+        if params.get("ca_private_key_passphrase"):
+            raise ValidationError("ca_private_key_passphrase", "is only used with ca_private_key_path")
+        return
+    if desired.ca_certificate is None:
+        raise ValidationError(
+            "ca_private_key_path", "is only used with ca_certificate_pem or ca_certificate_path (the key must match it)"
+        )
+    # Proof of possession: only the holder of the CA key removes the CA.
+    key = x509_helpers.load_private_key_file(key_path, "ca_private_key_path", params.get("ca_private_key_passphrase"))
+    if not crypto.same_public_key(key, desired.ca_certificate.public_key()):
+        raise ValidationError(
+            "ca_private_key_path",
+            f"the key in {key_path} does not match the public key of the CA certificate "
+            f"({desired.ca_certificate.subject.rfc4514_string()}); the CA is not removed",
+        )
+    desired.ca_private_key = key
 
 
 def _validate_verification(params: Mapping[str, Any], desired: DesiredCA) -> None:
