@@ -97,9 +97,11 @@ options:
     elements: str
   keep_inactive_device_certificates:
     description:
-      - With O(state=absent), the guard of a CA rotation. The task fails while a device certificate the CA signed
-        is ACTIVE (C(ListCertificatesByCA)), naming how many; device certificates in other states are left
-        registered. Mutually exclusive with O(force).
+      - With O(state=absent), the retirement of a CA in a rotation, in two steps. The CA is set INACTIVE with
+        auto-registration off at once (no new device it signed is registered; registered ones keep connecting, as
+        AWS documents). It is deleted only once no device certificate it signed is ACTIVE
+        (C(ListCertificatesByCA)); until then the task fails with their count and what to do. Device certificates
+        in other states are left registered. Mutually exclusive with O(force).
     type: bool
     default: false
   certificate_mode:

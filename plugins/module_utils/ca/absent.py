@@ -53,6 +53,16 @@ def active_device_guard(desired: DesiredCA, devices: List[Dict[str, Any]]) -> No
     )
 
 
+def _deactivation(before: View) -> Dict[str, str]:
+    """UpdateCACertificate arguments that make the CA INACTIVE with auto-registration off (empty when it is)."""
+    update = {}
+    if before.get("status") != "INACTIVE":
+        update["newStatus"] = "INACTIVE"
+    if before.get("auto_registration_status") == "ENABLE":
+        update["newAutoRegistrationStatus"] = "DISABLE"
+    return update
+
+
 def guard(desired: DesiredCA, devices: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
     """The device certificates the removal takes with it (with force), after the guard said yes."""
     if desired.force:
@@ -83,7 +93,24 @@ def ensure_absent(client: Any, desired: DesiredCA, check_mode: bool) -> Tuple[bo
     if before is None:
         return False, None, None, []
     refuse_foreign_ca(desired, before)
-    removed = guard(desired, list_device_certificates(client, desired.certificate_id))
+    devices = list_device_certificates(client, desired.certificate_id)
+    if desired.keep_inactive_device_certificates:
+        # A rotation retires the CA in two steps: INACTIVE (and auto-registration off) at once, so no new device it
+        # signed is registered, and deleted only once the guard passes. Registered devices keep connecting.
+        deactivate = _deactivation(before)
+        try:
+            active_device_guard(desired, devices)
+        except StateConflictError as refusal:
+            if deactivate and not check_mode:
+                client.update_ca_certificate(certificateId=desired.certificate_id, **deactivate)
+            if not deactivate:
+                raise
+            raise StateConflictError(
+                refusal.field,
+                f"{refusal.rule} (meanwhile the CA {'would be' if check_mode else 'was'} set INACTIVE with "
+                "auto-registration off: no new device it signed is registered)",
+            ) from None
+    removed = guard(desired, devices)
     device_ids = sorted(d["certificateId"] for d in removed)
     if check_mode:
         return True, before, None, device_ids

@@ -90,7 +90,6 @@ def test_allowed_ids_are_checked_offline(old_and_new):
 
 def test_the_guard_counts_active_device_certificates_and_refuses(old_and_new):
     iot, old, _new = old_and_new
-    present(iot, certificate_id=old["id"], status="INACTIVE", auto_registration=False)
     active = [iot.add_device(old["id"], index) for index in range(3)]
     inactive = iot.add_device(old["id"], 9, status="INACTIVE")
     iot.calls.clear()
@@ -100,13 +99,24 @@ def test_the_guard_counts_active_device_certificates_and_refuses(old_and_new):
         registration_config=TEMPLATE,
         keep_inactive_device_certificates=True,
     )
-    for check_mode in (True, False):
+    # Check mode predicts; the run sets the CA INACTIVE (auto-registration off) at once, then refuses to delete it.
+    for check_mode, verb in ((True, "would be"), (False, "was")):
         with pytest.raises(ValidationError) as error:
             absent(iot, check_mode=check_mode, **retire)
         assert error.value.field == "keep_inactive_device_certificates"
         assert "3 device certificates it signed are still ACTIVE" in error.value.rule
-        assert "INACTIVE" in error.value.rule and "run again" in error.value.rule
-    assert iot.mutating() == [] and old["id"] in iot.cas
+        assert "run again" in error.value.rule and f"the CA {verb} set INACTIVE" in error.value.rule
+        if check_mode:
+            assert iot.mutating() == []
+    assert iot.mutating() == ["update_ca_certificate"] and old["id"] in iot.cas
+    assert [kwargs for op, kwargs in iot.calls if op == "update_ca_certificate"] == [
+        {"certificateId": old["id"], "newStatus": "INACTIVE"}
+    ]
+    # Again: already INACTIVE, so nothing changes and the refusal says only the count.
+    iot.calls.clear()
+    with pytest.raises(ValidationError) as error:
+        absent(iot, **retire)
+    assert "set INACTIVE" not in error.value.rule and iot.mutating() == []
     # Every page of ListCertificatesByCA was read (two per page).
     assert [kwargs.get("marker") for op, kwargs in iot.calls if op == "list_certificates_by_ca"][:2] == [None, "2"]
 
