@@ -79,6 +79,9 @@ options:
         C(certificate_pem_path), registered without a CA), V(none) (default; principals are left alone).
       - C(policies) a list of existing policy names attached to the device's certificate; policies named
         elsewhere in the input but not here are detached; unset leaves the attachments alone.
+      - C(rotation_csr_path) (V(csr) devices) a CSR the device made from a new key for its next certificate;
+        when O(rotation) selects the device, step 1 sends this CSR instead of making a key in O(output_dir). The
+        key must be one AWS IoT accepts and meet O(rotation.key_minimum).
     type: list
     elements: dict
   devices_file:
@@ -166,6 +169,107 @@ options:
         description: Thing type names.
         type: list
         elements: str
+  certificate_expiry:
+    description:
+      - Warn, or fail a device, when the certificate it may be using (the oldest ACTIVE one attached to its thing)
+        expires within a number of days. Each device's certificate C(not_after) and C(days_left) are in the plan
+        (C(plan.expiry)), the plan file and the report whether this is set or not, as far as they are known.
+      - The dates come from the device's certificate file in O(output_dir) when its id is the certificate's id
+        (no call); otherwise, only when this option, O(rotation.expiring_within_days) or
+        O(rotation.key_minimum) is set, from C(DescribeCertificate) (10 per second at AWS's default quota, so
+        20 s per 200 devices). Without such a rule a certificate no file describes says C(validity) V(not read),
+        and the run makes no call more than without this feature.
+      - Certificates AWS makes (V(aws_keys), V(csr)) expire 2049-12-31T23:59:59Z; certificates signed by your CA
+        (V(pem), or a CA-signed one found attached) carry their CA's dates.
+    type: dict
+    suboptions:
+      warn_within_days:
+        description:
+          - A certificate expiring within this many days is named in a warning (and counted in
+            C(plan.expiry.warnings), listed in the report).
+        type: int
+      fail_within_days:
+        description:
+          - A certificate expiring within this many days fails its device with a plan error naming the device,
+            the certificate and its date (the other devices go on; see O(max_failures)). A device whose
+            rotation is under way (O(rotation)) is warned about instead, so that the rotation can finish.
+        type: int
+  rotation:
+    description:
+      - Rotate device certificates without an outage, one safe step per run, AWS being the source of truth (a
+        run on a fresh controller picks up where the last one stopped). A rotation in progress is a thing with
+        two or more ACTIVE certificates attached; the newest (by creation date) is the new one.
+      - "Step 1 (C(rotate: issue new certificate)), for a device the rule below selects: a new certificate beside
+        the old one, with the same policies (O(devices) C(policies), or the old certificate's), attached to the
+        same thing; the old certificate is untouched. V(aws_keys) devices get C(CreateKeysAndCertificate), V(csr)
+        devices C(CreateCertificateFromCsr) with a new key made in O(output_dir) (EC, the smallest NIST curve
+        meeting O(rotation.key_minimum.ec_bits)) or the CSR of C(rotation_csr_path). The new key (0600) and
+        certificate are written to C(<output_dir>/<name>/next/) before anything else can fail (the orphan clean-up
+        above covers the call): deliver them to the device from there. V(pem) devices are refused with a message
+        naming the device."
+      - "Then C(rotate: waiting for confirmation of <id>): no change until the NEW certificate's id is confirmed
+        (O(rotation.confirmed), O(rotation.confirmed_file)). The registry does not record which certificate a
+        device connected with, so the fleet never retires on a guess (time elapsed, a recent connection in fleet
+        indexing: the device may have connected with the old certificate). The presence event
+        C($aws/events/presence/connected/<clientId>) carries C(principalIdentifier), the certificate id the
+        device connected with; an AWS IoT rule can route it to where the confirmation file is made."
+      - "Step 2 (C(rotate: retire <old id>)), on a later run once confirmed: every other certificate attached to
+        the thing and created before the new one goes, in the order C(UpdateCertificate) INACTIVE,
+        C(DetachThingPrincipal), C(DetachPolicy) per policy, C(DeleteCertificate) (one another thing also uses
+        is only detached from this thing); the new certificate is ACTIVE and attached all along, so the device
+        always has an ACTIVE certificate. The intent is recorded in C(<output_dir>/<name>/.fleet-rotation.json)
+        first, so a run stopped between two calls finishes them next time. Then the files of C(next/) replace
+        C(private.pem.key) and C(certificate.pem.crt) (C(rotate: move the new files in place))."
+      - Minimal calls per device, step 1 V(csr) C(CreateCertificateFromCsr), C(AttachThingPrincipal),
+        C(AttachPolicy) per policy; V(aws_keys) C(CreateKeysAndCertificate), C(AttachThingPrincipal),
+        C(AttachPolicy) per policy, C(UpdateCertificate) (activate). Step 2 C(ListPrincipalThings) (is the old
+        certificate shared?), C(UpdateCertificate), C(DetachThingPrincipal), C(ListAttachedPolicies),
+        C(DetachPolicy) per policy, C(DeleteCertificate). A device waiting for its confirmation costs no call
+        beyond the run's usual reads.
+    type: dict
+    suboptions:
+      expiring_within_days:
+        description:
+          - Select the devices whose certificate expires within this many days (dates as for
+            O(certificate_expiry)).
+        type: int
+      devices:
+        description:
+          - Select these devices (names of the input) on request, as long as their certificate was created before
+            O(rotation.requested_on), so the list can stay in git without rotating them again.
+        type: list
+        elements: str
+      requested_on:
+        description:
+          - The date (V(2026-12-05), or an ISO 8601 time, UTC unless it says otherwise) of the request of
+            O(rotation.devices). Required with it.
+        type: str
+      key_minimum:
+        description:
+          - Select the devices whose certificate's key is below a minimum, read from the certificate. A key type
+            without a minimum here is accepted as it is.
+        type: dict
+        suboptions:
+          rsa_bits:
+            description:
+              - The least RSA modulus size (2048 to 16384). More than 2048 is refused for V(aws_keys) devices (AWS
+                makes 2048-bit keys for them, so they would rotate forever).
+            type: int
+          ec_bits:
+            description:
+              - The least EC curve size (256, 384 or 521).
+            type: int
+      confirmed:
+        description:
+          - Ids of NEW certificates confirmed in use by their devices (64 hexadecimal characters). A device name is
+            refused.
+        type: list
+        elements: str
+      confirmed_file:
+        description:
+          - A file (for example in git) of confirmed new certificate ids, one per line (C(#) comments), a YAML or
+            JSON list of ids, or a YAML or JSON mapping of device name to its new certificate's id.
+        type: path
   max_failures:
     description:
       - How many devices may fail before the task fails (at the end, after every device was tried).
@@ -313,6 +417,36 @@ EXAMPLES = r"""
     progress_path: /var/log/fleet/sensors-progress.json
   delegate_to: localhost
   run_once: true
+
+- name: Rotate what expires within 60 days, warn at 90, fail at 14 (a GitOps job, run daily)
+  iotfleet.provisioning.fleet:
+    devices_file: fleet/sensors.csv
+    fleet_group: sensors
+    defaults:
+      certificate: csr
+      policies: [sensor-policy]
+    output_dir: /srv/pki/sensors
+    certificate_expiry:
+      warn_within_days: 90
+      fail_within_days: 14
+    rotation:
+      expiring_within_days: 60
+      # Written by the pipeline from the presence events (device -> id of its NEW certificate).
+      confirmed_file: fleet/confirmed-certificates.yml
+    report_path: /srv/pki/sensors-report.json
+
+- name: Rotate two devices whose keys may have leaked, and every RSA key below 3072 bits
+  iotfleet.provisioning.fleet:
+    devices_file: fleet/sensors.csv
+    fleet_group: sensors
+    output_dir: /srv/pki/sensors
+    rotation:
+      devices: [sensor-0042, sensor-0043]
+      requested_on: "2026-12-05"
+      key_minimum:
+        rsa_bits: 3072
+      confirmed:
+        - 6f1ad3c0e6d6d1a3b7c4b2c81d2e1c0f9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b
 """
 
 RETURN = r"""
@@ -352,6 +486,17 @@ plan:
     made_by_earlier_tasks:
       description: In check mode, the O(declared_resources) that do not exist yet and were planned as made by
         earlier tasks, as C(policies) and C(thing_types) lists; empty outside check mode.
+      type: dict
+    expiry:
+      description: Where each device's certificate dates came from (C(validity), devices by V(file),
+        V(DescribeCertificate) or V(not read)), the 10 certificates that expire first (C(soonest), each with
+        C(name), C(certificate_id), C(not_after), C(days_left), C(validity), C(key)) and how many devices
+        O(certificate_expiry) warned about (C(warnings)).
+      type: dict
+      sample: {validity: {file: 498, not read: 2}, soonest: [], warnings: 0}
+    rotation:
+      description: Devices by rotation stage (C(counts) of V(issue), V(waiting), V(retire), V(promote)) and the
+        first 50 with their stage (C(devices), each C(name), C(stage), C(text)).
       type: dict
 summary_line:
   description: The devices by action on one line, also printed on the console by the action plugin.
@@ -467,6 +612,21 @@ def main() -> None:
                     thing_types=dict(type="list", elements="str"),
                 ),
             ),
+            certificate_expiry=dict(
+                type="dict",
+                options=dict(warn_within_days=dict(type="int"), fail_within_days=dict(type="int")),
+            ),
+            rotation=dict(
+                type="dict",
+                options=dict(
+                    expiring_within_days=dict(type="int"),
+                    devices=dict(type="list", elements="str"),
+                    requested_on=dict(type="str"),
+                    key_minimum=dict(type="dict", options=dict(rsa_bits=dict(type="int"), ec_bits=dict(type="int"))),
+                    confirmed=dict(type="list", elements="str"),
+                    confirmed_file=dict(type="path"),
+                ),
+            ),
             state=dict(type="str", default="present", choices=["present"]),
         ),
         mutually_exclusive=[["devices", "devices_file"]],
@@ -532,6 +692,13 @@ def main() -> None:
                 )
             if spec.report_path:
                 write_report(spec.report_path, summary, outcome, plan)
+        expiring = plan.warnings
+        if expiring:
+            module.warn(
+                f"certificate_expiry: {len(expiring)} device(s) have a certificate expiring within "
+                f"{max(v for v in (spec.expiry.warn_within_days, spec.expiry.fail_within_days) if v is not None)} "
+                "days: " + "; ".join(expiring[:10]) + (f" and {len(expiring) - 10} more" if len(expiring) > 10 else "")
+            )
         warning = failure_warning(result["failures"], len(spec.devices), spec.max_failures)
         if warning:
             module.warn(warning)

@@ -25,6 +25,7 @@ from ansible_collections.iotfleet.provisioning.plugins.module_utils.fleet.spec i
     FleetSpec,
 )
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.fleet.state import (
+    read_certificate_facts,
     read_fleet_state,
 )
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.fleet_progress import Progress
@@ -41,6 +42,8 @@ def run_fleet(
     started = clock()
     spec.check_mode = check_mode
     snap = read_fleet_state(call, spec, progress)
+    # Dates and keys from the device files; DescribeCertificate only where a rule needs what no file has.
+    read_certificate_facts(call, spec, snap)
     plan = plan_fleet(spec, snap)
     if spec.plan_path:
         write_json(spec.plan_path, full_plan_document(plan))

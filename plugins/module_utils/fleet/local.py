@@ -12,12 +12,15 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
 from ansible_collections.iotfleet.provisioning.plugins.module_utils import crypto
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.fleet import expiry
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.fleet.spec import (
     ATTEMPT_SECONDS,
     CERT_FILE,
     KEY_FILE,
     MARKER_FILE,
     MARKER_SKEW_SECONDS,
+    NEXT_DIR,
+    ROTATION_FILE,
 )
 
 # ---------------------------------------------------------------------------
@@ -32,6 +35,11 @@ def device_paths(output_dir: str, name: str) -> Dict[str, str]:
         "key": os.path.join(base, KEY_FILE),
         "cert": os.path.join(base, CERT_FILE),
         "marker": os.path.join(base, MARKER_FILE),
+        # A rotation's new files from step 1 until step 2 moves them in place (see rotation.py).
+        "next_dir": os.path.join(base, NEXT_DIR),
+        "next_key": os.path.join(base, NEXT_DIR, KEY_FILE),
+        "next_cert": os.path.join(base, NEXT_DIR, CERT_FILE),
+        "rotation": os.path.join(base, ROTATION_FILE),
     }
 
 
@@ -82,6 +90,18 @@ class LocalDevice:
     cert_id: Optional[str] = None
     cert_public: Optional[bytes] = None
     records: List[CallRecord] = field(default_factory=list)  # certificate calls not yet swept
+    # The dates and key of each certificate file here (main and next/), by certificate id: no call needed.
+    facts: Dict[str, Any] = field(default_factory=dict)
+    # Rotation (rotation.py): the files of next/ overlay the main ones once next/ holds a certificate, so the
+    # fields above describe the new certificate from step 1 on; the main files' own are kept here.
+    overlay: bool = False
+    main_cert_id: Optional[str] = None
+    main_key_public: Optional[bytes] = None
+    next_key_public: Optional[bytes] = None  # next/ holds a key (step 1 of a csr device began)
+    next_cert_id: Optional[str] = None
+    key_path: Optional[str] = None  # the key file the fields above describe
+    # Step 2's intent record: the old certificates being retired ({id, arn, new}); see rotation.py.
+    retiring: List[Dict[str, str]] = field(default_factory=list)
 
 
 def _parse_records(name: str, data: bytes, mtime: float) -> List[CallRecord]:
@@ -108,26 +128,57 @@ def _parse_records(name: str, data: bytes, mtime: float) -> List[CallRecord]:
         return [CallRecord(device=name, source="unknown", started=0.0, last=mtime, ended=mtime)]
 
 
+def _read_pair(key_path: str, cert_path: str) -> Dict[str, Any]:
+    """One key file and one certificate file: public keys, id, facts, errors (missing files are None)."""
+    pair: Dict[str, Any] = {"key_public": None, "key_error": None, "key_mode": None, "cert_id": None}
+    pair.update(cert_public=None, facts=None)
+    key = crypto.read_file(key_path)
+    if key is not None:
+        try:
+            pair["key_public"] = crypto.private_key_public_key(key)
+        except crypto.CryptoError as e:
+            pair["key_error"] = f"{key_path} {e}"
+        with contextlib.suppress(OSError):
+            pair["key_mode"] = os.stat(key_path).st_mode & 0o777
+    cert = crypto.read_file(cert_path)
+    if cert is not None:
+        try:
+            pair["cert_id"] = crypto.certificate_id(cert)
+            pair["cert_public"] = crypto.certificate_public_key(cert)
+            pair["facts"] = expiry.facts_of_pem(cert, "file")
+        except crypto.CryptoError as e:
+            pair["key_error"] = f"{cert_path} {e}"
+    return pair
+
+
 def read_local_device(output_dir: Optional[str], name: str) -> LocalDevice:
     local = LocalDevice()
     if not output_dir:
         return local
     paths = device_paths(output_dir, name)
-    key = crypto.read_file(paths["key"])
-    if key is not None:
-        try:
-            local.key_public = crypto.private_key_public_key(key)
-        except crypto.CryptoError as e:
-            local.key_error = f"{paths['key']} {e}"
-        with contextlib.suppress(OSError):
-            local.key_mode = os.stat(paths["key"]).st_mode & 0o777
-    cert = crypto.read_file(paths["cert"])
-    if cert is not None:
-        try:
-            local.cert_id = crypto.certificate_id(cert)
-            local.cert_public = crypto.certificate_public_key(cert)
-        except crypto.CryptoError as e:
-            local.key_error = f"{paths['cert']} {e}"
+    main = _read_pair(paths["key"], paths["cert"])
+    local.key_public, local.key_error, local.key_mode = main["key_public"], main["key_error"], main["key_mode"]
+    local.cert_id, local.cert_public = main["cert_id"], main["cert_public"]
+    local.main_cert_id, local.main_key_public, local.key_path = main["cert_id"], main["key_public"], paths["key"]
+    if main["facts"] is not None:
+        local.facts[main["cert_id"]] = main["facts"]
+    if os.path.isdir(paths["next_dir"]):
+        nxt = _read_pair(paths["next_key"], paths["next_cert"])
+        local.next_key_public, local.next_cert_id = nxt["key_public"], nxt["cert_id"]
+        if nxt["key_error"]:
+            local.key_error = nxt["key_error"]
+        if nxt["facts"] is not None:
+            local.facts[nxt["cert_id"]] = nxt["facts"]
+        if nxt["cert_id"]:
+            # Step 1 wrote the new certificate: it is the device's certificate from now on. Its key is next/'s,
+            # or the main key once step 2 moved it (a run stopped between the two moves), or on the device (a
+            # CSR the device made).
+            local.overlay = True
+            local.cert_id, local.cert_public = nxt["cert_id"], nxt["cert_public"]
+            if nxt["key_public"] is not None:
+                local.key_public, local.key_mode, local.key_path = nxt["key_public"], nxt["key_mode"], paths["next_key"]
+            elif main["key_public"] is None or main["key_public"] != nxt["cert_public"]:
+                local.key_public, local.key_mode, local.key_path = None, None, None
     marker = crypto.read_file(paths["marker"])
     if marker is not None:
         try:
@@ -135,6 +186,15 @@ def read_local_device(output_dir: Optional[str], name: str) -> LocalDevice:
         except OSError:
             mtime = time.time()
         local.records = _parse_records(name, marker, mtime)
+    intent = crypto.read_file(paths["rotation"])
+    if intent is not None:
+        try:
+            document = json.loads(intent.decode())
+            local.retiring = [
+                {"id": str(r["id"]), "arn": str(r["arn"]), "new": str(document["new"])} for r in document["retire"]
+            ]
+        except (ValueError, KeyError, TypeError, AttributeError):
+            local.retiring = []  # unreadable: AWS alone says what to retire (the confirmed new certificate)
     return local
 
 

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 from dataclasses import dataclass, field
@@ -11,6 +12,7 @@ from typing import Any, Dict, List, Mapping, Optional, Set, Tuple
 
 from ansible_collections.iotfleet.provisioning.plugins.module_utils import crypto
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.errors import ValidationError
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.fleet import expiry, rotation
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.fleet.local import (
     CallRecord,
     LocalDevice,
@@ -68,6 +70,14 @@ class DevicePlan:
     prune_principals: List[str] = field(default_factory=list)
     before: Dict[str, Any] = field(default_factory=dict)
     after: Dict[str, Any] = field(default_factory=dict)
+    # Rotation (rotation.py): the device's stage; expiry: its certificate's dates; warnings: certificate_expiry's.
+    rotation: Optional[rotation.RotationPlan] = None
+    expiry: Optional[Dict[str, Any]] = None
+    warnings: List[str] = field(default_factory=list)
+
+    @property
+    def rotation_stage(self) -> Optional[str]:
+        return self.rotation.stage if self.rotation else None
 
 
 @dataclass
@@ -77,6 +87,10 @@ class FleetPlan:
     records: List[CallRecord]  # certificate calls of earlier runs that may have left a certificate behind
     # Check mode: declared_resources that do not exist yet, planned as made by earlier tasks of the play.
     made_by_earlier_tasks: Dict[str, List[str]] = field(default_factory=dict)
+
+    @property
+    def warnings(self) -> List[str]:
+        return [w for d in self.devices for w in d.warnings]
 
     def counts(self) -> Dict[str, int]:
         counts = {"create": 0, "update": 0, "unchanged": 0, "prune": 0, "failed": 0}
@@ -122,7 +136,11 @@ def thing_type_error(device: DesiredDevice, spec: FleetSpec, snap: Snapshot) -> 
 
 
 def plan_device(
-    device: DesiredDevice, spec: FleetSpec, snap: Snapshot, named_groups: Optional[List[str]] = None
+    device: DesiredDevice,
+    spec: FleetSpec,
+    snap: Snapshot,
+    named_groups: Optional[List[str]] = None,
+    now: Optional[datetime.datetime] = None,
 ) -> DevicePlan:
     # named_groups: spec.named_groups, worked out once per plan (it reads every device: once per device made
     # planning quadratic, 85 s for 10,000 devices).
@@ -205,6 +223,8 @@ def plan_device(
             if plan.before:
                 plan.before["key_file_mode"] = f"{local.key_mode:04o}"
             plan.after["key_file_mode"] = f"{crypto.PRIVATE_KEY_MODE:04o}"
+        if current is not None:
+            rotation.plan_rotation(device, spec, snap, plan, now or expiry.utcnow())
     if plan.error:
         plan.action = "failed"
     elif current is None:
@@ -346,13 +366,14 @@ def _plan_certificate(
         plan.after["certificate"]["key"] = plan.key
 
 
-def plan_fleet(spec: FleetSpec, snap: Snapshot) -> FleetPlan:
+def plan_fleet(spec: FleetSpec, snap: Snapshot, now: Optional[datetime.datetime] = None) -> FleetPlan:
     """Per device the steps that make it match, the prune list, and the guard. No call, no file."""
     devices = []
     named_groups = spec.named_groups
+    now = now or expiry.utcnow()
     for device in spec.devices:
         try:
-            devices.append(plan_device(device, spec, snap, named_groups))
+            devices.append(plan_device(device, spec, snap, named_groups, now))
         except ValidationError as e:
             devices.append(DevicePlan(name=device.name, action="failed", error=str(e)))
     managed = snap.groups.get(spec.fleet_group) or set()
@@ -440,11 +461,46 @@ def summary_line(counts: Mapping[str, int], check_mode: bool, fleet_group: str) 
     return f"{fleet_group}: " + ("check mode, nothing changed: " if check_mode else "") + ", ".join(parts)
 
 
+def rotation_text(d: DevicePlan) -> Optional[str]:
+    texts = d.rotation.texts() if d.rotation and d.rotation.stage else []
+    return "; ".join(texts) or None
+
+
+def expiry_result(plan: FleetPlan) -> Dict[str, Any]:
+    """Validity read (and from where) or not, and the certificates that expire first."""
+    known = [d for d in plan.devices if d.expiry]
+    dated = sorted((d for d in known if d.expiry["days_left"] is not None), key=lambda d: d.expiry["days_left"])
+    by_source: Dict[str, int] = {}
+    for d in known:
+        by_source[d.expiry["validity"]] = by_source.get(d.expiry["validity"], 0) + 1
+    return {
+        "validity": by_source,  # file | DescribeCertificate | not read -> devices
+        "soonest": [{"name": d.name, **d.expiry} for d in dated[:10]],
+        "warnings": len([d for d in plan.devices if d.warnings]),
+    }
+
+
+def rotation_result(plan: FleetPlan) -> Dict[str, Any]:
+    counts = {stage: 0 for stage in (rotation.ISSUE, rotation.WAITING, rotation.RETIRE, rotation.PROMOTE)}
+    listed = []
+    for d in plan.devices:
+        if d.rotation_stage:
+            counts[d.rotation_stage] += 1
+            listed.append({"name": d.name, "stage": d.rotation_stage, "text": rotation_text(d)})
+    return {"counts": counts, "devices": listed[:PLAN_LISTING_LIMIT]}
+
+
 def plan_result(plan: FleetPlan) -> Dict[str, Any]:
     listing = [
-        {"name": d.name, "action": d.action, "changes": d.changes, **({"error": d.error} if d.error else {})}
+        {
+            "name": d.name,
+            "action": d.action,
+            "changes": d.changes,
+            **({"error": d.error} if d.error else {}),
+            **({"rotation": rotation_text(d)} if d.rotation_stage else {}),
+        }
         for d in plan.devices
-        if d.action != "unchanged"
+        if d.action != "unchanged" or d.rotation_stage
     ]
     keys_elsewhere = [d.name for d in plan.devices if d.key == KEY_NOT_HERE and not d.replace_certificates]
     return {
@@ -457,12 +513,20 @@ def plan_result(plan: FleetPlan) -> Dict[str, Any]:
         # Devices whose attached certificate is in use though its key is not in output_dir here (first 50).
         "key_not_on_this_controller": {"count": len(keys_elsewhere), "devices": keys_elsewhere[:PLAN_LISTING_LIMIT]},
         "made_by_earlier_tasks": plan.made_by_earlier_tasks,
+        "expiry": expiry_result(plan),
+        "rotation": rotation_result(plan),
     }
 
 
 def plan_diff(plan: FleetPlan) -> List[Dict[str, Any]]:
     """One diff per changing device (the first 50), each under its own header: a device that goes and one
-    that comes are never shown as one changed into the other."""
+    that comes are never shown as one changed into the other. A device waiting in a rotation is shown too
+    (its stage, no change)."""
+    shown = [
+        d
+        for d in plan.devices
+        if d.action in ("create", "update", "prune") or (d.action == "unchanged" and d.rotation_stage)
+    ]
     return [
         {
             "before_header": f"device {d.name}",
@@ -470,7 +534,7 @@ def plan_diff(plan: FleetPlan) -> List[Dict[str, Any]]:
             "before": d.before or {},
             "after": {} if d.action == "prune" else d.after,
         }
-        for d in plan.changing[:PLAN_LISTING_LIMIT]
+        for d in shown[:PLAN_LISTING_LIMIT]
     ]
 
 
@@ -479,6 +543,7 @@ def full_plan_document(plan: FleetPlan) -> Dict[str, Any]:
         "counts": plan.counts(),
         "thing_groups_to_create": plan.groups_to_create,
         "made_by_earlier_tasks": plan.made_by_earlier_tasks,
+        "rotation": rotation_result(plan)["counts"],
         "devices": [
             {
                 "name": d.name,
@@ -488,6 +553,8 @@ def full_plan_document(plan: FleetPlan) -> Dict[str, Any]:
                 "key": d.key,
                 "before": d.before,
                 "after": d.after,
+                "expiry": d.expiry,
+                "rotation": rotation_text(d),
             }
             for d in plan.devices
         ],

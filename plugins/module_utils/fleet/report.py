@@ -12,6 +12,9 @@ from typing import Any, Mapping
 from ansible_collections.iotfleet.provisioning.plugins.module_utils import crypto
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.fleet.plan import (
     FleetPlan,
+    expiry_result,
+    rotation_result,
+    rotation_text,
     write_json,
 )
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.fleet.run import (
@@ -20,6 +23,20 @@ from ansible_collections.iotfleet.provisioning.plugins.module_utils.fleet.run im
 
 # A spreadsheet reads a cell starting with one of these as a formula (OWASP, CSV injection).
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# The CSV columns, one row per device.
+REPORT_FIELDS = (
+    "name",
+    "outcome",
+    "changes",
+    "certificate_id",
+    "key",
+    "not_after",
+    "days_left",
+    "validity",
+    "rotation",
+    "failed_step",
+    "error",
+)
 
 
 def csv_cell(value: Any) -> Any:
@@ -42,6 +59,10 @@ def write_report(path: str, summary: Mapping[str, Any], run: RunOutcome, plan: F
                 "changes": "; ".join(d.changes),
                 "certificate_id": d.certificate_id or "",
                 "key": f"replaced (was {d.key})" if d.replace_certificates else d.key or "",
+                "not_after": (d.expiry or {}).get("not_after") or "",
+                "days_left": "" if (d.expiry or {}).get("days_left") is None else d.expiry["days_left"],
+                "validity": (d.expiry or {}).get("validity") or "",
+                "rotation": run.rotation.get(d.name) or rotation_text(d) or "",
                 "failed_step": failure.get("step", ""),
                 "error": failure.get("error", ""),
             }
@@ -53,13 +74,13 @@ def write_report(path: str, summary: Mapping[str, Any], run: RunOutcome, plan: F
             "failures": run.failures,
             "orphaned_certificates_deleted": run.orphans_deleted,
             "orphaned_certificates_kept": run.orphans_kept,
+            "expiry": expiry_result(plan),
+            "rotation": rotation_result(plan)["counts"],
             "devices": rows,
         },
     )
     out = io.StringIO()
-    writer = csv.DictWriter(
-        out, fieldnames=["name", "outcome", "changes", "certificate_id", "key", "failed_step", "error"]
-    )
+    writer = csv.DictWriter(out, fieldnames=list(REPORT_FIELDS))
     writer.writeheader()
     writer.writerows({key: csv_cell(value) for key, value in row.items()} for row in rows)
     crypto.write_file_atomic(os.path.splitext(path)[0] + ".csv", out.getvalue().encode(), 0o644)

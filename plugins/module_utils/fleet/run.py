@@ -29,6 +29,10 @@ from ansible_collections.iotfleet.provisioning.plugins.module_utils.fleet.plan i
     DevicePlan,
     FleetPlan,
 )
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.fleet.rotation_apply import (
+    apply_rotation,
+    stage_reached,
+)
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.fleet.spec import (
     PAGE_SIZE,
     Call,
@@ -135,6 +139,8 @@ class RunOutcome:
     failures: List[Dict[str, str]] = field(default_factory=list)
     orphans_deleted: List[str] = field(default_factory=list)
     orphans_kept: List[str] = field(default_factory=list)
+    # name -> the rotation stage this run reached ("rotate: ..." texts; see rotation.py).
+    rotation: Dict[str, str] = field(default_factory=dict)
 
 
 def _error_text(error: BaseException) -> str:
@@ -168,8 +174,13 @@ def apply_plan(
                 prune_device(call, spec, device_plan, sleep)
                 return name, "pruned", None
             apply_device(call, spec, desired[name], device_plan)
+            apply_rotation(call, spec, desired[name], device_plan, sleep)
         except DeviceFailure as e:
             return name, "failed", {"name": name, "step": e.step, "error": _error_text(e.error)}
+        finally:
+            reached = stage_reached(device_plan)
+            if reached:
+                run.rotation[name] = reached
         return name, "created" if device_plan.action == "create" else "updated", None
 
     if progress:
@@ -194,10 +205,11 @@ def apply_plan(
         for device in spec.devices:
             local = read_local_device(spec.output_dir, device.name)
             records.extend(local.records)
-            if local.cert_id:
-                known.add(local.cert_id)
-            if local.key_public:
-                keys[local.key_public] = device.name
+            # Rotation: the main files and next/ both name certificates and keys of this fleet.
+            known.update(i for i in (local.cert_id, local.main_cert_id, local.next_cert_id) if i)
+            for public in (local.key_public, local.main_key_public, local.next_key_public, device.rotation_csr_public):
+                if public:
+                    keys[public] = device.name
     known.update(d.certificate_id for d in plan.devices if d.certificate_id)
     if records:
         swept = sweep_orphans(call, records, known, keys, sleep)

@@ -12,6 +12,16 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Set, Tuple
 from ansible_collections.iotfleet.provisioning.plugins.module_utils import crypto, retry
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.certificates import validate_policy_names
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.errors import ValidationError
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.fleet.expiry import (
+    ExpiryRule,
+    key_of,
+    validate_expiry,
+)
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.fleet.rotation import (
+    RotationRule,
+    check_rotation_devices,
+    validate_rotation,
+)
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.fleet.rows import (
     load_device_rows,
 )
@@ -27,6 +37,7 @@ from ansible_collections.iotfleet.provisioning.plugins.module_utils.validation i
     check_unique_names,
     validate_declared,
 )
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.x509_helpers import key_strength_problem
 
 CERTIFICATE_SOURCES = ("aws_keys", "csr", "pem", "none")
 DEVICE_KEYS = (
@@ -39,12 +50,16 @@ DEVICE_KEYS = (
     "certificate_pem",
     "certificate_pem_path",
     "policies",
+    "rotation_csr_path",
 )
 PAGE_SIZE = 250
 PLAN_LISTING_LIMIT = 50
 KEY_FILE = "private.pem.key"
 CERT_FILE = "certificate.pem.crt"
 MARKER_FILE = ".fleet-pending.json"
+# Rotation: the new files of step 1 (until step 2 moves them in place) and step 2's intent record.
+NEXT_DIR = "next"
+ROTATION_FILE = ".fleet-rotation.json"
 # A certificate made by a call whose answer was lost is at most this much older than its marker says
 # (clock skew between this host and AWS).
 MARKER_SKEW_SECONDS = 120
@@ -88,6 +103,9 @@ class DesiredDevice:
     certificate_pem: Optional[str] = None
     certificate_id: Optional[str] = None
     policies: Optional[List[str]] = None
+    # A CSR the device made for its next certificate (rotation of a csr device whose key stays on the device).
+    rotation_csr: Optional[str] = None
+    rotation_csr_public: Optional[bytes] = None
 
 
 @dataclass
@@ -114,6 +132,14 @@ class FleetSpec:
     declared_policies: List[str] = field(default_factory=list)
     declared_thing_types: List[str] = field(default_factory=list)
     check_mode: bool = False
+    expiry: ExpiryRule = field(default_factory=ExpiryRule)
+    rotation: RotationRule = field(default_factory=RotationRule)
+
+    @property
+    def needs_validity(self) -> bool:
+        """A rule needs each certificate's dates or key (DescribeCertificate where no file has them)."""
+        rule = self.rotation
+        return self.expiry.declared or rule.expiring_within_days is not None or rule.key_rule
 
     @property
     def named_groups(self) -> List[str]:
@@ -190,11 +216,31 @@ def validate_device(raw: Any, label: str) -> DesiredDevice:
         device.certificate_pem = text
     elif pem_given:
         raise ValidationError(f"{label}.{pem_given[0]}", f"is only used with certificate: pem, not {source}")
+    if raw.get("rotation_csr_path") is not None:
+        _read_rotation_csr(device, raw["rotation_csr_path"], f"{label}.rotation_csr_path")
     if raw.get("policies") is not None:
         device.policies = validate_policy_names(raw["policies"], f"{label}.policies")
         if device.policies and source == "none":
             raise ValidationError(f"{label}.policies", "policies are attached to a certificate: certificate is none")
     return device
+
+
+def _read_rotation_csr(device: DesiredDevice, path: Any, field_name: str) -> None:
+    """The device's CSR for its next certificate: a csr device only, a key AWS IoT accepts."""
+    if device.certificate != "csr":
+        raise ValidationError(field_name, f"is only used with certificate: csr, not {device.certificate}")
+    data = crypto.read_file(path) if isinstance(path, str) else None
+    if data is None:
+        raise ValidationError(field_name, f"{path} does not exist (give it once the device made its CSR)")
+    try:
+        csr = crypto.load_csr(data)
+        device.rotation_csr_public = crypto.csr_public_key(data)
+    except crypto.CryptoError as e:
+        raise ValidationError(field_name, f"{path} {e}") from None
+    problem = key_strength_problem(csr.public_key())
+    if problem:
+        raise ValidationError(field_name, f"{path}: {problem}")
+    device.rotation_csr = data.decode("ascii", "replace")
 
 
 def _check_attribute_count(field_name: str, attributes: Mapping[str, str], typed: bool) -> None:
@@ -320,6 +366,14 @@ def validate_fleet(params: Mapping[str, Any]) -> FleetSpec:
         check_outside_collections("output_dir", spec.output_dir)
         _check_writable_dir("output_dir", spec.output_dir)
     spec.api_rates = validate_api_rates(params.get("api_rates"))
+    spec.expiry = validate_expiry(params.get("certificate_expiry"))
+    spec.rotation = validate_rotation(params.get("rotation"))
+    check_rotation_devices(spec.rotation, devices)
+    for device in devices:
+        if device.rotation_csr_public is not None:
+            minimum = spec.rotation.key_below(*_csr_key(device.rotation_csr))
+            if minimum:
+                raise ValidationError(f"{device.name}.rotation_csr_path", f"the CSR's key: {minimum}")
     interval = params.get("progress_interval")
     if interval is not None:
         if isinstance(interval, bool) or not isinstance(interval, (int, float)) or interval < 0:
@@ -332,6 +386,10 @@ def validate_fleet(params: Mapping[str, Any]) -> FleetSpec:
             _check_writable_dir(option, os.path.dirname(os.path.abspath(path)))
             setattr(spec, option, path)
     return spec
+
+
+def _csr_key(pem: Optional[str]) -> Tuple[str, Optional[int]]:
+    return key_of(crypto.load_csr(pem or "").public_key())
 
 
 def check_outside_collections(field_name: str, path: str) -> None:

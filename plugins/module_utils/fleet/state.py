@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Mapping, Optional, Set, Tuple
 
 from ansible_collections.iotfleet.provisioning.plugins.module_utils import crypto, iot_access
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.fleet import expiry, rotation
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.fleet.local import (
     LocalDevice,
     read_local_device,
@@ -42,6 +43,8 @@ class Snapshot:
     thing_types: Dict[str, Optional[Dict[str, Any]]] = field(default_factory=dict)
     local: Dict[str, LocalDevice] = field(default_factory=dict)
     recovered: Dict[str, Dict[str, str]] = field(default_factory=dict)  # name -> {id, pem} found by public key
+    # Certificate id -> expiry.CertFacts (dates, key): from the device files, certificate_pem, DescribeCertificate.
+    facts: Dict[str, Any] = field(default_factory=dict)
 
 
 def cert_id_of_arn(arn: str) -> Optional[str]:
@@ -235,3 +238,28 @@ def read_fleet_state(call: Call, spec: FleetSpec, progress: Optional[Progress] =
             except crypto.CryptoError:
                 continue
     return snap
+
+
+def read_certificate_facts(call: Call, spec: FleetSpec, snap: Snapshot) -> int:
+    """Each device's certificate dates and key: from its files and certificate_pem (no call); DescribeCertificate
+    only when a rule needs them (``spec.needs_validity``), for the oldest ACTIVE certificate attached to a thing
+    that no file describes. Returns the number of DescribeCertificate calls."""
+    for device in spec.devices:
+        local = snap.local.get(device.name)
+        if local is not None:
+            snap.facts.update(local.facts)
+        if device.certificate_pem and device.certificate_id:
+            facts = expiry.facts_of_pem(device.certificate_pem, "file")
+            if facts is not None:
+                snap.facts[device.certificate_id] = facts
+    if not spec.needs_validity:
+        return 0
+    wanted = []
+    for device in spec.devices:
+        if device.certificate == "none":
+            continue
+        active = rotation.active_attached(snap, device.name)
+        if active and active[0] not in snap.facts:
+            wanted.append(active[0])
+    snap.facts.update(expiry.describe_many(call, sorted(set(wanted)), spec.concurrency))
+    return len(set(wanted))
