@@ -122,7 +122,8 @@ def parse_confirmations(text: str, field_name: str) -> Tuple[Set[str], Dict[str,
             data = None
     if data is None and HAS_YAML and (":" in stripped or stripped.startswith("-")):
         try:
-            data = yaml.safe_load(stripped)
+            # Every scalar as text: an id of digits only, or like 12e4..., is not a number.
+            data = yaml.load(stripped, Loader=yaml.BaseLoader)  # BaseLoader builds no objects
         except yaml.YAMLError as e:
             raise ValidationError(field_name, f"is not a valid YAML list or mapping: {e}") from None
     if isinstance(data, Mapping):
