@@ -81,6 +81,11 @@ def ansible_env(endpoint: str, collections_path: str, tmp_path: str) -> dict[str
         AWS_SECRET_ACCESS_KEY="testing",
         AWS_CONFIG_FILE=os.devnull,
         AWS_SHARED_CREDENTIALS_FILE=os.devnull,
+        # Modules run as on a controller without the device SDK (a test dependency): see the stub's docstring.
+        PYTHONPATH=os.pathsep.join(
+            [os.path.join(REPO, "tests", "integration", "without_device_sdk")]
+            + ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else [])
+        ),
     )
     return env
 
