@@ -149,11 +149,16 @@ def rotation_plan(
                 message=f"step 1: a new certificate for {thing} beside {current['certificate_id']} "
                 f"({'; '.join(reasons)}); the current certificate is left untouched",
             )
+        unknown = (
+            " (its validity could not be read, so the expiry window was not checked)"
+            if plan["validity_unknown"]
+            else ""
+        )
         return dict(
             plan,
             stage="at_rest",
             action=NOTHING,
-            message=f"nothing to do: {thing} uses {current['certificate_id']} and no rotation trigger holds",
+            message=f"nothing to do: {thing} uses {current['certificate_id']} and no rotation trigger holds{unknown}",
         )
     newest = active[-1]
     if _stamp(active[-2]) == _stamp(newest):

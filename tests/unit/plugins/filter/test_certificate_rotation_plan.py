@@ -51,6 +51,7 @@ def test_a_day_outside_the_window_or_unknown_validity_is_no_expiry_trigger():
     assert certificate_rotation_plan([cert(OLD, "t1", days_left=31)], "dev", POLICY)["action"] == "none"
     plan = certificate_rotation_plan([cert(OLD, "t1", days_left=None)], "dev", POLICY)
     assert plan["action"] == "none" and plan["validity_unknown"] == [OLD]
+    assert "validity could not be read, so the expiry window was not checked" in plan["message"]
 
 
 def test_inactive_certificates_do_not_count():
