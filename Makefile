@@ -33,8 +33,10 @@ pins:
 demo: venv
 	VENV=$(VENV) PORT=$(PORT) bash scripts/demo.sh
 
-# lint first (fast), sanity next, then the pytest run whose summary closes the output.
-test: venv lint sanity pytest
+# lint and ansible-test sanity are single-threaded and pytest keeps two workers busy: on the 2-core CI machine the three
+# run side by side (about 1.5 minutes less than one after the other); each one's output is printed whole when it ends.
+test: venv
+	$(MAKE) --no-print-directory -j3 --output-sync=target lint sanity pytest
 
 lint: venv
 	$(BIN)/ruff check .
