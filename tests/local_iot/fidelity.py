@@ -42,7 +42,7 @@ def _error_response(response: IoTResponse, error: HTTPException) -> Any:
     return status, headers, body
 
 
-def _install_request_pipeline(record: Callable[[str], None]) -> None:
+def _install_request_pipeline(record: Callable[[str], None], effect: Callable[..., None] | None = None) -> None:
     # Every IoT request: record the operation (tests assert on calls), then validate it against the model
     # (AWS validates before doing anything), then hand it to moto.
     @_wrap(IoTResponse, "call_action")
@@ -58,7 +58,11 @@ def _install_request_pipeline(record: Callable[[str], None]) -> None:
             return _error_response(self, error)
         try:
             with STATE_LOCK:  # moto's state is not thread-safe; latency and quotas were applied before this point
-                return original(self)
+                answer = original(self)
+                if effect is not None:  # in the order the state changed (CloudTrail's record of the call)
+                    with contextlib.suppress(Exception):
+                        effect(action, self, answer)
+                return answer
         except PatchShapeError as mismatch:  # never moto's unfixed answer: an error that names the fix
             return _error_response(self, LocalFixMismatch(str(mismatch)))
 
@@ -83,13 +87,15 @@ def _install_stable_endpoints() -> None:
         return endpoint
 
 
-def install(record: Callable[[str], None], options: Options | None = None) -> None:
+def install(
+    record: Callable[[str], None], options: Options | None = None, effect: Callable[..., None] | None = None
+) -> None:
     """Apply every fix once (idempotent, so a test process may call it again); ``options`` may change later."""
     global _INSTALLED
     configure(options or Options())
     if _INSTALLED:
         return
-    _install_request_pipeline(record)
+    _install_request_pipeline(record, effect)
     _install_stable_endpoints()
     fidelity_things.install()
     fidelity_security.install()

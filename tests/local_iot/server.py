@@ -20,12 +20,15 @@ Besides the AWS APIs it serves a few control paths for tests:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import json
 import os
 import signal
 import sys
 import threading
+import time
+import urllib.parse
 from typing import Any, Callable, Iterable, NoReturn
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -54,23 +57,54 @@ from werkzeug.serving import make_server
 
 
 class CallRecorder:
-    """Remembers which IoT operations were called, so tests can assert on them."""
+    """Remembers which IoT operations were called, so tests can assert on them; and, like CloudTrail's management
+    events, each call that may change state with its time, request parameters and status, in the order the state
+    changed (``effects``)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._calls: list[str] = []
+        self._effects: list[dict[str, Any]] = []
 
     def record(self, operation: str) -> None:
         with self._lock:
             self._calls.append(operation)
 
+    def effect(self, operation: str, response: Any, answer: Any) -> None:
+        if operation.startswith(("List", "Describe", "Get")):
+            return
+        status = answer[0] if isinstance(answer, tuple) else 200
+        body = answer[2] if isinstance(answer, tuple) and len(answer) > 2 else answer
+        entry: dict[str, Any] = {"operation": operation, "time": time.time(), "status": int(status or 0)}
+        url = urllib.parse.urlparse(response.uri)
+        entry["path"] = urllib.parse.unquote(url.path)
+        entry["query"] = {k: v[0] for k, v in urllib.parse.parse_qs(url.query).items() if v}
+        principal = response.headers.get("x-amzn-principal") or response.headers.get("x-amzn-iot-principal")
+        if principal:
+            entry["principal"] = principal
+        with contextlib.suppress(Exception):
+            request = json.loads(response.body or "{}")
+            entry["request"] = {
+                k: v for k, v in request.items() if isinstance(v, (str, bool, int)) and len(str(v)) < 300
+            }
+        with contextlib.suppress(Exception):
+            answered = json.loads(body) if isinstance(body, (str, bytes)) else {}
+            entry["answer"] = {k: answered[k] for k in ("certificateId", "certificateArn") if k in answered}
+        with self._lock:
+            self._effects.append(entry)
+
     def snapshot(self) -> list[str]:
         with self._lock:
             return list(self._calls)
 
+    def effects(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self._effects)
+
     def reset(self) -> None:
         with self._lock:
             self._calls.clear()
+            self._effects.clear()
 
 
 RECORDER = CallRecorder()
@@ -93,7 +127,7 @@ def _calls(method: str) -> tuple[str, Any]:
     if method == "DELETE":
         RECORDER.reset()
         return "200 OK", {"calls": []}
-    return "200 OK", {"calls": RECORDER.snapshot()}
+    return "200 OK", {"calls": RECORDER.snapshot(), "effects": RECORDER.effects()}
 
 
 # Control paths: path -> handler(method) -> (status, JSON payload). New features register theirs here.
@@ -171,7 +205,7 @@ def fidelity_options(args: argparse.Namespace) -> fidelity.Options:
 
 def build_app(args: argparse.Namespace | None = None) -> LocalIoTApp:
     args = args or build_parser().parse_args([])
-    fidelity.install(RECORDER.record, fidelity_options(args))
+    fidelity.install(RECORDER.record, fidelity_options(args), RECORDER.effect)
     iam_managed.install()  # AWS managed IAM policies built once, not after every reset
     provisioning_api.install()
     provisioning_claims.install(args)  # CreateProvisioningClaim
