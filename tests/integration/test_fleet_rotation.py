@@ -18,6 +18,7 @@ import json
 import os
 
 import yaml
+from certificate_timeline import replay
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -71,10 +72,10 @@ STEP_1 = """
         rotation: "{{ rule }}"
         report_path: "{{ work }}/report1.json"
       register: step1
-    - name: Forget the calls so far
+    - name: The calls so far
       ansible.builtin.uri:
         url: "{{ endpoint }}/_local/calls"
-        method: DELETE
+      register: before
     - name: Waiting for confirmation
       iotfleet.provisioning.fleet:
         devices: "{{ devices }}"
@@ -87,8 +88,10 @@ STEP_1 = """
         url: "{{ endpoint }}/_local/calls"
       register: calls
     - name: Results
+      vars:
+        seen: "{{ before.json.calls | length }}"
       ansible.builtin.copy:
-        content: "{{ {'step1': step1, 'waiting': waiting, 'calls': calls.json.calls} | to_json }}"
+        content: "{{ {'step1': step1, 'waiting': waiting, 'calls': calls.json.calls[seen:]} | to_json }}"
         dest: "{{ work }}/step1.json"
         mode: "0644"
 """
@@ -118,10 +121,10 @@ STEP_2 = """
         rotation: "{{ rule | combine({'confirmed_file': confirmed}) }}"
         report_path: "{{ work }}/report2.json"
       register: step2
-    - name: Forget the calls so far
+    - name: The calls so far
       ansible.builtin.uri:
         url: "{{ endpoint }}/_local/calls"
-        method: DELETE
+      register: before
     - name: Again, the request and the confirmations still in git
       iotfleet.provisioning.fleet:
         devices: "{{ devices }}"
@@ -134,8 +137,10 @@ STEP_2 = """
         url: "{{ endpoint }}/_local/calls"
       register: calls
     - name: Results
+      vars:
+        seen: "{{ before.json.calls | length }}"
       ansible.builtin.copy:
-        content: "{{ {'fresh': fresh, 'step2': step2, 'after': after, 'calls': calls.json.calls} | to_json }}"
+        content: "{{ {'fresh': fresh, 'step2': step2, 'after': after, 'calls': calls.json.calls[seen:]} | to_json }}"
         dest: "{{ work }}/step2.json"
         mode: "0644"
 """
@@ -209,6 +214,7 @@ def test_fleet_rotation_devices_connect_with_old_and_new_then_only_new(local_iot
     assert one["step1"]["changed"] is True
     assert one["step1"]["summary"]["updated"] == 3
     assert one["waiting"]["changed"] is False
+    assert one["calls"].count("ListThingPrincipals") == 3  # the waiting run's own calls, reads only
     assert [c for c in one["calls"] if not c.startswith(READS)] == []
     assert one["waiting"]["plan"]["rotation"]["counts"] == {"issue": 0, "waiting": 3, "retire": 0, "promote": 0}
 
@@ -251,6 +257,7 @@ def test_fleet_rotation_devices_connect_with_old_and_new_then_only_new(local_iot
     assert diff["after"]["rotation"] == f"rotate: retire {old['r-aws']}"
     assert two["step2"]["changed"] is True and two["step2"]["summary"]["updated"] == 3
     assert two["after"]["changed"] is False
+    assert two["calls"].count("ListThingPrincipals") == 3
     assert [c for c in two["calls"] if not c.startswith(READS)] == []
     with open(os.path.join(work, "report2.json")) as handle:
         report = {row["name"]: row for row in json.load(handle)["devices"]}
@@ -268,4 +275,9 @@ def test_fleet_rotation_devices_connect_with_old_and_new_then_only_new(local_iot
     assert not os.path.exists(os.path.join(out, "r-dev", "private.pem.key"))  # its key is on the device
     remaining = {c["certificateId"] for c in iot.list_certificates()["certificates"]}
     assert remaining == set(new.values())
-    assert control(endpoint, "/_local/health")["status"] == "ok"
+    # From the endpoint's record of every state change since the reset: no thing was ever without an ACTIVE
+    # certificate once it had one.
+    timeline = replay({"status": {}, "attached": {}}, control(endpoint, "/_local/calls")["effects"])
+    assert timeline["violations"] == []
+    assert timeline["things"] == 3 and timeline["least_active"] == 1
+    assert timeline["final_active"] == {n: [new[n]] for n in names}
