@@ -316,6 +316,12 @@ def plan_rotation(device: Any, spec: Any, snap: Any, plan: Any, now: datetime.da
             and certs[i]["status"] in ("ACTIVE", "INACTIVE")
             and certs[i]["created"] <= certs[new]["created"]
         }
+    if len(active) >= 2 and certs[active[-1]]["created"] == certs[active[-2]]["created"]:
+        plan.error = (
+            f"rotation: certificates {active[-2]} and {active[-1]} of {name} are both ACTIVE and were created at the "
+            "same moment: which one is new cannot be told; remove the one the device does not use"
+        )
+        return
     recorded = [r for r in (local.retiring if local else []) if new and r["new"] == new and r["id"] in certs]
     overlay_new = bool(local and local.overlay and local.cert_id)
     if new and (olds or recorded) and (rule.confirmed(name, new) or recorded):

@@ -267,3 +267,8 @@ def test_waiting_devices_are_listed_in_the_plan_and_the_diff():
     ]
     diff = fleet.plan_diff(plan)
     assert diff[0]["after"]["rotation"] == "rotate: waiting for confirmation of new"
+
+
+def test_two_active_certificates_of_the_same_moment_are_refused():
+    device = plan_of(spec_of(), snapshot({"c1": ("ACTIVE", 5), "c2": ("ACTIVE", 5)}))
+    assert device.action == "failed" and "which one is new cannot be told" in device.error
