@@ -43,6 +43,7 @@ def collections_path() -> str:
 # Seconds of the other long integration tests (per test, pytest --durations in CI, 5 December): like the targets, they
 # start early so that neither worker is left with one of them at the end. Only the order depends on these figures.
 LONG_INTEGRATION_TESTS = {
+    "test_jitp_ca_rotation.py": 100,  # an estimate (6 runs, about 25 connections), not yet a CI figure
     "test_fleet_provisioning_role.py": 74,
     "test_jitp_role.py": 70,
     "test_device_connect.py": 41,

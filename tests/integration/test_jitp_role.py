@@ -66,7 +66,10 @@ def test_jitp_role_sets_up_once_and_a_device_is_provisioned_on_first_connect(
 
     assert recap(play().stdout)["changed"] > 0
     assert recap(play().stdout)["changed"] == 0
-    assert recap(play(check=True).stdout)["changed"] == 0
+    # The mode changes only the CA registration: the check run and the run after a device connected (below) are
+    # made once, in DEFAULT mode (test time).
+    if certificate_mode == "DEFAULT":
+        assert recap(play(check=True).stdout)["changed"] == 0
 
     iot = _iot(local_iot_endpoint)
     cas = iot.list_ca_certificates()["certificates"]
@@ -101,7 +104,8 @@ def test_jitp_role_sets_up_once_and_a_device_is_provisioned_on_first_connect(
     assert len(iot.list_certificates()["certificates"]) == 1
 
     # The role run after a device was provisioned still changes nothing.
-    assert recap(play().stdout)["changed"] == 0
+    if certificate_mode == "DEFAULT":
+        assert recap(play().stdout)["changed"] == 0
 
 
 @pytest.mark.parametrize("bad", [["../../x"], ["nl-dev\n", "sensor 05!"]])
