@@ -32,6 +32,23 @@ MINIMAL_CALLS = {
         "ListTargetsForPolicy": 1 / 250,
     },
 }
+# Rotation (benchmarks/rotation.py), a csr device with one policy. Step 1: the warm reads (the stage is known
+# only per thing) and the new certificate beside the old one. Step 2: the warm reads and the old one's removal in
+# AWS's order. The fleet also reads ListPrincipalThings (is the old certificate shared with another thing?) and
+# ListAttachedPolicies (its policies, named in the input or not) before it removes it; they are not counted here.
+MINIMAL_CALLS["rotate_issue"] = {
+    **MINIMAL_CALLS["warm"],
+    "CreateCertificateFromCsr": 1.0,
+    "AttachThingPrincipal": 1.0,
+    "AttachPolicy": 1.0,
+}
+MINIMAL_CALLS["rotate_retire"] = {
+    **MINIMAL_CALLS["warm"],
+    "UpdateCertificate": 1.0,
+    "DetachThingPrincipal": 1.0,
+    "DetachPolicy": 1.0,
+    "DeleteCertificate": 1.0,
+}
 
 
 def minimal_bound(kind: str, devices: int, quotas: Mapping[str, float], default_tps: float) -> tuple[float, str]:

@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/run.py            # the standard set, 500 devices (about 3 minutes)
     .venv/bin/python benchmarks/run.py --scale    # and 1,000, 10,000 and a 100,000-device plan (about 25 minutes)
+    .venv/bin/python benchmarks/run.py --no-standard --rotation 200   # a 200-device rotation (benchmarks/rotation.py)
 
 Every endpoint is benchmarks' own server (tests/local_iot/large_registry.py: server.py plus a seed control path,
 indexed lookups and request caches, so the emulator's own CPU stays out of the figures) with AWS's default TPS
@@ -545,6 +546,9 @@ def main() -> None:
     parser.add_argument("--plan-devices", default="100000", help="devices of the plan-only runs (comma-separated)")
     parser.add_argument("--plan-quota-scale", type=float, default=10.0, help="F for the plan-only run")
     parser.add_argument("--no-standard", action="store_true", help="leave out the 500-device set (trying sizes)")
+    parser.add_argument(
+        "--rotation", type=int, default=0, metavar="N", help="also rotate N devices (benchmarks/rotation.py)"
+    )
     parser.add_argument("--output", default=os.path.join(REPO, "benchmarks", "results.json"))
     args = parser.parse_args()
 
@@ -563,6 +567,11 @@ def main() -> None:
             rows.append(plan_only(args, size, work, collections, env))
         results["scale"] = rows
         results["growth"] = growth_table(rows)
+    if args.rotation:
+        import rotation  # pylint: disable=import-outside-toplevel
+
+        results["rotation"] = rotation.rotate(args.rotation, args.latency_ms)
+        rotation.summary(results["rotation"])
     results["seconds"] = round(time.monotonic() - started, 1)
     summary(results)
     with open(args.output, "w") as handle:
