@@ -57,6 +57,12 @@ options:
         included). Reads the validity as O(include_validity) does.
       - A whole number from 0 to 36500.
     type: int
+  include_attachments:
+    description:
+      - Also return each certificate's things and policies (C(ListPrincipalThings) and C(ListAttachedPolicies):
+        two calls per returned certificate).
+    type: bool
+    default: false
 extends_documentation_fragment:
   - iotfleet.provisioning.aws
 attributes:
@@ -75,7 +81,8 @@ attributes:
     membership: [iotfleet.provisioning.aws]
 notes:
   - "IAM permissions: C(iot:ListCertificates), C(iot:ListCertificatesByCA), C(iot:DescribeCertificate),
-    C(iot:ListThingPrincipals) (only those of the query used)."
+    C(iot:ListThingPrincipals), C(iot:ListPrincipalThings) and C(iot:ListAttachedPolicies) (only those of the query
+    and options used)."
 seealso:
   - module: iotfleet.provisioning.certificate
 author:
@@ -177,6 +184,18 @@ certificates:
       type: dict
       returned: with RV(certificates[].validity)
       sample: {"type": "EC", "curve": "P-256", "size": 256}
+    things:
+      description: Names of the things the certificate is attached to, sorted.
+      type: list
+      elements: str
+      returned: when O(include_attachments=true)
+      sample: [sensor-001]
+    policies:
+      description: Names of the policies attached to the certificate, sorted.
+      type: list
+      elements: str
+      returned: when O(include_attachments=true)
+      sample: [sensor-policy]
 validity_read:
   description:
     - Whether every returned certificate carries its validity. False for a listing without O(include_validity)
@@ -213,6 +232,7 @@ def main() -> None:
             include_pem=dict(type="bool", default=False),
             include_validity=dict(type="bool", default=False),
             expiring_within_days=dict(type="int"),
+            include_attachments=dict(type="bool", default=False),
         ),
         mutually_exclusive=[("certificate_id", "thing", "ca_certificate_id")],
     )
@@ -222,7 +242,13 @@ def main() -> None:
     def run() -> dict:
         query = validate_certificate_query(module.params)
         window = validate_window(module.params["expiring_within_days"])
-        answer = query_with_expiry(module.client("iot"), query, module.params["include_validity"], window)
+        answer = query_with_expiry(
+            module.client("iot"),
+            query,
+            module.params["include_validity"],
+            window,
+            include_attachments=module.params["include_attachments"],
+        )
         return dict(changed=False, **answer)
 
     module.run(run)

@@ -19,6 +19,10 @@ from ansible_collections.iotfleet.provisioning.plugins.module_utils.certificates
     CertificateQuery,
     query_certificates,
 )
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.certificates.read import (
+    list_certificate_policies,
+    list_certificate_things,
+)
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.certificates.validate import View
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.crypto import CryptoError, load_certificate
 
@@ -121,11 +125,14 @@ def query_with_expiry(
     include_validity: bool = False,
     expiring_within_days: Optional[int] = None,
     now: Optional[datetime.datetime] = None,
+    include_attachments: bool = False,
 ) -> Dict[str, Any]:
     """certificate_info's answer: ``certificates`` (with expiry facts where read) and ``validity_read``.
 
     A query by id or by thing describes each certificate anyway, so its validity costs no call; a listing (every
     certificate, or by CA) describes each certificate only with ``include_validity`` or ``expiring_within_days``.
+    ``include_attachments``: each returned certificate's ``things`` and ``policies`` (two list calls each, after
+    the expiry filter).
     """
     now = now or utcnow()
     wanted_pem = query.include_pem
@@ -141,6 +148,10 @@ def query_with_expiry(
                 view.pop("certificate_pem", None)
     if expiring_within_days is not None:
         views = [v for v in views if expires_within(v, expiring_within_days, now)]
+    if include_attachments:
+        for view in views:
+            view["things"] = list_certificate_things(client, view["certificate_arn"])
+            view["policies"] = list_certificate_policies(client, view["certificate_arn"])
     return {
         "certificates": views,
         "validity_read": read_validity and all(v.get("validity") is not None for v in views),

@@ -135,3 +135,22 @@ def test_without_a_readable_pem_the_description_field_is_used_else_nulls():
     assert view["days_left"] == 8427  # 2026-12-05 12:00 to 2049-12-31 23:59:59
     assert view["public_key"] is None
     assert expiry.add_expiry({}, "not a pem", None, NOW) == {"validity": None, "days_left": None, "public_key": None}
+
+
+def test_include_attachments_adds_things_and_policies_with_two_list_calls_each(account):
+    recorded, ids = account
+    iot = recorded.client
+    iot.create_policy(policyName="p1", policyDocument='{"Version": "2012-10-17", "Statement": []}')
+    arn = iot.describe_certificate(certificateId=ids["soon"])["certificateDescription"]["certificateArn"]
+    iot.attach_policy(policyName="p1", target=arn)
+    recorded.calls.clear()
+    answer = expiry.query_with_expiry(iot, CertificateQuery(thing="sensor"), now=NOW, include_attachments=True)
+    certs = by_id(answer)
+    assert certs[ids["soon"]]["things"] == ["sensor"] and certs[ids["soon"]]["policies"] == ["p1"]
+    assert certs[ids["late"]]["things"] == ["sensor"] and certs[ids["late"]]["policies"] == []
+    assert recorded.count("ListPrincipalThings") == 2 and recorded.count("ListAttachedPolicies") == 2
+    assert recorded.mutating() == []
+    # Without the option: neither the keys nor the calls.
+    recorded.calls.clear()
+    plain = by_id(expiry.query_with_expiry(iot, CertificateQuery(thing="sensor"), now=NOW))
+    assert "things" not in plain[ids["soon"]] and recorded.count("ListPrincipalThings") == 0
