@@ -622,7 +622,9 @@ def main() -> None:
                     expiring_within_days=dict(type="int"),
                     devices=dict(type="list", elements="str"),
                     requested_on=dict(type="str"),
-                    key_minimum=dict(type="dict", options=dict(rsa_bits=dict(type="int"), ec_bits=dict(type="int"))),
+                    key_minimum=dict(
+                        type="dict", no_log=False, options=dict(rsa_bits=dict(type="int"), ec_bits=dict(type="int"))
+                    ),
                     confirmed=dict(type="list", elements="str"),
                     confirmed_file=dict(type="path"),
                 ),

@@ -109,7 +109,7 @@ def test_rotation_end_to_end_aws_keys(iot, tmp_path):
     assert plan.devices[0].changes == [f"rotate: retire {old['d0'][0]}", "rotate: move the new files in place"]
     assert iot.mutating() == []
     plan, outcome = run(iot, tmp_path, rotation={**rule, "confirmed": [new_id]})
-    assert [c for c in iot.mutating()] == [
+    assert iot.mutating() == [
         "UpdateCertificate",
         "DetachThingPrincipal",
         "DetachPolicy",
