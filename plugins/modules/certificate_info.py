@@ -59,8 +59,8 @@ options:
     type: int
   include_attachments:
     description:
-      - Also return each certificate's things and policies (C(ListPrincipalThings) and C(ListAttachedPolicies):
-        two calls per returned certificate).
+      - Also return each certificate's things and policies, at two calls per returned certificate
+        (C(ListPrincipalThings) and C(ListAttachedPolicies)).
     type: bool
     default: false
 extends_documentation_fragment:
