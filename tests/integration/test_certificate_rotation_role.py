@@ -166,11 +166,11 @@ def test_a_device_is_rotated_one_safe_step_per_run(local_iot_endpoint: str, coll
     # A second run, from another controller directory, whose only confirmation is a wrong id (the old
     # certificate's, which the device also reported): nothing is confirmed, so nothing changes and no call
     # changes anything.
-    waiting = play(tmp_path / "elsewhere", certificate_rotation_confirmed_ids=[old_id])
+    waiting = play(tmp_path / "elsewhere", certificate_rotation_confirmed_ids=[old_id, "f" * 64])
     assert recap(waiting.stdout)["changed"] == 0, waiting.stdout[-8000:]
     assert _mutating_calls(url) == []
     assert "waiting: rot-dev rotates from " + old_id in waiting.stdout
-    assert "they retire nothing: " + old_id in waiting.stdout
+    assert f"they retire nothing: {old_id}, {'f' * 64}" in waiting.stdout
     assert set(_active_certificates(iot)) == {old_id, new_id}
 
     # The confirmation file, as a rule on the presence events writes it: device -> the id it connected with last.

@@ -50,12 +50,14 @@ def _ids_of(values: Iterable[Any], field: str, source: str) -> List[str]:
     return ids
 
 
-def parse_confirmations(text: Optional[str], thing: str, field: str = "confirmation_file") -> List[str]:
-    """The certificate ids a confirmation file confirms for ``thing``.
+def parse_confirmations(text: Any, thing: str, field: str = "confirmation_file") -> List[str]:
+    """The certificate ids a confirmation file confirms for ``thing`` (or a list of ids, as a task gives them).
 
     The file is one id per line (``#`` comments and blank lines ignored), a YAML or JSON list of ids, or a mapping
     of device name to an id (or a list of ids); from a mapping only ``thing``'s entry counts.
     """
+    if isinstance(text, (list, tuple)):
+        return _ids_of(text, field, "the list")
     if text is None or not text.strip():
         return []
     data: Any

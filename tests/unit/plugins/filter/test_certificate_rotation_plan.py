@@ -103,6 +103,16 @@ def test_confirmation_file_formats(text):
     assert sorted(certificate_rotation_confirmations(text, "dev")) == [NEW, OTHER]
 
 
+def test_a_list_as_a_task_gives_it():
+    assert certificate_rotation_confirmations([NEW.upper(), OTHER], "dev", "certificate_rotation_confirmed_ids") == [
+        NEW,
+        OTHER,
+    ]
+    assert certificate_rotation_confirmations([], "dev") == []
+    with pytest.raises(AnsibleFilterError, match=r"^certificate_rotation_confirmed_ids: the list"):
+        certificate_rotation_confirmations(["dev"], "dev", "certificate_rotation_confirmed_ids")
+
+
 def test_a_mapping_confirms_only_the_things_entry():
     assert certificate_rotation_confirmations(f"neighbour: {NEW}\n", "dev") == []
     assert certificate_rotation_confirmations(f"dev: {NEW}\n", "dev") == [NEW]
