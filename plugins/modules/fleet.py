@@ -79,6 +79,11 @@ options:
         C(certificate_pem_path), registered without a CA), V(none) (default; principals are left alone).
       - C(policies) a list of existing policy names attached to the device's certificate; policies named
         elsewhere in the input but not here are detached; unset leaves the attachments alone.
+      - C(billing_group) the billing group the thing is in (a thing is in at most one); V("") in none; unset
+        leaves it alone. It must exist (M(iotfleet.provisioning.billing_group)). Read with
+        C(ListThingsInBillingGroup) per named billing group; a device in none of them whose billing group is set
+        or cleared is described (C(DescribeThing)) to find the group it leaves first
+        (C(RemoveThingFromBillingGroup), then C(AddThingToBillingGroup)).
       - C(rotation_csr_path) (V(csr) devices) a CSR the device made from a new key for its next certificate;
         when O(rotation) selects the device, step 1 sends this CSR instead of making a key in O(output_dir). The
         key must be one AWS IoT accepts and meet O(rotation.key_minimum).
@@ -343,7 +348,11 @@ notes:
     C(iot:CreateThing),
     C(iot:UpdateThing), C(iot:CreateThingGroup), C(iot:AddThingToThingGroup), C(iot:RemoveThingFromThingGroup),
     C(iot:CreateKeysAndCertificate), C(iot:CreateCertificateFromCsr), C(iot:RegisterCertificateWithoutCA),
-    C(iot:AttachThingPrincipal), C(iot:AttachPolicy), C(iot:DetachPolicy), C(iot:UpdateCertificate); with prune
+    C(iot:AttachThingPrincipal), C(iot:AttachPolicy), C(iot:DetachPolicy), C(iot:UpdateCertificate); with
+    C(billing_group) also C(iot:ListThingsInBillingGroup), C(iot:AddThingToBillingGroup),
+    C(iot:RemoveThingFromBillingGroup); with rotation also
+    C(iot:ListAttachedPolicies), C(iot:ListPrincipalThings), C(iot:DetachThingPrincipal),
+    C(iot:DeleteCertificate); with prune
     or orphan clean-up also C(iot:DetachThingPrincipal), C(iot:ListPrincipalThings), C(iot:ListAttachedPolicies),
     C(iot:DeleteCertificate), C(iot:DeleteThing)."
   - The orphan clean-up never touches an ACTIVE certificate it cannot prove made by a V(csr) call of this

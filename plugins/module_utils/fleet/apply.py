@@ -13,6 +13,7 @@ from typing import Any, Callable, Dict, List, Tuple
 from ansible_collections.iotfleet.provisioning.plugins.module_utils import crypto, iot_access, retry
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import ClientError, is_error
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.errors import ValidationError
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.fleet import billing
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.fleet.local import (
     CallRecord,
     _parse_records,
@@ -268,6 +269,8 @@ def apply_device(call: Call, spec: FleetSpec, device: DesiredDevice, plan: Devic
             f"remove from thing group {group}",
             lambda group=group: call("remove_thing_from_thing_group", thingGroupName=group, thingName=device.name),
         )
+    if plan.billing_remove or plan.billing_add:
+        _step("set billing group", lambda: billing.apply_billing(call, device.name, plan))
     if device.certificate == "none":
         return
     if plan.fix_key_mode:

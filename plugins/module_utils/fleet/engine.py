@@ -11,6 +11,7 @@ from typing import Any, Callable, Optional, Tuple
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.fleet.apply import (
     watch_certificate_calls,
 )
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.fleet.billing import read_billing
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.fleet.plan import (
     FleetPlan,
     full_plan_document,
@@ -44,6 +45,7 @@ def run_fleet(
     snap = read_fleet_state(call, spec, progress)
     # Dates and keys from the device files; DescribeCertificate only where a rule needs what no file has.
     read_certificate_facts(call, spec, snap)
+    read_billing(call, spec, snap)
     plan = plan_fleet(spec, snap)
     if spec.plan_path:
         write_json(spec.plan_path, full_plan_document(plan))

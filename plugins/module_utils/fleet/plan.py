@@ -12,7 +12,7 @@ from typing import Any, Dict, List, Mapping, Optional, Set, Tuple
 
 from ansible_collections.iotfleet.provisioning.plugins.module_utils import crypto
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.errors import ValidationError
-from ansible_collections.iotfleet.provisioning.plugins.module_utils.fleet import expiry, rotation
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.fleet import billing, expiry, rotation
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.fleet.local import (
     CallRecord,
     LocalDevice,
@@ -51,6 +51,8 @@ class DevicePlan:
     update_thing: Optional[Dict[str, Any]] = None
     groups_to_add: List[str] = field(default_factory=list)
     groups_to_remove: List[str] = field(default_factory=list)
+    billing_remove: Optional[str] = None  # the billing group to leave, then the one to join (billing.py)
+    billing_add: Optional[str] = None
     # Certificate: the one to use (id) or one to make (new_certificate = aws_keys|csr|pem).
     certificate_id: Optional[str] = None
     certificate_arn: Optional[str] = None
@@ -204,6 +206,7 @@ def plan_device(
         else {}
     )
     plan.after = {"thing_type": thing_type or None, "attributes": attributes, "thing_groups": after_groups}
+    billing.plan_billing(device, snap, plan, current is not None)
     # Certificate
     if device.certificate != "none":
         will_exist = set(spec.declared_policies) if spec.check_mode else set()

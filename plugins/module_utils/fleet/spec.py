@@ -26,6 +26,7 @@ from ansible_collections.iotfleet.provisioning.plugins.module_utils.fleet.rows i
     load_device_rows,
 )
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.fleet_rate import validate_api_rates
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.things.common import _billing_group_option
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.validation import (
     MAX_ATTRIBUTES_WITH_TYPE,
     MAX_ATTRIBUTES_WITHOUT_TYPE,
@@ -51,6 +52,7 @@ DEVICE_KEYS = (
     "certificate_pem_path",
     "policies",
     "rotation_csr_path",
+    "billing_group",
 )
 PAGE_SIZE = 250
 PLAN_LISTING_LIMIT = 50
@@ -106,6 +108,7 @@ class DesiredDevice:
     # A CSR the device made for its next certificate (rotation of a csr device whose key stays on the device).
     rotation_csr: Optional[str] = None
     rotation_csr_public: Optional[bytes] = None
+    billing_group: Optional[str] = None  # None: leave it alone; "": in no billing group
 
 
 @dataclass
@@ -216,6 +219,8 @@ def validate_device(raw: Any, label: str) -> DesiredDevice:
         device.certificate_pem = text
     elif pem_given:
         raise ValidationError(f"{label}.{pem_given[0]}", f"is only used with certificate: pem, not {source}")
+    if raw.get("billing_group") is not None:
+        device.billing_group = _billing_group_option(f"{label}.billing_group", raw["billing_group"])
     if raw.get("rotation_csr_path") is not None:
         _read_rotation_csr(device, raw["rotation_csr_path"], f"{label}.rotation_csr_path")
     if raw.get("policies") is not None:

@@ -45,6 +45,9 @@ class Snapshot:
     recovered: Dict[str, Dict[str, str]] = field(default_factory=dict)  # name -> {id, pem} found by public key
     # Certificate id -> expiry.CertFacts (dates, key): from the device files, certificate_pem, DescribeCertificate.
     facts: Dict[str, Any] = field(default_factory=dict)
+    # Billing groups (billing.py): named group -> members (None: no such group); device -> its group ("" none).
+    billing_groups: Dict[str, Optional[Set[str]]] = field(default_factory=dict)
+    billing_of: Dict[str, str] = field(default_factory=dict)
 
 
 def cert_id_of_arn(arn: str) -> Optional[str]:
