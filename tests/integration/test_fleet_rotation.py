@@ -204,20 +204,29 @@ def test_fleet_rotation_devices_connect_with_old_and_new_then_only_new(local_iot
         {"name": "r-csr", "certificate": "csr", "policies": ["rotation-policy"]},
         {"name": "r-aws", "certificate": "aws_keys", "policies": ["rotation-policy"]},
         {"name": "r-dev", "certificate": "csr", "policies": ["rotation-policy"], "rotation_csr_path": csr_path},
+        # Not rotated: its billing group (issue 16), moved from the one it is in (the endpoint refuses an add while
+        # the thing is in another billing group).
+        {"name": "r-bill", "billing_group": "bill-a"},
     ]
-    names = [d["name"] for d in devices]
+    for group in ("bill-a", "bill-old"):
+        iot.create_billing_group(billingGroupName=group)
+    iot.create_thing(thingName="r-bill")
+    iot.add_thing_to_billing_group(billingGroupName="bill-old", thingName="r-bill")
+    names = [d["name"] for d in devices if d["name"] != "r-bill"]
     variables = {"endpoint": endpoint, "devices": devices, "out": out, "work": work}
 
     one = _playbook(STEP_1, "step1", endpoint, collections_path, work, variables)
     planned = {d["name"]: d for d in one["step1"]["plan"]["devices"]}
     assert {n: planned[n]["changes"] for n in names} == {n: ["rotate: issue new certificate"] for n in names}
     assert one["step1"]["changed"] is True
-    assert one["step1"]["summary"]["updated"] == 3
+    assert one["step1"]["summary"]["updated"] == 3  # r-bill changed in the cold run (its own task)
     assert one["waiting"]["changed"] is False
     assert one["calls"].count("ListThingPrincipals") == 3  # the waiting run's own calls, reads only
+    assert one["calls"].count("ListThingsInBillingGroup") == 1 and "DescribeThing" not in one["calls"]
     assert [c for c in one["calls"] if not c.startswith(READS)] == []
     assert one["waiting"]["plan"]["rotation"]["counts"] == {"issue": 0, "waiting": 3, "retire": 0, "promote": 0}
 
+    assert iot.describe_thing(thingName="r-bill")["billingGroupName"] == "bill-a"
     info = dataplane_info(endpoint)
     old, new = {}, {}
     for name in names:
