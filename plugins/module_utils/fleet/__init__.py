@@ -28,6 +28,9 @@ cannot be told by its key) no more of them in the windows than the attempts whos
 The package, by stage: ``rows`` (the devices file), ``spec`` (input rules, ``FleetSpec``), ``local`` (files in
 output_dir, call records), ``state`` (reads), ``plan`` (pure), ``apply`` (one device's steps, through
 ``iot_access``), ``run`` (the pool, the orphan sweep, the summary), ``report`` and ``engine`` (``run_fleet``).
+Issue 15 and 16: ``expiry`` (certificate dates and keys, ``certificate_expiry``), ``rotation`` (the rule, the
+confirmations, each device's stage, planned from AWS) and ``rotation_apply`` (step 1, step 2, the files moved in
+place), ``billing`` (a device's billing group).
 Import from the package: the names below are its interface.
 """
 
