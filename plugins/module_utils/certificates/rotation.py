@@ -90,6 +90,8 @@ def _triggers(current: Mapping[str, Any], policy: Mapping[str, Any]) -> List[str
     reasons = []
     if policy.get("requested"):
         reasons.append("rotation requested")
+    if current["certificate_id"] in {str(i).lower() for i in policy.get("replace_ids") or ()}:
+        reasons.append(f"certificate {current['certificate_id']} is listed for replacement")
     window = policy.get("expiry_days")
     days = current.get("days_left")
     if window is not None and days is not None and days <= window:
@@ -110,7 +112,9 @@ def rotation_plan(
     """The stage of ``thing``'s rotation and the step this run takes.
 
     ``certificates``: certificate_info's answer for the thing (status, creation_date, validity, days_left,
-    public_key). ``policy``: ``expiry_days``, ``requested``, ``minimum_rsa_size``, ``minimum_ec_size``.
+    public_key). ``policy``: ``expiry_days``, ``requested``, ``replace_ids`` (ids of certificates to replace: unlike
+    ``requested``, safe to leave in git, since a retired certificate is never current again), ``minimum_rsa_size``,
+    ``minimum_ec_size``.
     ``confirmed``: certificate ids confirmed as in use by the device.
     """
     policy = policy or {}

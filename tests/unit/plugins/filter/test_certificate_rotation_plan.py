@@ -37,6 +37,7 @@ def test_one_active_certificate_without_a_trigger_is_left_alone():
         (cert(OLD, "t1", days_left=30), POLICY, "30 days left, window 30 days"),
         (cert(OLD, "t1", days_left=-2), POLICY, "-2 days left"),
         (cert(OLD, "t1"), {**POLICY, "requested": True}, "rotation requested"),
+        (cert(OLD, "t1"), {**POLICY, "replace_ids": [OLD.upper()]}, f"certificate {OLD} is listed for replacement"),
         (cert(OLD, "t1", key={"type": "RSA", "size": 2048}), {**POLICY, "minimum_rsa_size": 3072}, "RSA key of 2048"),
         (cert(OLD, "t1", key={"type": "EC", "curve": "P-256", "size": 256}), {"minimum_ec_size": 384}, "below"),
     ],
@@ -45,6 +46,12 @@ def test_each_trigger_starts_step_1(certificate, policy, reason):
     plan = certificate_rotation_plan([certificate], "dev", policy)
     assert plan["action"] == "step1" and plan["current"] == OLD
     assert any(reason in r for r in plan["reasons"]), plan["reasons"]
+
+
+def test_a_replace_id_left_in_place_does_not_start_the_next_rotation():
+    # After the rotation away from OLD, NEW is current: the listed OLD no longer triggers anything.
+    plan = certificate_rotation_plan([cert(NEW, "t2")], "dev", {**POLICY, "replace_ids": [OLD]})
+    assert plan["action"] == "none" and plan["reasons"] == []
 
 
 def test_a_day_outside_the_window_or_unknown_validity_is_no_expiry_trigger():
