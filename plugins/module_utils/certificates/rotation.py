@@ -19,7 +19,6 @@ Nothing here calls AWS: the role reads the thing's certificates with certificate
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
 
@@ -62,15 +61,13 @@ def parse_confirmations(text: Any, thing: str, field: str = "confirmation_file")
         return []
     data: Any
     try:
-        data = json.loads(text)
-    except ValueError:
-        data = None
-        try:
-            import yaml  # PyYAML comes with ansible-core
+        import yaml  # PyYAML comes with ansible-core
 
-            data = yaml.safe_load(text)
-        except Exception:  # pylint: disable=broad-except  # not YAML either: read it as lines
-            data = None
+        # BaseLoader keeps every scalar a string: an id of digits only (leading zeros included) is not a number.
+        # JSON is YAML too.
+        data = yaml.load(text, Loader=yaml.BaseLoader)  # nosec B506 - BaseLoader builds only strings, lists, dicts
+    except Exception:  # pylint: disable=broad-except  # not YAML: read it as lines
+        data = None
     if isinstance(data, Mapping):
         entry = data.get(thing)
         if entry is None:

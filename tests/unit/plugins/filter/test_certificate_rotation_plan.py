@@ -120,6 +120,11 @@ def test_a_list_as_a_task_gives_it():
         certificate_rotation_confirmations(["dev"], "dev", "certificate_rotation_confirmed_ids")
 
 
+@pytest.mark.parametrize("text", [f"- {'0' * 63}7\n", f"dev: {'0' * 63}7\n", f'["{"0" * 63}7"]', f"{'0' * 63}7\n"])
+def test_an_id_of_digits_stays_a_string(text):
+    assert certificate_rotation_confirmations(text, "dev") == ["0" * 63 + "7"]
+
+
 def test_a_mapping_confirms_only_the_things_entry():
     assert certificate_rotation_confirmations(f"neighbour: {NEW}\n", "dev") == []
     assert certificate_rotation_confirmations(f"dev: {NEW}\n", "dev") == [NEW]
