@@ -47,6 +47,7 @@ LONG_INTEGRATION_TESTS = {
     "test_fleet_provisioning_role.py": 74,
     "test_jitp_role.py": 70,
     "test_device_connect.py": 41,
+    "test_fleet_rotation.py": 35,  # measured 30-40 s at load 4-6 (issue 15), not yet in a CI run
     "test_single_thing_role.py": 35,
     "test_first_check.py": 32,
     "test_fleet_faults.py": 30,
