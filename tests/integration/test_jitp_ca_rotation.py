@@ -8,8 +8,9 @@ One endpoint state, one sequence of runs as a GitOps pipeline would make them ov
    for the same keys; dev-c new). dev-c is provisioned while ca-1 is still registered; dev-a's old certificate
    (what the device in the field still has) still connects; a new device of ca-1 is refused. The same run again
    changes nothing and makes no mutating call.
-3. ``ca-1`` retired while the old certificates are ACTIVE: the guard refuses to delete it (the count, no
-   DeleteCACertificate call); ca-1 is INACTIVE now and its registered devices still connect (as AWS documents).
+3. ``ca-1`` retired while the old certificates are ACTIVE: a check run predicts the refusal without a mutating
+   call; the run refuses to delete it (the count, no DeleteCACertificate call); ca-1 is INACTIVE now and its
+   registered devices still connect (as AWS documents).
 4. The devices connect with their ca-2 certificates and their old ones are deactivated; ca-1 is deleted; a
    device signed by ca-1 is refused, ca-2's devices connect.
 5. The active CA's files lost (a fresh runner without the state volume): the run fails naming the registered CA
@@ -169,6 +170,10 @@ def test_a_jitp_ca_rotation_over_days(local_iot_endpoint: str, collections_path:
     # (The device list is left out from here on: the role never removes device files, and it keeps the runs short.)
     retired = [{"name": "ca-1", "state": "retired"}, {"name": "ca-2", "state": "active"}]
     control(local_iot_endpoint, "/_local/calls", "DELETE")
+    predicted = play(retired, [], check=True, ok=False)  # check mode predicts the refusal, and changes nothing
+    assert "2 device certificates it signed are still ACTIVE" in predicted.stdout
+    assert "the CA would be set INACTIVE" in predicted.stdout and mutating_calls(local_iot_endpoint) == []
+    assert ca_status(ca_ids["ca-1"]) == {"status": "ACTIVE", "auto": "DISABLE"}
     result = play(retired, [], ok=False)
     assert "2 device certificates it signed are still ACTIVE" in result.stdout, result.stdout[-4000:]
     assert "DeleteCACertificate" not in control(local_iot_endpoint, "/_local/calls")["calls"]
