@@ -199,6 +199,10 @@ REFUSALS = {
     "rsa_1024": "too weak for AWS IoT: its RSA key has 1024 bits",
     "inside_collections": "jitp_ca_dir, jitp_ca_private_key_path: inside an ansible_collections tree",
     "subject_lacks_a_field": 'missing for ["d-1 (serial_number)"]',
+    # CA rotation (jitp_cas): exactly one active CA; a retiring CA whose files are gone is never made anew.
+    "two_active_cas": "exactly one is active (it signs the device certificates); jitp_verification_certificate_path"
+    " is not used with jitp_cas",
+    "retiring_ca_files_gone": 'jitp_cas: the files of ["old"] are gone',
 }
 
 
@@ -220,6 +224,10 @@ def test_refused_before_any_aws_call_or_file(
         variables.update(
             jitp_ca_source="provided", jitp_ca_certificate_path=certificate, jitp_ca_private_key_path=key_path
         )
+    elif case == "two_active_cas":
+        variables["jitp_cas"] = [{"name": "a", "state": "active"}, {"name": "b", "state": "active"}]
+    elif case == "retiring_ca_files_gone":
+        variables["jitp_cas"] = [{"name": "old", "state": "retiring"}, {"name": "new", "state": "active"}]
     elif case == "inside_collections":
         variables["jitp_ca_dir"] = str(area / "ansible_collections" / "acme" / "keys" / "ca")
     else:
