@@ -111,6 +111,8 @@ STEP_2 = """
         fleet_group: rotation-fleet
         output_dir: "{{ work }}/fresh"
         rotation: "{{ rule | combine({'confirmed_file': confirmed}) }}"
+        certificate_expiry:
+          warn_within_days: 36500
       check_mode: true
       register: fresh
     - name: Step 2
@@ -259,6 +261,13 @@ def test_fleet_rotation_devices_connect_with_old_and_new_then_only_new(local_iot
     two = _playbook(
         STEP_2, "step2", endpoint, collections_path, work, {**variables, "rule": rule, "confirmed": confirmed}
     )
+    # No files there: the dates were read with DescribeCertificate (a rule needs them), of the OLD certificates.
+    assert two["fresh"]["plan"]["expiry"]["validity"] == {"DescribeCertificate": 3}
+    soonest = {e["name"]: e for e in two["fresh"]["plan"]["expiry"]["soonest"]}
+    assert {n: soonest[n]["certificate_id"] for n in names} == old
+    warning = next(w for w in two["fresh"]["warnings"] if w.startswith("certificate_expiry"))
+    assert warning.startswith("certificate_expiry: 3 device(s) have a certificate expiring within 36500 days")
+    assert f"r-aws ({old['r-aws']}, expires " in warning and "rotation: rotate: retire" in warning
     fresh = {d["name"]: d for d in two["fresh"]["plan"]["devices"]}
     assert {n: fresh[n]["changes"] for n in names} == {n: [f"rotate: retire {old[n]}"] for n in names}
     diff = {d["before_header"]: d for d in two["fresh"]["diff"]}["device r-aws"]

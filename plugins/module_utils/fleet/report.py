@@ -75,6 +75,7 @@ def write_report(path: str, summary: Mapping[str, Any], run: RunOutcome, plan: F
             "orphaned_certificates_deleted": run.orphans_deleted,
             "orphaned_certificates_kept": run.orphans_kept,
             "expiry": expiry_result(plan),
+            "expiry_warnings": plan.warnings,  # certificate_expiry: each device, certificate, date, days left
             "rotation": rotation_result(plan)["counts"],
             "devices": rows,
         },
