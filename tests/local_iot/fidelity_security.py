@@ -27,7 +27,7 @@ from fidelity_core import (
 from moto.core.config import default_user_config
 from moto.core.responses import EmptyResult
 from moto.core.utils import utcnow
-from moto.iot.models import IoTBackend
+from moto.iot.models import FakeCertificate, IoTBackend
 from moto.iot.responses import IoTResponse
 from moto.utilities.utils import get_partition
 
@@ -80,6 +80,10 @@ def check_strength(certificate: x509.Certificate, what: str) -> None:
         )
 
 
+# AWS_IOT_FACTS: certificates AWS IoT generates (CreateKeysAndCertificate, CreateCertificateFromCsr) expire then.
+AWS_GENERATED_NOT_AFTER = datetime.datetime(2049, 12, 31, 23, 59, 59, tzinfo=datetime.timezone.utc)
+
+
 @functools.lru_cache(maxsize=1)
 def _issuer() -> tuple[ec.EllipticCurvePrivateKey, x509.Name]:
     """The key and name this endpoint signs CSR-based certificates with (one per process)."""
@@ -88,24 +92,50 @@ def _issuer() -> tuple[ec.EllipticCurvePrivateKey, x509.Name]:
     return ec.generate_private_key(ec.SECP256R1()), name
 
 
-def sign_csr(csr: x509.CertificateSigningRequest) -> str:
+def issue(subject: x509.Name, public_key: Any) -> str:
+    """A certificate as AWS IoT issues one: signed by its issuer, valid until AWS_GENERATED_NOT_AFTER."""
     key, issuer = _issuer()
     issued = (
         x509.CertificateBuilder()
-        .subject_name(csr.subject)
+        .subject_name(subject)
         .issuer_name(issuer)
-        .public_key(csr.public_key())
+        .public_key(public_key)
         .serial_number(x509.random_serial_number())
         .not_valid_before(utcnow() - datetime.timedelta(minutes=5))
-        .not_valid_after(utcnow() + datetime.timedelta(days=365 * 30))
+        .not_valid_after(AWS_GENERATED_NOT_AFTER)
         .sign(key, hashes.SHA256())
     )
     return issued.public_bytes(serialization.Encoding.PEM).decode()
 
 
+def sign_csr(csr: x509.CertificateSigningRequest) -> str:
+    return issue(csr.subject, csr.public_key())
+
+
 def _install_certificates() -> None:
     # AWS: a certificate id is the SHA-256 of the certificate's DER; moto hashes the PEM text unless told.
     default_user_config.setdefault("iot", {})["use_valid_cert"] = True
+
+    # AWS: CreateKeysAndCertificate's certificate is issued by AWS IoT and valid until 2049-12-31T23:59:59Z (moto
+    # made a self-signed one valid for a year). moto passes the key it made; without one it is another path.
+    @_wrap(IoTBackend, "_generate_certificate_pem")
+    def generate_certificate_pem(
+        original: Callable[..., Any], self: IoTBackend, domain_name: str, subject: x509.Name, key: Any = None
+    ) -> str:
+        if key is None:
+            return original(self, domain_name, subject, key)
+        return issue(subject, key.public_key())
+
+    # AWS: DescribeCertificate's validity is the certificate's own notBefore/notAfter (moto said now -1/+1 day).
+    @_wrap(FakeCertificate, "__init__")
+    def certificate_init(original: Callable[..., Any], self: FakeCertificate, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        try:
+            loaded = x509.load_pem_x509_certificate(self.certificate_pem.encode())
+        except (ValueError, TypeError):
+            return  # not a certificate: refused before it is kept (load_certificate), nothing to describe
+        self.validity_not_before = loaded.not_valid_before_utc
+        self.validity_not_after = loaded.not_valid_after_utc
 
     # AWS: a PEM that is not a certificate -> CertificateValidationException; one not signed by the CA given
     # -> CertificateValidationException.

@@ -495,6 +495,32 @@ def test_register_certificate_checks_the_pem_and_the_ca(iot: Any) -> None:
     assert registered["certificateId"] == der_id(pem(device))
 
 
+def test_validity_is_the_certificates_own_and_aws_made_ones_end_in_2049(iot: Any) -> None:
+    """FACTS: DescribeCertificate.validity is the certificate's notBefore/notAfter; the certificates AWS IoT makes
+    expire 2049-12-31T23:59:59Z (moto made them valid for a year and described every certificate as now +-1 day)."""
+    end_2049 = datetime.datetime(2049, 12, 31, 23, 59, 59, tzinfo=datetime.timezone.utc)
+    key = ec.generate_private_key(ec.SECP256R1())
+    csr = x509.CertificateSigningRequestBuilder().subject_name(_name("device")).sign(key, hashes.SHA256())
+    made = [
+        iot.create_keys_and_certificate(setAsActive=False),
+        iot.create_certificate_from_csr(
+            certificateSigningRequest=csr.public_bytes(serialization.Encoding.PEM).decode()
+        ),
+    ]
+    for created in made:
+        certificate = x509.load_pem_x509_certificate(created["certificatePem"].encode())
+        assert certificate.not_valid_after_utc == end_2049
+        assert certificate.issuer != certificate.subject  # issued by AWS IoT, not self-signed
+        validity = iot.describe_certificate(certificateId=created["certificateId"])["certificateDescription"][
+            "validity"
+        ]
+        assert validity == {"notBefore": certificate.not_valid_before_utc, "notAfter": end_2049}
+    _key, own = make_certificate("registered")
+    registered = iot.register_certificate_without_ca(certificatePem=pem(own), status="ACTIVE")
+    validity = iot.describe_certificate(certificateId=registered["certificateId"])["certificateDescription"]["validity"]
+    assert validity == {"notBefore": own.not_valid_before_utc, "notAfter": own.not_valid_after_utc}
+
+
 def test_certificate_from_csr_keeps_the_csr_key(iot: Any) -> None:
     assert refused(iot.create_certificate_from_csr, certificateSigningRequest="garbage")[:2] == (
         "InvalidRequestException",
