@@ -50,7 +50,7 @@ LONG_INTEGRATION_TESTS = {
     "test_fleet_rotation.py": 35,  # measured 30-40 s at load 4-6 (issue 15), not yet in a CI run
     "test_single_thing_role.py": 35,
     "test_first_check.py": 32,
-    "test_fleet_faults.py": 60,  # 30 + the rotation kill test (issue 15, measured 28-33 s at load 4)
+    "test_fleet_faults.py": 30,
     "test_aws_run.py": 29,
     "test_fleet_safety.py": 27,
     "test_bulk_role.py": 25,
