@@ -74,6 +74,9 @@ ENGINE_OPERATIONS = frozenset(DEFAULT_TPS) | {
     "ListCertificates",
     "ListAttachedPolicies",
     "ListPrincipalThings",
+    "ListThingsInBillingGroup",
+    "AddThingToBillingGroup",
+    "RemoveThingFromBillingGroup",
 }
 MAX_TPS = 10000.0
 MIN_TPS = 0.5
