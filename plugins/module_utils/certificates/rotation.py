@@ -142,6 +142,23 @@ def rotation_plan(
         current = active[0]
         plan["current"] = current["certificate_id"]
         plan["unmatched_confirmations"] = [c for c in confirmed_ids if c != current["certificate_id"]]
+        # A step 2 stopped after UpdateCertificate INACTIVE leaves the old certificate attached: with the current
+        # one confirmed, the next run finishes it (detach, delete), as the fleet does; unconfirmed, it stays.
+        stopped = [
+            c["certificate_id"]
+            for c in certificates
+            if c.get("status") == "INACTIVE" and _stamp(c) < _stamp(current) and c["certificate_id"] != plan["current"]
+        ]
+        if stopped and current["certificate_id"] in confirmed_ids:
+            return dict(
+                plan,
+                stage="rotating",
+                action=STEP_2,
+                new=current["certificate_id"],
+                old=sorted(stopped),
+                message=f"step 2 (finishing a stopped run): {current['certificate_id']} is confirmed in use by "
+                f"{thing}; retiring the INACTIVE {', '.join(sorted(stopped))} still attached (detached, deleted)",
+            )
         reasons = _triggers(current, policy)
         plan["reasons"] = reasons
         if reasons:

@@ -48,6 +48,16 @@ def test_each_trigger_starts_step_1(certificate, policy, reason):
     assert any(reason in r for r in plan["reasons"]), plan["reasons"]
 
 
+def test_a_step_2_stopped_after_deactivation_is_finished_only_once_the_current_one_is_confirmed():
+    certificates = [cert(OLD, "t1", status="INACTIVE"), cert(NEW, "t2"), cert(OTHER, "t3", status="INACTIVE")]
+    plan = certificate_rotation_plan(certificates, "dev", POLICY, [NEW])
+    # Only the INACTIVE certificate older than the current one is the stopped run's; a newer one is not touched.
+    assert (plan["action"], plan["new"], plan["old"]) == ("step2", NEW, [OLD])
+    assert "finishing a stopped run" in plan["message"]
+    unconfirmed = certificate_rotation_plan(certificates, "dev", POLICY, [])
+    assert (unconfirmed["action"], unconfirmed["old"]) == ("none", [])
+
+
 def test_a_replace_id_left_in_place_does_not_start_the_next_rotation():
     # After the rotation away from OLD, NEW is current: the listed OLD no longer triggers anything.
     plan = certificate_rotation_plan([cert(NEW, "t2")], "dev", {**POLICY, "replace_ids": [OLD]})
