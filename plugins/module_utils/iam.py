@@ -16,7 +16,7 @@ import re
 from typing import Any, Callable
 
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import ValidationError, is_error
-from ansible_collections.iotfleet.provisioning.plugins.module_utils.policies import documents_equal
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.policy_documents import documents_equal
 
 REGISTRATION_POLICY_NAME = "AWSIoTThingsRegistration"
 INPUT_READ_POLICY_NAME = "iotfleet-registration-input-read"

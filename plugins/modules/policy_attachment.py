@@ -100,7 +100,7 @@ policy:
 """
 
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import IoTModule, result_with_diff
-from ansible_collections.iotfleet.provisioning.plugins.module_utils.policies import (
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.policy_attachments import (
     ensure_attached,
     ensure_detached,
     validate_attachment,

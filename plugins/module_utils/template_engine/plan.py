@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Set
 
-from ansible_collections.iotfleet.provisioning.plugins.module_utils.policies import normalize_document
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.policy_documents import normalize_document
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.template_engine.expressions import (
     _check_attribute_count,
 )

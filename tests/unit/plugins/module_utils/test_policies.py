@@ -8,8 +8,12 @@ import json
 import pytest
 from botocore.exceptions import ClientError
 
-from ansible_collections.iotfleet.provisioning.plugins.module_utils import policies
-from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import ValidationError
+from ansible_collections.iotfleet.provisioning.plugins.module_utils import (
+    policies,
+    policy_attachments,
+    policy_documents,
+)
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.errors import ValidationError
 
 ACCOUNT = "123456789012"
 CERT_ID = "0a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f9"
@@ -211,11 +215,13 @@ class TestNormalize:
     def test_key_order_is_not_significant(self):
         a = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "iot:Connect", "Resource": "*"}]}
         b = {"Statement": [{"Resource": "*", "Action": "iot:Connect", "Effect": "Allow"}], "Version": "2012-10-17"}
-        assert policies.normalize_document(a) == policies.normalize_document(b)
-        assert policies.documents_equal(a, b)
+        assert policy_documents.normalize_document(a) == policy_documents.normalize_document(b)
+        assert policy_documents.documents_equal(a, b)
 
     def test_canonical_output_has_sorted_keys(self):
-        out = policies.normalize_document({"Version": "2012-10-17", "Statement": {"Resource": "*", "Effect": "Allow"}})
+        out = policy_documents.normalize_document(
+            {"Version": "2012-10-17", "Statement": {"Resource": "*", "Effect": "Allow"}}
+        )
         assert list(out) == ["Statement", "Version"]
         assert list(out["Statement"][0]) == ["Effect", "Resource"]
 
@@ -225,98 +231,100 @@ class TestNormalize:
             '{\n  "Version" : "2012-10-17",\n\t"Statement": [ { "Effect": "Allow",'
             ' "Action": "iot:Connect",  "Resource": "*" } ]\n}'
         )
-        assert policies.documents_equal(compact, spaced)
-        assert policies.documents_equal(json.loads(compact), spaced)
+        assert policy_documents.documents_equal(compact, spaced)
+        assert policy_documents.documents_equal(json.loads(compact), spaced)
 
     @pytest.mark.parametrize("element", ["Action", "NotAction", "Resource", "NotResource"])
     def test_one_item_list_equals_plain_string(self, element):
         a = doc({"Effect": "Allow", element: ["iot:Connect"]})
         b = doc({"Effect": "Allow", element: "iot:Connect"})
-        assert policies.documents_equal(a, b)
-        assert policies.normalize_document(a)["Statement"][0][element] == "iot:Connect"
+        assert policy_documents.documents_equal(a, b)
+        assert policy_documents.normalize_document(a)["Statement"][0][element] == "iot:Connect"
 
     def test_two_item_list_is_not_collapsed_and_order_matters(self):
         a = doc({"Effect": "Allow", "Action": ["iot:Publish", "iot:Receive"], "Resource": "*"})
         b = doc({"Effect": "Allow", "Action": ["iot:Receive", "iot:Publish"], "Resource": "*"})
         c = doc({"Effect": "Allow", "Action": "iot:Publish", "Resource": "*"})
-        assert not policies.documents_equal(a, b)
-        assert not policies.documents_equal(a, c)
-        assert policies.normalize_document(a)["Statement"][0]["Action"] == ["iot:Publish", "iot:Receive"]
+        assert not policy_documents.documents_equal(a, b)
+        assert not policy_documents.documents_equal(a, c)
+        assert policy_documents.normalize_document(a)["Statement"][0]["Action"] == ["iot:Publish", "iot:Receive"]
 
     def test_condition_values_one_item_list_equals_string(self):
         a = doc({**ALLOW_CONNECT, "Condition": {"Bool": {"iot:Connection.Thing.IsAttached": ["true"]}}})
         b = doc({**ALLOW_CONNECT, "Condition": {"Bool": {"iot:Connection.Thing.IsAttached": "true"}}})
-        assert policies.documents_equal(a, b)
+        assert policy_documents.documents_equal(a, b)
 
     def test_condition_values_are_significant(self):
         a = doc({**ALLOW_CONNECT, "Condition": {"Bool": {"iot:Connection.Thing.IsAttached": "true"}}})
         b = doc({**ALLOW_CONNECT, "Condition": {"Bool": {"iot:Connection.Thing.IsAttached": "false"}}})
         c = doc({**ALLOW_CONNECT, "Condition": {"StringEquals": {"iot:Connection.Thing.IsAttached": "true"}}})
-        assert not policies.documents_equal(a, b)
-        assert not policies.documents_equal(a, c)
+        assert not policy_documents.documents_equal(a, b)
+        assert not policy_documents.documents_equal(a, c)
 
     def test_condition_key_order_is_not_significant(self):
         a = doc({**ALLOW_CONNECT, "Condition": {"StringLike": {"k1": "a", "k2": "b"}, "Bool": {"k3": "true"}}})
         b = doc({**ALLOW_CONNECT, "Condition": {"Bool": {"k3": ["true"]}, "StringLike": {"k2": ["b"], "k1": "a"}}})
-        assert policies.documents_equal(a, b)
+        assert policy_documents.documents_equal(a, b)
 
     def test_principal_values_one_item_list(self):
         a = doc({**ALLOW_CONNECT, "Principal": {"AWS": ["arn:aws:iam::123456789012:root"]}})
         b = doc({**ALLOW_CONNECT, "Principal": {"AWS": "arn:aws:iam::123456789012:root"}})
-        assert policies.documents_equal(a, b)
+        assert policy_documents.documents_equal(a, b)
 
     def test_statement_object_equals_one_item_list(self):
         a = {"Version": "2012-10-17", "Statement": ALLOW_CONNECT}
         b = {"Version": "2012-10-17", "Statement": [ALLOW_CONNECT]}
-        assert policies.documents_equal(a, b)
-        assert policies.normalize_document(a)["Statement"] == [ALLOW_CONNECT]
+        assert policy_documents.documents_equal(a, b)
+        assert policy_documents.normalize_document(a)["Statement"] == [ALLOW_CONNECT]
 
     def test_statement_order_is_significant(self):
         other = {"Effect": "Allow", "Action": "iot:Publish", "Resource": "*"}
-        assert not policies.documents_equal(doc(ALLOW_CONNECT, other), doc(other, ALLOW_CONNECT))
+        assert not policy_documents.documents_equal(doc(ALLOW_CONNECT, other), doc(other, ALLOW_CONNECT))
 
     def test_version_is_significant(self):
-        assert not policies.documents_equal(doc(ALLOW_CONNECT), doc(ALLOW_CONNECT, version="2008-10-17"))
+        assert not policy_documents.documents_equal(doc(ALLOW_CONNECT), doc(ALLOW_CONNECT, version="2008-10-17"))
 
     def test_sid_is_significant(self):
-        assert not policies.documents_equal(doc({**ALLOW_CONNECT, "Sid": "a"}), doc({**ALLOW_CONNECT, "Sid": "b"}))
-        assert not policies.documents_equal(doc({**ALLOW_CONNECT, "Sid": "a"}), doc(ALLOW_CONNECT))
+        assert not policy_documents.documents_equal(
+            doc({**ALLOW_CONNECT, "Sid": "a"}), doc({**ALLOW_CONNECT, "Sid": "b"})
+        )
+        assert not policy_documents.documents_equal(doc({**ALLOW_CONNECT, "Sid": "a"}), doc(ALLOW_CONNECT))
 
     def test_effect_and_values_are_significant(self):
-        assert not policies.documents_equal(doc(ALLOW_CONNECT), doc({**ALLOW_CONNECT, "Effect": "Deny"}))
-        assert not policies.documents_equal(doc(ALLOW_CONNECT), doc({**ALLOW_CONNECT, "Resource": "arn:x"}))
+        assert not policy_documents.documents_equal(doc(ALLOW_CONNECT), doc({**ALLOW_CONNECT, "Effect": "Deny"}))
+        assert not policy_documents.documents_equal(doc(ALLOW_CONNECT), doc({**ALLOW_CONNECT, "Resource": "arn:x"}))
 
     def test_one_item_list_is_collapsed_only_in_the_grammar_elements(self):
         # an unknown element keeps its list: the normaliser must not invent equivalences
         a = doc({**ALLOW_CONNECT, "Custom": ["x"]})
         b = doc({**ALLOW_CONNECT, "Custom": "x"})
-        assert not policies.documents_equal(a, b)
+        assert not policy_documents.documents_equal(a, b)
 
     def test_empty_list_is_not_a_string(self):
-        assert not policies.documents_equal(
+        assert not policy_documents.documents_equal(
             doc({"Effect": "Allow", "Action": [], "Resource": "*"}), doc({"Effect": "Allow", "Resource": "*"})
         )
 
     def test_nested_values_are_canonical(self):
         a = {"Version": "2012-10-17", "Statement": [ALLOW_CONNECT], "Extra": {"b": [{"y": 1, "x": 2}], "a": 1}}
-        out = policies.normalize_document(a)
+        out = policy_documents.normalize_document(a)
         assert list(out["Extra"]) == ["a", "b"]
         assert list(out["Extra"]["b"][0]) == ["x", "y"]
 
     def test_value_types_are_significant(self):
         a = doc({**ALLOW_CONNECT, "Condition": {"NumericLessThan": {"k": 5}}})
         b = doc({**ALLOW_CONNECT, "Condition": {"NumericLessThan": {"k": "5"}}})
-        assert not policies.documents_equal(a, b)
+        assert not policy_documents.documents_equal(a, b)
 
     def test_input_is_not_mutated(self):
         a = {"Version": "2012-10-17", "Statement": {"Effect": "Allow", "Action": ["iot:Connect"], "Resource": "*"}}
         copy = json.loads(json.dumps(a))
-        policies.normalize_document(a)
+        policy_documents.normalize_document(a)
         assert a == copy
 
     def test_non_json_text_is_kept_and_differs(self):
-        assert policies.normalize_document("{not json") == "{not json"
-        assert not policies.documents_equal("{not json", doc(ALLOW_CONNECT))
+        assert policy_documents.normalize_document("{not json") == "{not json"
+        assert not policy_documents.documents_equal("{not json", doc(ALLOW_CONNECT))
 
     def test_full_realistic_equivalence(self):
         user_yaml = {
@@ -346,7 +354,7 @@ class TestNormalize:
             },
             indent=4,
         )
-        assert policies.documents_equal(remote_text, user_yaml)
+        assert policy_documents.documents_equal(remote_text, user_yaml)
 
 
 # ---------------------------------------------------------------------------
@@ -387,19 +395,19 @@ def _document_of_size(size: int, spaced: bool = False) -> str:
     text = base.replace('"Resource":""', '"Resource":"' + "a" * (size - len(base)) + '"')
     if spaced:
         text = json.dumps(json.loads(text), indent=40)
-    assert policies.size_without_whitespace(text) == size
+    assert policy_documents.size_without_whitespace(text) == size
     return text
 
 
 class TestParseDocument:
     def test_dict_is_serialised_and_parsed(self):
-        parsed, text = policies.parse_document(doc(ALLOW_CONNECT))
+        parsed, text = policy_documents.parse_document(doc(ALLOW_CONNECT))
         assert parsed == doc(ALLOW_CONNECT)
         assert json.loads(text) == doc(ALLOW_CONNECT)
 
     def test_json_string_is_sent_as_given(self):
         given = '  {"Version": "2012-10-17", "Statement": {"Effect": "Allow", "Action": "iot:*", "Resource": "*"}}\n'
-        parsed, text = policies.parse_document(given)
+        parsed, text = policy_documents.parse_document(given)
         assert text == given.strip()
         assert parsed["Statement"]["Action"] == "iot:*"
 
@@ -410,7 +418,7 @@ class TestParseDocument:
             {"Action": "iot:Connect", "Resource": "*"} if effect is None else {**ALLOW_CONNECT, "Effect": effect}
         )
         with pytest.raises(ValidationError) as raised:
-            policies.parse_document(doc(ALLOW_CONNECT, statement))
+            policy_documents.parse_document(doc(ALLOW_CONNECT, statement))
         assert raised.value.field == "document.Statement[1]"
         assert '\'Effect\' must be "Allow" or "Deny"' in raised.value.rule
 
@@ -418,28 +426,28 @@ class TestParseDocument:
     def test_statement_needs_an_action_and_a_resource(self, missing):
         statement = {key: value for key, value in ALLOW_CONNECT.items() if key != missing}
         with pytest.raises(ValidationError, match=f"a statement needs '{missing}'"):
-            policies.parse_document(doc(statement))
-        policies.parse_document(doc({**statement, f"Not{missing}": "*"}))
+            policy_documents.parse_document(doc(statement))
+        policy_documents.parse_document(doc({**statement, f"Not{missing}": "*"}))
 
     @pytest.mark.parametrize("text", ['{"Version": "2012-10-17",', "{not json}", "Version: 2012-10-17"])
     def test_invalid_json(self, text):
         with pytest.raises(ValidationError) as raised:
-            policies.parse_document(text)
+            policy_documents.parse_document(text)
         assert str(raised.value).startswith("document: a policy document must be valid JSON")
 
     @pytest.mark.parametrize(("value", "kind"), [("[1, 2]", "list"), ('"text"', "string"), ("3", "number")])
     def test_json_that_is_not_an_object(self, value, kind):
         with pytest.raises(ValidationError, match=f"document: .*must be a JSON object, got a JSON {kind}"):
-            policies.parse_document(value)
+            policy_documents.parse_document(value)
 
     @pytest.mark.parametrize(("value", "kind"), [(["a"], "list"), (5, "number"), (True, "boolean")])
     def test_wrong_type(self, value, kind):
         with pytest.raises(ValidationError, match=f"document: .*dict or a JSON string, got {kind}"):
-            policies.parse_document(value)
+            policy_documents.parse_document(value)
 
     def test_empty_string(self):
         with pytest.raises(ValidationError, match=r"document: .*empty string"):
-            policies.parse_document("   ")
+            policy_documents.parse_document("   ")
 
     @pytest.mark.parametrize(
         ("value", "missing"),
@@ -451,41 +459,41 @@ class TestParseDocument:
     )
     def test_required_keys(self, value, missing):
         with pytest.raises(ValidationError, match=f"document: a policy document must have {missing} at the top level"):
-            policies.parse_document(value)
+            policy_documents.parse_document(value)
 
     @pytest.mark.parametrize("statement", [[], "Allow", ["x"], [ALLOW_CONNECT, 3]])
     def test_statement_shape(self, statement):
         with pytest.raises(ValidationError, match="document: 'Statement' must be an object or a non-empty list"):
-            policies.parse_document({"Version": "2012-10-17", "Statement": statement})
+            policy_documents.parse_document({"Version": "2012-10-17", "Statement": statement})
 
     def test_size_limit_boundary(self):
-        policies.parse_document(_document_of_size(2048))
+        policy_documents.parse_document(_document_of_size(2048))
         with pytest.raises(ValidationError) as raised:
-            policies.parse_document(_document_of_size(2049))
+            policy_documents.parse_document(_document_of_size(2049))
         assert raised.value.field == "document"
         assert "at most 2048 characters excluding whitespace, this one has 2049" in raised.value.rule
 
     def test_whitespace_does_not_count(self):
         text = _document_of_size(2048, spaced=True)
         assert len(text) > 2100
-        parsed, sent = policies.parse_document(text)
+        parsed, sent = policy_documents.parse_document(text)
         assert sent == text
         assert parsed["Statement"]["Effect"] == "Allow"
 
     def test_size_of_a_dict_is_measured_on_what_is_sent(self):
         parsed = json.loads(_document_of_size(2048))
-        _parsed, text = policies.parse_document(parsed)
-        assert policies.size_without_whitespace(text) == 2048
+        _parsed, text = policy_documents.parse_document(parsed)
+        assert policy_documents.size_without_whitespace(text) == 2048
         parsed["Statement"]["Resource"] += "a"
         with pytest.raises(ValidationError, match="this one has 2049"):
-            policies.parse_document(parsed)
+            policy_documents.parse_document(parsed)
 
     def test_non_ascii_counts_as_one_character(self):
         parsed = json.loads(_document_of_size(2048))
         parsed["Statement"]["Resource"] = parsed["Statement"]["Resource"][:-1] + "é"
-        _parsed, text = policies.parse_document(parsed)
+        _parsed, text = policy_documents.parse_document(parsed)
         assert "é" in text
-        assert policies.size_without_whitespace(text) == 2048
+        assert policy_documents.size_without_whitespace(text) == 2048
 
 
 class TestValidatePolicy:
@@ -503,21 +511,33 @@ class TestValidatePolicy:
 
 class TestParseTarget:
     def test_certificate_id(self):
-        assert policies.parse_target(CERT_ID) == {"kind": "certificate", "arn": None, "certificate_id": CERT_ID}
+        assert policy_attachments.parse_target(CERT_ID) == {
+            "kind": "certificate",
+            "arn": None,
+            "certificate_id": CERT_ID,
+        }
 
     def test_certificate_id_uppercase_is_lowered(self):
-        assert policies.parse_target(CERT_ID.upper())["certificate_id"] == CERT_ID
+        assert policy_attachments.parse_target(CERT_ID.upper())["certificate_id"] == CERT_ID
 
     def test_certificate_arn(self):
-        assert policies.parse_target(CERT_ARN) == {"kind": "certificate", "arn": CERT_ARN, "certificate_id": CERT_ID}
+        assert policy_attachments.parse_target(CERT_ARN) == {
+            "kind": "certificate",
+            "arn": CERT_ARN,
+            "certificate_id": CERT_ID,
+        }
 
     @pytest.mark.parametrize("partition", ["aws-cn", "aws-us-gov"])
     def test_other_partitions(self, partition):
         arn = f"arn:{partition}:iot:cn-north-1:{ACCOUNT}:cert/{CERT_ID}"
-        assert policies.parse_target(arn)["arn"] == arn
+        assert policy_attachments.parse_target(arn)["arn"] == arn
 
     def test_thing_group_arn(self):
-        assert policies.parse_target(GROUP_ARN) == {"kind": "thing_group", "arn": GROUP_ARN, "certificate_id": None}
+        assert policy_attachments.parse_target(GROUP_ARN) == {
+            "kind": "thing_group",
+            "arn": GROUP_ARN,
+            "certificate_id": None,
+        }
 
     @pytest.mark.parametrize(
         "value",
@@ -538,14 +558,14 @@ class TestParseTarget:
     )
     def test_refused(self, value):
         with pytest.raises(ValidationError) as raised:
-            policies.parse_target(value)
+            policy_attachments.parse_target(value)
         assert raised.value.field == "target"
         assert "certificate id (64 hexadecimal characters)" in raised.value.rule
 
     @pytest.mark.parametrize("name", ["fleet-a", "line:1_b", "0x" + CERT_ID[2:]])
     def test_thing_group_name(self, name):
         # As the thing_group module takes it (issue 10): its ARN is looked up at apply.
-        assert policies.parse_target(name) == {
+        assert policy_attachments.parse_target(name) == {
             "kind": "thing_group",
             "arn": None,
             "certificate_id": None,
@@ -554,17 +574,17 @@ class TestParseTarget:
 
     def test_certificate_arn_with_bad_id(self):
         with pytest.raises(ValidationError, match="target: a certificate ARN must end in cert/ and a 64-hex"):
-            policies.parse_target(f"arn:aws:iot:us-east-1:{ACCOUNT}:cert/abc")
+            policy_attachments.parse_target(f"arn:aws:iot:us-east-1:{ACCOUNT}:cert/abc")
 
     def test_thing_group_arn_with_bad_name(self):
         with pytest.raises(ValidationError, match=r"target: a thing group ARN .*1-128 characters"):
-            policies.parse_target(f"arn:aws:iot:us-east-1:{ACCOUNT}:thinggroup/bad name")
+            policy_attachments.parse_target(f"arn:aws:iot:us-east-1:{ACCOUNT}:thinggroup/bad name")
 
     def test_validate_attachment(self):
-        desired = policies.validate_attachment({"policy": "p", "target": GROUP_ARN, "state": "absent"})
-        assert desired == {"policy": "p", "target": policies.parse_target(GROUP_ARN), "state": "absent"}
+        desired = policy_attachments.validate_attachment({"policy": "p", "target": GROUP_ARN, "state": "absent"})
+        assert desired == {"policy": "p", "target": policy_attachments.parse_target(GROUP_ARN), "state": "absent"}
         with pytest.raises(ValidationError, match=r"^policy: "):
-            policies.validate_attachment({"policy": "bad/name", "target": GROUP_ARN})
+            policy_attachments.validate_attachment({"policy": "bad/name", "target": GROUP_ARN})
 
 
 # ---------------------------------------------------------------------------
@@ -649,9 +669,9 @@ class TestEnsurePresent:
         assert policies.policy_result(after)["version_count"] == 5
         assert policies.policy_diff_view(before) == {
             "name": "p",
-            "document": policies.normalize_document(doc(ALLOW_CONNECT)),
+            "document": policy_documents.normalize_document(doc(ALLOW_CONNECT)),
         }
-        assert policies.policy_diff_view(after) == {"name": "p", "document": policies.normalize_document(new)}
+        assert policies.policy_diff_view(after) == {"name": "p", "document": policy_documents.normalize_document(new)}
 
     def test_rollover_deletes_oldest_non_default_first(self, iot):
         iot.seed("p", [doc({**ALLOW_CONNECT, "Sid": f"s{i}"}) for i in range(5)], default_index=0)
@@ -741,18 +761,18 @@ class TestEnsureAbsent:
 
 class TestAttachment:
     def _desired(self, target, state="present"):
-        return policies.validate_attachment({"policy": "p", "target": target, "state": state})
+        return policy_attachments.validate_attachment({"policy": "p", "target": target, "state": state})
 
     def test_attach_by_certificate_id(self, iot):
         iot.seed("p", [doc(ALLOW_CONNECT)])
-        changed, before, after = policies.ensure_attached(iot, self._desired(CERT_ID), check_mode=True)
+        changed, before, after = policy_attachments.ensure_attached(iot, self._desired(CERT_ID), check_mode=True)
         assert (changed, before["attached"], after["attached"], after["target_arn"]) == (True, False, True, CERT_ARN)
         assert iot.mutating_calls() == []
-        changed, _before, after = policies.ensure_attached(iot, self._desired(CERT_ID), check_mode=False)
+        changed, _before, after = policy_attachments.ensure_attached(iot, self._desired(CERT_ID), check_mode=False)
         assert changed is True and after["attached"] is True
         assert (CERT_ARN, "p") in iot.attachments
         iot.calls.clear()
-        changed, _before, _after = policies.ensure_attached(iot, self._desired(CERT_ARN), check_mode=False)
+        changed, _before, _after = policy_attachments.ensure_attached(iot, self._desired(CERT_ARN), check_mode=False)
         assert changed is False
         assert iot.mutating_calls() == []
 
@@ -761,36 +781,44 @@ class TestAttachment:
         for name in ("a", "b", "p"):
             iot.seed(name, [doc(ALLOW_CONNECT)])
             iot.attachments.add((GROUP_ARN, name))
-        changed, _before, after = policies.ensure_attached(iot, self._desired(GROUP_ARN), check_mode=False)
+        changed, _before, after = policy_attachments.ensure_attached(iot, self._desired(GROUP_ARN), check_mode=False)
         assert changed is False and after["attached"] is True
         assert iot.calls.count("list_attached_policies") == 3
 
     def test_attach_missing_policy_fails_in_check_mode_too(self, iot):
         for check_mode in (True, False):
             with pytest.raises(ClientError) as raised:
-                policies.ensure_attached(iot, self._desired(GROUP_ARN), check_mode=check_mode)
+                policy_attachments.ensure_attached(iot, self._desired(GROUP_ARN), check_mode=check_mode)
             assert raised.value.response["Error"]["Code"] == "ResourceNotFoundException"
         assert iot.mutating_calls() == []
 
     def test_attach_unknown_certificate_id_fails(self, iot):
         iot.seed("p", [doc(ALLOW_CONNECT)])
         with pytest.raises(ClientError):
-            policies.ensure_attached(iot, self._desired("f" * 64), check_mode=True)
+            policy_attachments.ensure_attached(iot, self._desired("f" * 64), check_mode=True)
 
     def test_detach(self, iot):
         iot.seed("p", [doc(ALLOW_CONNECT)])
         iot.attachments.add((GROUP_ARN, "p"))
-        changed, before, after = policies.ensure_detached(iot, self._desired(GROUP_ARN, "absent"), check_mode=True)
+        changed, before, after = policy_attachments.ensure_detached(
+            iot, self._desired(GROUP_ARN, "absent"), check_mode=True
+        )
         assert (changed, before["attached"], after["attached"]) == (True, True, False)
         assert iot.mutating_calls() == []
-        changed, _before, after = policies.ensure_detached(iot, self._desired(GROUP_ARN, "absent"), check_mode=False)
+        changed, _before, after = policy_attachments.ensure_detached(
+            iot, self._desired(GROUP_ARN, "absent"), check_mode=False
+        )
         assert changed is True and after["attached"] is False and not iot.attachments
         iot.calls.clear()
-        changed, _before, _after = policies.ensure_detached(iot, self._desired(GROUP_ARN, "absent"), check_mode=False)
+        changed, _before, _after = policy_attachments.ensure_detached(
+            iot, self._desired(GROUP_ARN, "absent"), check_mode=False
+        )
         assert changed is False and iot.mutating_calls() == []
 
     def test_detach_from_unknown_certificate_id_is_no_change(self, iot):
-        changed, _before, after = policies.ensure_detached(iot, self._desired("f" * 64, "absent"), check_mode=False)
+        changed, _before, after = policy_attachments.ensure_detached(
+            iot, self._desired("f" * 64, "absent"), check_mode=False
+        )
         assert changed is False
         assert after == {"policy": "p", "target_arn": None, "attached": False}
 
