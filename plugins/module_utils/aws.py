@@ -16,6 +16,8 @@ from typing import Any, Callable, Iterable, Iterator, Mapping
 from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
 
 # Errors live in errors.py (importable without boto3); re-exported here for the modules that import them from aws.
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.ensure import Ensured
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.ensure import result as ensured_result
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.errors import (
     ERROR_HINTS,
     AwsCallError,
@@ -312,6 +314,10 @@ class IoTModule:
 
     def fail_json(self, msg: str, **kwargs: Any) -> None:
         self.module.fail_json(msg=msg, **kwargs)
+
+    def result(self, ensured: Ensured, view: Callable[[Any], Any] | None = None, **fields: Any) -> dict[str, Any]:
+        """The module's result from an ensure_* outcome: changed, its extras, ``fields``, the diff when asked."""
+        return ensured_result(ensured, self.diff_mode, view, **fields)
 
     def run(self, action: Callable[[], dict[str, Any]]) -> None:
         """Run the module's work and exit, turning every expected failure into a clear message."""

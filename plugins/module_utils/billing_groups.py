@@ -18,6 +18,7 @@ from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import (
     is_error,
     paginate,
 )
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.ensure import Ensured
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.validation import (
     check_description,
     check_thing_group_name,
@@ -119,9 +120,7 @@ def plan_billing_group(current: Optional[Mapping[str, Any]], desired: Mapping[st
     return {"create": None, "update": update, "add": add, "remove": remove, "after": after}
 
 
-def ensure_billing_group_present(
-    client: Any, desired: Mapping[str, Any], check_mode: bool
-) -> tuple[bool, Optional[dict[str, Any]], dict[str, Any]]:
+def ensure_billing_group_present(client: Any, desired: Mapping[str, Any], check_mode: bool) -> Ensured:
     name = desired["name"]
     with_things = desired["things"] is not None
     before = read_billing_group(client, name, with_things)
@@ -130,9 +129,9 @@ def ensure_billing_group_present(
     # the task before the first mutating call.
     moves = {thing: current_billing_group_of(client, thing) for thing in plan["add"]}
     if not (plan["create"] or plan["update"] or plan["add"] or plan["remove"]):
-        return False, before, dict(before or {})
+        return Ensured(False, before, dict(before or {}))
     if check_mode:
-        return True, before, plan["after"]
+        return Ensured(True, before, plan["after"])
     if plan["create"]:
         client.create_billing_group(**plan["create"])
     if plan["update"]:
@@ -143,21 +142,19 @@ def ensure_billing_group_present(
         if previous and previous != name:
             client.remove_thing_from_billing_group(billingGroupName=previous, thingName=thing)
         client.add_thing_to_billing_group(billingGroupName=name, thingName=thing)
-    return True, before, read_billing_group(client, name, with_things) or {}
+    return Ensured(True, before, read_billing_group(client, name, with_things) or {})
 
 
-def ensure_billing_group_absent(
-    client: Any, desired: Mapping[str, Any], check_mode: bool
-) -> tuple[bool, Optional[dict[str, Any]], None]:
+def ensure_billing_group_absent(client: Any, desired: Mapping[str, Any], check_mode: bool) -> Ensured:
     before = read_billing_group(client, desired["name"], False)
     if before is None:
-        return False, None, None
+        return Ensured(False, None, None)
     if not check_mode:
         params: dict[str, Any] = {"billingGroupName": desired["name"]}
         if before.get("version") is not None:
             params["expectedVersion"] = before["version"]
         client.delete_billing_group(**params)
-    return True, before, None
+    return Ensured(True, before, None)
 
 
 def diff_view(group: Optional[Mapping[str, Any]]) -> dict[str, Any]:

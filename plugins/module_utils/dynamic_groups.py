@@ -18,6 +18,7 @@ from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import (
     is_error,
     paginate,
 )
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.ensure import Ensured
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.indexing import (
     QUERY_VERSION,
     THING_INDEX,
@@ -178,9 +179,7 @@ def _members(client: Any, name: str) -> list[str]:
     return sorted(paginate(client, "list_things_in_thing_group", "things", thingGroupName=name, maxResults=PAGE_SIZE))
 
 
-def ensure_dynamic_group_present(
-    client: Any, desired: Mapping[str, Any], check_mode: bool
-) -> tuple[bool, Optional[dict[str, Any]], dict[str, Any]]:
+def ensure_dynamic_group_present(client: Any, desired: Mapping[str, Any], check_mode: bool) -> Ensured:
     # The prerequisite first, in check mode too: a plan that AWS would refuse is no plan.
     require_thing_indexing(client, "query_string")
     name = desired["name"]
@@ -201,18 +200,16 @@ def ensure_dynamic_group_present(
         after = dict(plan["after"])
     if desired["list_members"] and after.get("arn"):
         after["members"] = _members(client, name)
-    return changed, before, after
+    return Ensured(changed, before, after)
 
 
-def ensure_dynamic_group_absent(
-    client: Any, desired: Mapping[str, Any], check_mode: bool
-) -> tuple[bool, Optional[dict[str, Any]], None]:
+def ensure_dynamic_group_absent(client: Any, desired: Mapping[str, Any], check_mode: bool) -> Ensured:
     before = read_dynamic_group(client, desired["name"], False)
     if before is None:
-        return False, None, None
+        return Ensured(False, None, None)
     if not check_mode:
         client.delete_dynamic_thing_group(thingGroupName=desired["name"])
-    return True, before, None
+    return Ensured(True, before, None)
 
 
 def diff_view(group: Optional[Mapping[str, Any]]) -> dict[str, Any]:

@@ -16,6 +16,7 @@ import re
 from typing import Any, Callable
 
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import ValidationError, is_error
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.ensure import Ensured
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.policy_documents import documents_equal
 
 REGISTRATION_POLICY_NAME = "AWSIoTThingsRegistration"
@@ -191,6 +192,25 @@ def extra_policies(role: dict[str, Any] | None, partition: str) -> dict[str, lis
     }
 
 
+def role_warnings(done: Ensured, desired: dict[str, Any], extra: dict[str, list[str]], check_mode: bool) -> list[str]:
+    """What the module warns about after ensure_present: a trust policy it replaced, policies it does not manage."""
+    before, after = done.before, done.after
+    messages = []
+    if before is not None and before["trust_policy"] != after["trust_policy"]:
+        verb = "would be replaced (check mode)" if check_mode else "was replaced"
+        messages.append(
+            f"role {desired['name']}: its trust policy {verb} by one that lets only AWS IoT, acting for "
+            f"{', '.join(trust_sources(after))}, assume it. It was: {json.dumps(before['trust_policy'])}"
+        )
+    if (extra["managed_policy_arns"] or extra["inline_policy_names"]) and not desired["purge_policies"]:
+        messages.append(
+            f"role {desired['name']} has policies this module does not manage, and AWS IoT gets their "
+            f"permissions whenever it assumes the role: managed {extra['managed_policy_arns']}, inline "
+            f"{extra['inline_policy_names']}. Remove them, or set purge_policies: true to remove them here."
+        )
+    return messages
+
+
 def _desired_state(
     desired: dict[str, Any], partition: str, current: dict[str, Any] | None, trust: dict[str, Any]
 ) -> dict[str, Any]:
@@ -251,7 +271,7 @@ def ensure_present(
     desired: dict[str, Any],
     check_mode: bool,
     caller_account: Callable[[], str] | None = None,
-) -> tuple[bool, dict[str, Any] | None, dict[str, Any]]:
+) -> Ensured:
     """Create or converge the role.
 
     The trust policy is enforced: whatever the role trusted before, it ends up trusting only AWS IoT, for this
@@ -267,13 +287,13 @@ def ensure_present(
     regions = desired.get("source_regions") or [_client_region(client)]
     after = _desired_state(desired, partition, before, trust_policy(partition, account, regions))
     if before == after:
-        return False, before, before
+        return Ensured(False, before, before)
     if check_mode:
         if before is None and caller_account is not None:
             # A role's ARN follows from its account, path and name: predicting it lets a check run plan the
             # tasks that take it (a registration task's role_arn) instead of failing on an empty value.
             after["arn"] = f"arn:{partition}:iam::{caller_account()}:role{desired['path']}{desired['name']}"
-        return True, before, after
+        return Ensured(True, before, after)
 
     name = desired["name"]
     if before is None:
@@ -308,15 +328,15 @@ def ensure_present(
     for policy_name in before_inline:
         if policy_name not in after["inline_policies"]:
             client.delete_role_policy(RoleName=name, PolicyName=policy_name)
-    return True, before, read_role(client, name) or after
+    return Ensured(True, before, read_role(client, name) or after)
 
 
-def ensure_absent(client: Any, name: str, check_mode: bool) -> tuple[bool, dict[str, Any] | None, None]:
+def ensure_absent(client: Any, name: str, check_mode: bool) -> Ensured:
     before = read_role(client, name)
     if before is None:
-        return False, None, None
+        return Ensured(False, None, None)
     if check_mode:
-        return True, before, None
+        return Ensured(True, before, None)
     for arn in before["managed_policy_arns"]:
         client.detach_role_policy(RoleName=name, PolicyArn=arn)
     for policy_name in before["inline_policies"]:
@@ -325,4 +345,4 @@ def ensure_absent(client: Any, name: str, check_mode: bool) -> tuple[bool, dict[
         for profile in page["InstanceProfiles"]:
             client.remove_role_from_instance_profile(InstanceProfileName=profile["InstanceProfileName"], RoleName=name)
     client.delete_role(RoleName=name)
-    return True, before, None
+    return Ensured(True, before, None)

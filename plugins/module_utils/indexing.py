@@ -15,6 +15,7 @@ import re
 from typing import Any, Mapping, Optional
 
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import ValidationError
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.ensure import Ensured
 
 THING_INDEX = "AWS_Things"
 QUERY_VERSION = "2017-09-30"  # the only query version AWS supports
@@ -165,17 +166,15 @@ def plan_indexing(current: Mapping[str, Any], desired: Mapping[str, Any]) -> dic
     return {"update": update or None, "after": after}
 
 
-def ensure_fleet_indexing(
-    client: Any, desired: Mapping[str, Any], check_mode: bool
-) -> tuple[bool, dict[str, Any], dict[str, Any]]:
+def ensure_fleet_indexing(client: Any, desired: Mapping[str, Any], check_mode: bool) -> Ensured:
     before = read_indexing(client)
     plan = plan_indexing(before, desired)
     if plan["update"] is None:
-        return False, view(before), view(before)
+        return Ensured(False, view(before), view(before))
     if check_mode:
-        return True, view(before), view(plan["after"])
+        return Ensured(True, view(before), view(plan["after"]))
     client.update_indexing_configuration(**plan["update"])
-    return True, view(before), view(read_indexing(client))
+    return Ensured(True, view(before), view(read_indexing(client)))
 
 
 def require_thing_indexing(client: Any, what: str) -> dict[str, Any]:

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import datetime
 import time
-from typing import Any, Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Mapping, Optional
 
 from ansible_collections.iotfleet.provisioning.plugins.module_utils import iot_access, retry
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import ClientError, paginate
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.ensure import Ensured
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.errors import ValidationError, is_error
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.policy_documents import (
     documents_equal,
@@ -56,15 +58,25 @@ def validate_policy_name(name: Any, field: str = "name") -> str:
     return check_policy_name(field, name)
 
 
-def validate_policy(params: Mapping[str, Any]) -> dict[str, Any]:
+@dataclass(frozen=True)
+class DesiredPolicy:
+    """The policy the module options ask for; ``document`` (a dict) and ``document_text`` (what is sent) are set
+    with state=present only."""
+
+    name: str
+    document: Optional[dict[str, Any]] = None
+    document_text: Optional[str] = None
+
+
+def validate_policy(params: Mapping[str, Any]) -> DesiredPolicy:
     """The desired policy from the module options; raises ValidationError before any call."""
-    desired: dict[str, Any] = {"name": validate_policy_name(params.get("name"))}
-    if params.get("state", "present") == "present":
-        if params.get("document") is None:
-            raise ValidationError("document", "required when state=present")
-        document, text = parse_document(params["document"])
-        desired.update(document=document, document_text=text)
-    return desired
+    name = validate_policy_name(params.get("name"))
+    if params.get("state", "present") != "present":
+        return DesiredPolicy(name)
+    if params.get("document") is None:
+        raise ValidationError("document", "required when state=present")
+    document, text = parse_document(params["document"])
+    return DesiredPolicy(name, document, text)
 
 
 # ---------------------------------------------------------------------------
@@ -168,48 +180,46 @@ def versions_to_prune(versions: Iterable[Mapping[str, Any]], limit: int = MAX_PO
     return candidates[:excess]
 
 
-def ensure_present(
-    client: Any, desired: Mapping[str, Any], check_mode: bool
-) -> tuple[bool, dict[str, Any] | None, dict[str, Any] | None]:
+def ensure_present(client: Any, desired: DesiredPolicy, check_mode: bool) -> Ensured:
     """Create the policy, or give it a new default version when the document differs.
 
-    Returns (changed, before, after) as policy records (see read_policy); in
-    check mode ``after`` is the prediction and nothing is changed.
+    ``before`` and ``after`` are policy records (see read_policy); in check mode
+    ``after`` is the prediction and nothing is changed.
     """
-    name = desired["name"]
+    name = desired.name
     current = read_policy(client, name)
     if current is None:
         predicted = {
             "name": name,
             "arn": None,
-            "document": desired["document"],
+            "document": desired.document,
             "default_version_id": "1",
             "versions": [{"version_id": "1", "is_default_version": True, "create_date": None}],
         }
         if check_mode:
-            return True, None, predicted
-        client.create_policy(policyName=name, policyDocument=desired["document_text"])
-        return True, None, read_policy(client, name) or predicted
+            return Ensured(True, None, predicted)
+        client.create_policy(policyName=name, policyDocument=desired.document_text)
+        return Ensured(True, None, read_policy(client, name) or predicted)
 
-    if documents_equal(current["document"], desired["document"]):
-        return False, current, current
+    if documents_equal(current["document"], desired.document):
+        return Ensured(False, current, current)
 
     prune = versions_to_prune(current["versions"])
     kept = [v for v in current["versions"] if v["version_id"] not in prune]
     predicted = dict(
         current,
-        document=desired["document"],
+        document=desired.document,
         # AWS assigns the new version id; it cannot be known before the call.
         default_version_id=None,
         versions=[dict(v, is_default_version=False) for v in kept]
         + [{"version_id": None, "is_default_version": True, "create_date": None}],
     )
     if check_mode:
-        return True, current, predicted
+        return Ensured(True, current, predicted)
     for version_id in prune:
         client.delete_policy_version(policyName=name, policyVersionId=version_id)
-    client.create_policy_version(policyName=name, policyDocument=desired["document_text"], setAsDefault=True)
-    return True, current, read_policy(client, name) or predicted
+    client.create_policy_version(policyName=name, policyDocument=desired.document_text, setAsDefault=True)
+    return Ensured(True, current, read_policy(client, name) or predicted)
 
 
 def _delete_policy(client: Any, name: str, sleep: Callable[[float], None]) -> None:
@@ -222,21 +232,21 @@ def ensure_absent(
     check_mode: bool,
     force: bool = False,
     sleep: Callable[[float], None] = time.sleep,
-) -> tuple[bool, dict[str, Any] | None, dict[str, Any] | None, list[str]]:
+) -> Ensured:
     """Delete the policy: detach it (only with force), delete its non-default versions, delete it.
 
-    Returns (changed, before, after, targets detached or to detach). Raises
+    ``extra["detached_targets"]``: the targets detached (or to detach). Raises
     PolicyAttachedError when the policy is attached and force is false, in
     check mode too, because the real run would fail the same way.
     """
     current = read_policy(client, name)
     if current is None:
-        return False, None, None, []
+        return Ensured(False, extra={"detached_targets": []})
     targets = list_policy_targets(client, name)
     if targets and not force:
         raise PolicyAttachedError(name, targets)
     if check_mode:
-        return True, current, None, targets
+        return Ensured(True, current, None, {"detached_targets": targets})
     for target in targets:
         try:
             client.detach_policy(policyName=name, target=target)
@@ -252,7 +262,7 @@ def ensure_absent(
             if not is_error(e, "ResourceNotFoundException"):
                 raise
     _delete_policy(client, name, sleep)
-    return True, current, None, targets
+    return Ensured(True, current, None, {"detached_targets": targets})
 
 
 # ---------------------------------------------------------------------------

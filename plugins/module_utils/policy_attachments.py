@@ -5,9 +5,11 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Any, Mapping
 
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import ClientError, paginate
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.ensure import Ensured
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.errors import ValidationError, is_error
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.policies import validate_policy_name
 
@@ -61,13 +63,22 @@ def parse_target(value: Any, field: str = "target") -> dict[str, Any]:
     raise ValidationError(field, f"{TARGET_RULE}, got {value!r}")
 
 
-def validate_attachment(params: Mapping[str, Any]) -> dict[str, Any]:
+@dataclass(frozen=True)
+class DesiredAttachment:
+    """The attachment the module options ask for; ``target`` as parse_target gives it."""
+
+    policy: str
+    target: dict[str, Any]
+    state: str = "present"
+
+
+def validate_attachment(params: Mapping[str, Any]) -> DesiredAttachment:
     """The desired attachment from the module options; raises ValidationError before any call."""
-    return {
-        "policy": validate_policy_name(params.get("policy"), field="policy"),
-        "target": parse_target(params.get("target")),
-        "state": params.get("state", "present"),
-    }
+    return DesiredAttachment(
+        policy=validate_policy_name(params.get("policy"), field="policy"),
+        target=parse_target(params.get("target")),
+        state=params.get("state", "present"),
+    )
 
 
 def resolve_target_arn(client: Any, target: Mapping[str, Any], missing_ok: bool = False) -> str | None:
@@ -110,39 +121,37 @@ def attachment_view(policy: str, target_arn: str | None, attached: bool) -> dict
     return {"policy": policy, "target_arn": target_arn, "attached": attached}
 
 
-def ensure_attached(
-    client: Any, desired: Mapping[str, Any], check_mode: bool
-) -> tuple[bool, dict[str, Any], dict[str, Any]]:
-    """Attach the policy to the target unless it already is. Returns (changed, before, after)."""
-    policy = desired["policy"]
-    target_arn = resolve_target_arn(client, desired["target"])
+def ensure_attached(client: Any, desired: DesiredAttachment, check_mode: bool) -> Ensured:
+    """Attach the policy to the target unless it already is."""
+    policy = desired.policy
+    target_arn = resolve_target_arn(client, desired.target)
     if read_attachment(client, policy, target_arn, missing_ok=False):
         view = attachment_view(policy, target_arn, True)
-        return False, view, view
+        return Ensured(False, view, view)
     before = attachment_view(policy, target_arn, False)
     # The policy must exist: check it first so that check mode predicts the real run's failure.
     client.get_policy(policyName=policy)
     if check_mode:
-        return True, before, attachment_view(policy, target_arn, True)
+        return Ensured(True, before, attachment_view(policy, target_arn, True))
     client.attach_policy(policyName=policy, target=target_arn)
-    return True, before, attachment_view(policy, target_arn, read_attachment(client, policy, target_arn, False))
+    return Ensured(
+        True, before, attachment_view(policy, target_arn, read_attachment(client, policy, target_arn, False))
+    )
 
 
-def ensure_detached(
-    client: Any, desired: Mapping[str, Any], check_mode: bool
-) -> tuple[bool, dict[str, Any], dict[str, Any]]:
-    """Detach the policy from the target if it is attached. Returns (changed, before, after)."""
-    policy = desired["policy"]
-    target_arn = resolve_target_arn(client, desired["target"], missing_ok=True)
+def ensure_detached(client: Any, desired: DesiredAttachment, check_mode: bool) -> Ensured:
+    """Detach the policy from the target if it is attached."""
+    policy = desired.policy
+    target_arn = resolve_target_arn(client, desired.target, missing_ok=True)
     if not read_attachment(client, policy, target_arn, missing_ok=True):
         view = attachment_view(policy, target_arn, False)
-        return False, view, view
+        return Ensured(False, view, view)
     before = attachment_view(policy, target_arn, True)
     if check_mode:
-        return True, before, attachment_view(policy, target_arn, False)
+        return Ensured(True, before, attachment_view(policy, target_arn, False))
     try:
         client.detach_policy(policyName=policy, target=target_arn)
     except ClientError as e:
         if not is_error(e, "ResourceNotFoundException"):
             raise
-    return True, before, attachment_view(policy, target_arn, read_attachment(client, policy, target_arn, True))
+    return Ensured(True, before, attachment_view(policy, target_arn, read_attachment(client, policy, target_arn, True)))

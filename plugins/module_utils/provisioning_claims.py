@@ -34,6 +34,7 @@ from ansible_collections.iotfleet.provisioning.plugins.module_utils.crypto impor
     private_key_public_key,
     read_file,
 )
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.ensure import Ensured
 
 TEMPLATE_NAME_PATTERN = re.compile(r"[0-9A-Za-z_-]{1,36}", re.ASCII)
 CLAIM_FILE_MODE = 0o600
@@ -165,7 +166,7 @@ def _public(claim: Optional[dict[str, Any]]) -> Optional[dict[str, Any]]:
 
 def ensure_present(
     client: Any, desired: DesiredClaim, check_mode: bool, now: Optional[datetime.datetime] = None
-) -> tuple[bool, Optional[dict[str, Any]], dict[str, Any]]:
+) -> Ensured:
     """(changed, before, after): keep a claim that is still good, else make and write a new one."""
     check_template(client, desired.template_name)
     now = now or _now()
@@ -176,11 +177,11 @@ def ensure_present(
         and before["template_name"] == desired.template_name
         and (before["expires"] - now).total_seconds() >= desired.min_valid_seconds
     ):
-        return False, _public(before), _public(before)
+        return Ensured(False, _public(before), _public(before))
     if check_mode:
         # The id and the expiration are known only from AWS's answer.
-        return True, _public(before), claim_view(desired.template_name, None, None)
-    return True, _public(before), _create(client, desired)
+        return Ensured(True, _public(before), claim_view(desired.template_name, None, None))
+    return Ensured(True, _public(before), _create(client, desired))
 
 
 def _create(client: Any, desired: DesiredClaim) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from typing import Any
 
 from ansible_collections.iotfleet.provisioning.plugins.module_utils import tagging, template_engine
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import ValidationError, is_error, paginate
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.ensure import Ensured
 
 NAME_PATTERN = re.compile(r"[0-9A-Za-z_-]{1,36}", re.ASCII)
 ROLE_ARN_PATTERN = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}", re.ASCII)
@@ -191,9 +192,7 @@ def _create(client: Any, desired: dict[str, Any]) -> None:
     client.create_provisioning_template(**kwargs)
 
 
-def ensure_present(
-    client: Any, desired: dict[str, Any], check_mode: bool
-) -> tuple[bool, dict[str, Any] | None, dict[str, Any]]:
+def ensure_present(client: Any, desired: dict[str, Any], check_mode: bool) -> Ensured:
     name = desired["name"]
     before = read_template(client, name)
     if before is None or (desired["type"] != before["type"] and desired["recreate"]):
@@ -202,11 +201,11 @@ def ensure_present(
                 raise ValidationError(field, "is required to create a provisioning template")
         after = _predict(desired, None)
         if check_mode:
-            return True, before, after
+            return Ensured(True, before, after)
         if before is not None:
             client.delete_provisioning_template(templateName=name)
         _create(client, desired)
-        return True, before, read_template(client, name) or after
+        return Ensured(True, before, read_template(client, name) or after)
 
     if desired["type"] != before["type"]:
         raise ValidationError(
@@ -219,9 +218,9 @@ def ensure_present(
 
     after = _predict(desired, before)
     if _comparable(after) == _comparable(before):
-        return False, before, before
+        return Ensured(False, before, before)
     if check_mode:
-        return True, before, after
+        return Ensured(True, before, after)
 
     if after["template_body"] != before["template_body"]:
         existing = _find_version_with_body(client, name, before["versions"], after["template_body"])
@@ -247,16 +246,16 @@ def ensure_present(
     if update:
         client.update_provisioning_template(templateName=name, **update)
     tagging.apply_tags(client, before["arn"], before["tags"], after["tags"])
-    return True, before, read_template(client, name) or after
+    return Ensured(True, before, read_template(client, name) or after)
 
 
-def ensure_absent(client: Any, name: str, check_mode: bool) -> tuple[bool, dict[str, Any] | None, None]:
+def ensure_absent(client: Any, name: str, check_mode: bool) -> Ensured:
     before = read_template(client, name)
     if before is None:
-        return False, None, None
+        return Ensured(False, None, None)
     if not check_mode:
         client.delete_provisioning_template(templateName=name)
-    return True, before, None
+    return Ensured(True, before, None)
 
 
 def list_templates(client: Any, name: str | None = None) -> list[dict[str, Any]]:

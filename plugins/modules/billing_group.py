@@ -130,7 +130,7 @@ diff:
   type: dict
 """
 
-from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import IoTModule, result_with_diff
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import IoTModule
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.billing_groups import (
     diff_view,
     ensure_billing_group_absent,
@@ -152,12 +152,9 @@ def main() -> None:
 
     def run() -> dict:
         desired = validate_billing_group(module.params)
-        client = module.client("iot")
-        if desired["state"] == "absent":
-            changed, before, after = ensure_billing_group_absent(client, desired, module.check_mode)
-        else:
-            changed, before, after = ensure_billing_group_present(client, desired, module.check_mode)
-        return result_with_diff(module, changed, diff_view(before), diff_view(after), billing_group=after or {})
+        ensure = ensure_billing_group_absent if desired["state"] == "absent" else ensure_billing_group_present
+        done = ensure(module.client("iot"), desired, module.check_mode)
+        return module.result(done, diff_view, billing_group=done.after or {})
 
     module.run(run)
 

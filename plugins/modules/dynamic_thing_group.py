@@ -176,7 +176,7 @@ diff:
   type: dict
 """
 
-from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import IoTModule, result_with_diff
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import IoTModule
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.dynamic_groups import (
     diff_view,
     ensure_dynamic_group_absent,
@@ -205,12 +205,9 @@ def main() -> None:
 
     def run() -> dict:
         desired = validate_dynamic_group(module.params)
-        client = module.client("iot")
-        if desired["state"] == "absent":
-            changed, before, after = ensure_dynamic_group_absent(client, desired, module.check_mode)
-        else:
-            changed, before, after = ensure_dynamic_group_present(client, desired, module.check_mode)
-        return result_with_diff(module, changed, diff_view(before), diff_view(after), thing_group=after or {})
+        ensure = ensure_dynamic_group_absent if desired["state"] == "absent" else ensure_dynamic_group_present
+        done = ensure(module.client("iot"), desired, module.check_mode)
+        return module.result(done, diff_view, thing_group=done.after or {})
 
     module.run(run)
 

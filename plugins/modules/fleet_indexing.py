@@ -130,7 +130,7 @@ diff:
   type: dict
 """
 
-from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import IoTModule, result_with_diff
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import IoTModule
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.indexing import (
     ensure_fleet_indexing,
     validate_fleet_indexing,
@@ -151,8 +151,8 @@ def main() -> None:
 
     def run() -> dict:
         desired = validate_fleet_indexing(module.params)
-        changed, before, after = ensure_fleet_indexing(module.client("iot"), desired, module.check_mode)
-        return result_with_diff(module, changed, before, after, fleet_indexing=after)
+        done = ensure_fleet_indexing(module.client("iot"), desired, module.check_mode)
+        return module.result(done, fleet_indexing=done.after)
 
     module.run(run)
 

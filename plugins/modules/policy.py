@@ -145,7 +145,7 @@ detached_targets:
   sample: ["arn:aws:iot:eu-west-1:123456789012:cert/0a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f9"]
 """
 
-from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import IoTModule, result_with_diff
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import IoTModule
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.policies import (
     PolicyAttachedError,
     ensure_absent,
@@ -171,19 +171,13 @@ def main() -> None:
         desired = validate_policy(module.params)
         client = module.client("iot")
         if module.params["state"] == "present":
-            changed, before, after = ensure_present(client, desired, module.check_mode)
-            extra = {}
+            done = ensure_present(client, desired, module.check_mode)
         else:
             try:
-                changed, before, after, detached = ensure_absent(
-                    client, desired["name"], module.check_mode, force=module.params["force"]
-                )
+                done = ensure_absent(client, desired.name, module.check_mode, force=module.params["force"])
             except PolicyAttachedError as e:
                 module.fail_json(msg=str(e), targets=e.targets)
-            extra = {"detached_targets": detached}
-        return result_with_diff(
-            module, changed, policy_diff_view(before), policy_diff_view(after), policy=policy_result(after), **extra
-        )
+        return module.result(done, policy_diff_view, policy=policy_result(done.after))
 
     module.run(run)
 

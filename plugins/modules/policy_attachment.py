@@ -99,7 +99,7 @@ policy:
   sample: device-least-privilege
 """
 
-from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import IoTModule, result_with_diff
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import IoTModule
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.policy_attachments import (
     ensure_attached,
     ensure_detached,
@@ -118,16 +118,10 @@ def main() -> None:
 
     def run() -> dict:
         desired = validate_attachment(module.params)
-        ensure = ensure_attached if desired["state"] == "present" else ensure_detached
-        changed, before, after = ensure(module.client("iot"), desired, module.check_mode)
-        return result_with_diff(
-            module,
-            changed,
-            before,
-            after,
-            attached=after["attached"],
-            target_arn=after["target_arn"],
-            policy=desired["policy"],
+        ensure = ensure_attached if desired.state == "present" else ensure_detached
+        done = ensure(module.client("iot"), desired, module.check_mode)
+        return module.result(
+            done, attached=done.after["attached"], target_arn=done.after["target_arn"], policy=desired.policy
         )
 
     module.run(run)

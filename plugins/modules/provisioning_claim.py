@@ -127,7 +127,7 @@ private_key_path:
 """
 
 from ansible_collections.iotfleet.provisioning.plugins.module_utils import provisioning_claims
-from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import IoTModule, result_with_diff
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import IoTModule
 
 
 def main() -> None:
@@ -143,15 +143,11 @@ def main() -> None:
 
     def apply() -> dict:
         desired = provisioning_claims.validate(module.params)
-        changed, before, after = provisioning_claims.ensure_present(module.client("iot"), desired, module.check_mode)
-        claim = dict(after, seconds_left=provisioning_claims.seconds_left(after))
-        return result_with_diff(
-            module,
-            changed,
-            before,
-            after,
-            claim=claim,
-            reused=not changed,
+        done = provisioning_claims.ensure_present(module.client("iot"), desired, module.check_mode)
+        return module.result(
+            done,
+            claim=dict(done.after, seconds_left=provisioning_claims.seconds_left(done.after)),
+            reused=not done.changed,
             certificate_path=desired.certificate_path,
             private_key_path=desired.private_key_path,
         )

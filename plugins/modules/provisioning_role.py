@@ -165,10 +165,8 @@ extra_policies:
       elements: str
 """
 
-import json
-
 from ansible_collections.iotfleet.provisioning.plugins.module_utils import iam
-from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import IoTModule, result_with_diff
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import IoTModule
 
 
 def main() -> None:
@@ -191,29 +189,17 @@ def main() -> None:
         desired = iam.validate(module.params)
         client = module.client("iam")
         if module.params["state"] == "absent":
-            changed, before, after = iam.ensure_absent(client, desired["name"], module.check_mode)
-            return result_with_diff(
-                module, changed, before, after, role=after, extra_policies=iam.extra_policies(None, "")
-            )
+            done = iam.ensure_absent(client, desired["name"], module.check_mode)
+            return module.result(done, role=done.after, extra_policies=iam.extra_policies(None, ""))
 
         def caller_account() -> str:
             return module.client("sts").get_caller_identity()["Account"]
 
-        changed, before, after = iam.ensure_present(client, desired, module.check_mode, caller_account)
-        extra = iam.extra_policies(before, iam.client_partition(client))
-        if before is not None and before["trust_policy"] != after["trust_policy"]:
-            verb = "would be replaced (check mode)" if module.check_mode else "was replaced"
-            module.warn(
-                f"role {desired['name']}: its trust policy {verb} by one that lets only AWS IoT, acting for "
-                f"{', '.join(iam.trust_sources(after))}, assume it. It was: {json.dumps(before['trust_policy'])}"
-            )
-        if (extra["managed_policy_arns"] or extra["inline_policy_names"]) and not desired["purge_policies"]:
-            module.warn(
-                f"role {desired['name']} has policies this module does not manage, and AWS IoT gets their "
-                f"permissions whenever it assumes the role: managed {extra['managed_policy_arns']}, inline "
-                f"{extra['inline_policy_names']}. Remove them, or set purge_policies: true to remove them here."
-            )
-        return result_with_diff(module, changed, before, after, role=after, extra_policies=extra)
+        done = iam.ensure_present(client, desired, module.check_mode, caller_account)
+        extra = iam.extra_policies(done.before, iam.client_partition(client))
+        for message in iam.role_warnings(done, desired, extra, module.check_mode):
+            module.warn(message)
+        return module.result(done, role=done.after, extra_policies=extra)
 
     module.run(apply)
 

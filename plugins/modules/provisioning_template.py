@@ -188,7 +188,7 @@ template:
 """
 
 from ansible_collections.iotfleet.provisioning.plugins.module_utils import templates
-from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import IoTModule, result_with_diff
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import IoTModule
 
 
 def main() -> None:
@@ -216,10 +216,10 @@ def main() -> None:
         desired = templates.validate(module.params)
         client = module.client("iot")
         if module.params["state"] == "absent":
-            changed, before, after = templates.ensure_absent(client, desired["name"], module.check_mode)
+            done = templates.ensure_absent(client, desired["name"], module.check_mode)
         else:
-            changed, before, after = templates.ensure_present(client, desired, module.check_mode)
-        return result_with_diff(module, changed, before, after, template=after)
+            done = templates.ensure_present(client, desired, module.check_mode)
+        return module.result(done, template=done.after)
 
     module.run(apply)
 

@@ -202,7 +202,9 @@ diff:
   type: dict
 """
 
-from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import IoTModule, result_with_diff
+from functools import partial
+
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import IoTModule
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.things import (
     THING_DIFF_KEYS,
     diff_view,
@@ -231,21 +233,13 @@ def main() -> None:
     def run() -> dict:
         desired = validate_thing(module.params)
         client = module.client("iot")
+        view = partial(diff_view, keys=THING_DIFF_KEYS)
         if desired["state"] == "present":
-            changed, before, after = ensure_thing_present(client, desired, module.check_mode)
-            return result_with_diff(
-                module, changed, diff_view(before, THING_DIFF_KEYS), diff_view(after, THING_DIFF_KEYS), thing=after
-            )
+            done = ensure_thing_present(client, desired, module.check_mode)
+            return module.result(done, view, thing=done.after)
         detached: list = []
-        changed, before, after = ensure_thing_absent(client, desired, module.check_mode, on_detach=detached.extend)
-        return result_with_diff(
-            module,
-            changed,
-            diff_view(before, THING_DIFF_KEYS),
-            diff_view(after, THING_DIFF_KEYS),
-            thing={},
-            detached_principals=detached,
-        )
+        done = ensure_thing_absent(client, desired, module.check_mode, on_detach=detached.extend)
+        return module.result(done, view, thing={}, detached_principals=detached)
 
     module.run(run)
 

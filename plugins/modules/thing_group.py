@@ -164,7 +164,9 @@ diff:
   type: dict
 """
 
-from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import IoTModule, result_with_diff
+from functools import partial
+
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import IoTModule
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.things import (
     THING_GROUP_DIFF_KEYS,
     diff_view,
@@ -190,18 +192,9 @@ def main() -> None:
 
     def run() -> dict:
         desired = validate_thing_group(module.params)
-        client = module.client("iot")
-        if desired["state"] == "absent":
-            changed, before, after = ensure_thing_group_absent(client, desired, module.check_mode)
-        else:
-            changed, before, after = ensure_thing_group_present(client, desired, module.check_mode)
-        return result_with_diff(
-            module,
-            changed,
-            diff_view(before, THING_GROUP_DIFF_KEYS),
-            diff_view(after, THING_GROUP_DIFF_KEYS),
-            thing_group=after or {},
-        )
+        ensure = ensure_thing_group_absent if desired["state"] == "absent" else ensure_thing_group_present
+        done = ensure(module.client("iot"), desired, module.check_mode)
+        return module.result(done, partial(diff_view, keys=THING_GROUP_DIFF_KEYS), thing_group=done.after or {})
 
     module.run(run)
 

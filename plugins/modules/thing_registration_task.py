@@ -324,7 +324,7 @@ diff:
 """
 
 from ansible_collections.iotfleet.provisioning.plugins.module_utils import registration_task
-from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import IoTModule, result_with_diff
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import IoTModule
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.validation import DECLARED_POLICIES_OPTION
 
 
@@ -359,15 +359,15 @@ def main() -> None:
     def apply() -> dict:
         desired = registration_task.validate_task(params)
         validate_certs, ca_bundle = params["validate_certs"], params.get("aws_ca_bundle")
-        changed, before, after, result = registration_task.ensure_present(
+        done = registration_task.ensure_present(
             module.client("iot"),
             lambda: module.client("s3"),
             desired,
             module.check_mode,
             fetch=lambda url: registration_task.http_get(url, validate_certs, ca_bundle),
         )
-        full = result_with_diff(module, changed, before, after, **result)
-        message = registration_task.failure_message(result, desired["max_failures"])
+        full = module.result(done)
+        message = registration_task.failure_message(done.extra, desired["max_failures"])
         if message:
             module.fail_json(msg=message, **full)
         return full

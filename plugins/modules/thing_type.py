@@ -129,7 +129,9 @@ diff:
   type: dict
 """
 
-from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import IoTModule, result_with_diff
+from functools import partial
+
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import IoTModule
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.things import (
     THING_TYPE_DIFF_KEYS,
     diff_view,
@@ -152,18 +154,9 @@ def main() -> None:
 
     def run() -> dict:
         desired = validate_thing_type(module.params)
-        client = module.client("iot")
-        if desired["state"] == "absent":
-            changed, before, after = ensure_thing_type_absent(client, desired, module.check_mode)
-        else:
-            changed, before, after = ensure_thing_type_present(client, desired, module.check_mode)
-        return result_with_diff(
-            module,
-            changed,
-            diff_view(before, THING_TYPE_DIFF_KEYS),
-            diff_view(after, THING_TYPE_DIFF_KEYS),
-            thing_type=after or {},
-        )
+        ensure = ensure_thing_type_absent if desired["state"] == "absent" else ensure_thing_type_present
+        done = ensure(module.client("iot"), desired, module.check_mode)
+        return module.result(done, partial(diff_view, keys=THING_TYPE_DIFF_KEYS), thing_type=done.after or {})
 
     module.run(run)
 

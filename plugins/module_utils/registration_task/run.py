@@ -14,6 +14,7 @@ from ansible_collections.iotfleet.provisioning.plugins.module_utils import (
     template_engine,
 )
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import ValidationError
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.ensure import Ensured
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.registration_task.plan import (
     _changes,
     device_dir,
@@ -113,7 +114,7 @@ def ensure_present(
     fetch: Callable[[str], bytes] = http_get,
     sleep: Callable[[float], None] = time.sleep,
     report: Optional[Callable[[Dict[str, Any]], None]] = None,
-) -> Tuple[bool, Dict[str, Any], Dict[str, Any], Dict[str, Any]]:
+) -> Ensured:
     """Plan every device, then (not in check mode) update, upload, start, wait and read the reports.
 
     Returns (changed, before, after, result) where before/after are the per-device plan diff.
@@ -187,7 +188,7 @@ def ensure_present(
 
 def _finish(
     changed: bool, before: Dict[str, Any], after: Dict[str, Any], result: Dict[str, Any], devices: List[Dict[str, Any]]
-) -> Tuple[bool, Dict[str, Any], Dict[str, Any], Dict[str, Any]]:
+) -> Ensured:
     result["counts"] = counts_of(devices)
     result["devices"] = [device_result(d) for d in devices]
     result["failed_devices"] = [
@@ -195,7 +196,7 @@ def _finish(
         for d in devices
         if d.get("status") == "failed"
     ]
-    return changed, before, after, result
+    return Ensured(changed, before, after, result)
 
 
 def failure_message(result: Dict[str, Any], max_failures: int) -> Optional[str]:

@@ -13,6 +13,7 @@ from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import (
     is_error,
     paginate,
 )
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.ensure import Ensured
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.things.common import (
     INVALID_REQUEST,
     PAGE_SIZE,
@@ -146,16 +147,14 @@ def plan_changes(plan: Mapping[str, Any]) -> bool:
     return any(bool(call) for call in calls)
 
 
-def ensure_thing_present(
-    client: Any, desired: Mapping[str, Any], check_mode: bool
-) -> tuple[bool, Optional[dict[str, Any]], Optional[dict[str, Any]]]:
+def ensure_thing_present(client: Any, desired: Mapping[str, Any], check_mode: bool) -> Ensured:
     name = desired["name"]
     before = read_thing(client, name)
     plan = plan_thing(before, desired)
     if not plan_changes(plan):
-        return False, before, before
+        return Ensured(False, before, before)
     if check_mode:
-        return True, before, plan["after"]
+        return Ensured(True, before, plan["after"])
     if plan["create"]:
         client.create_thing(**plan["create"])
     if plan["update"]:
@@ -169,7 +168,7 @@ def ensure_thing_present(
         client.remove_thing_from_billing_group(billingGroupName=billing["remove"], thingName=name)
     if billing and billing["add"]:
         client.add_thing_to_billing_group(billingGroupName=billing["add"], thingName=name)
-    return True, before, read_thing(client, name)
+    return Ensured(True, before, read_thing(client, name))
 
 
 def list_thing_principals(client: Any, name: str) -> list[str]:
@@ -205,7 +204,7 @@ def ensure_thing_absent(
     on_detach: Optional[Callable[[list[str]], None]] = None,
     sleep: Sleep = time.sleep,
     clock: Clock = time.monotonic,
-) -> tuple[bool, Optional[dict[str, Any]], Optional[dict[str, Any]]]:
+) -> Ensured:
     """Delete the thing; attached principals make it fail unless force, which detaches them first.
 
     Only the attachment is removed: the certificates themselves are left as they are.
@@ -213,7 +212,7 @@ def ensure_thing_absent(
     name = desired["name"]
     before = read_thing(client, name)
     if before is None:
-        return False, None, None
+        return Ensured(False, None, None)
     principals = list_thing_principals(client, name)
     if principals and not desired["force"]:
         raise ValidationError(
@@ -224,10 +223,10 @@ def ensure_thing_absent(
     if on_detach is not None and principals:
         on_detach(principals)
     if check_mode:
-        return True, before, None
+        return Ensured(True, before, None)
     for principal in principals:
         iot_access.unless_gone(
             iot_access.as_call(client), "detach_thing_principal", thingName=name, principal=principal
         )
     delete_thing(client, name, desired["wait_timeout"], sleep, clock)
-    return True, before, None
+    return Ensured(True, before, None)

@@ -11,6 +11,7 @@ from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import (
     ValidationError,
     paginate,
 )
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.ensure import Ensured
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.things.common import (
     PAGE_SIZE,
     _optional,
@@ -152,17 +153,15 @@ def plan_thing_group(current: Optional[Mapping[str, Any]], desired: Mapping[str,
     }
 
 
-def ensure_thing_group_present(
-    client: Any, desired: Mapping[str, Any], check_mode: bool
-) -> tuple[bool, Optional[dict[str, Any]], Optional[dict[str, Any]]]:
+def ensure_thing_group_present(client: Any, desired: Mapping[str, Any], check_mode: bool) -> Ensured:
     name = desired["name"]
     with_tags = desired["tags"] is not None
     before = read_thing_group(client, name, with_tags)
     plan = plan_thing_group(before, desired)
     if not (plan["create"] or plan["update"] or plan["tags_to_set"] or plan["tags_to_remove"]):
-        return False, before, before
+        return Ensured(False, before, before)
     if check_mode:
-        return True, before, plan["after"]
+        return Ensured(True, before, plan["after"])
     if plan["create"]:
         client.create_thing_group(**plan["create"])
     if plan["update"]:
@@ -170,17 +169,15 @@ def ensure_thing_group_present(
     if before and (plan["tags_to_set"] or plan["tags_to_remove"]):
         # Untags before it tags: replacing tags near the 50-tag limit would overflow otherwise.
         tagging.apply_tags(client, before["arn"], before.get("tags") or {}, plan["after"]["tags"])
-    return True, before, read_thing_group(client, name, with_tags)
+    return Ensured(True, before, read_thing_group(client, name, with_tags))
 
 
-def ensure_thing_group_absent(
-    client: Any, desired: Mapping[str, Any], check_mode: bool
-) -> tuple[bool, Optional[dict[str, Any]], Optional[dict[str, Any]]]:
+def ensure_thing_group_absent(client: Any, desired: Mapping[str, Any], check_mode: bool) -> Ensured:
     """Delete the group; a group with child groups is refused with their names."""
     name = desired["name"]
     before = read_thing_group(client, name)
     if before is None:
-        return False, None, None
+        return Ensured(False, None, None)
     children = paginate(
         client, "list_thing_groups", "thingGroups", parentGroup=name, recursive=False, maxResults=PAGE_SIZE
     )
@@ -191,6 +188,6 @@ def ensure_thing_group_absent(
             f"thing group {name!r} still has child groups ({names}); AWS refuses to delete it: remove them first",
         )
     if check_mode:
-        return True, before, None
+        return Ensured(True, before, None)
     client.delete_thing_group(thingGroupName=name)
-    return True, before, None
+    return Ensured(True, before, None)

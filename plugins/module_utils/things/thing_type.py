@@ -12,6 +12,7 @@ from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import (
     ValidationError,
     is_error,
 )
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.ensure import Ensured
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.things.common import (
     INVALID_REQUEST,
     Clock,
@@ -126,18 +127,16 @@ def plan_thing_type(current_raw: Optional[Mapping[str, Any]], desired: Mapping[s
     return {"create": None, "update": update, "deprecate": deprecate, "after": after}
 
 
-def ensure_thing_type_present(
-    client: Any, desired: Mapping[str, Any], check_mode: bool
-) -> tuple[bool, Optional[dict[str, Any]], Optional[dict[str, Any]]]:
+def ensure_thing_type_present(client: Any, desired: Mapping[str, Any], check_mode: bool) -> Ensured:
     """State present or deprecated: create, update what UpdateThingType can change, (un)deprecate."""
     name = desired["name"]
     raw = describe_thing_type(client, name)
     before = normalize_thing_type(raw)
     plan = plan_thing_type(raw, desired)
     if not (plan["create"] or plan["update"] or plan["deprecate"] is not None):
-        return False, before, before
+        return Ensured(False, before, before)
     if check_mode:
-        return True, before, plan["after"]
+        return Ensured(True, before, plan["after"])
     if plan["create"]:
         client.create_thing_type(**plan["create"])
     # A deprecated type is undeprecated before it is updated, and updated before it is deprecated.
@@ -147,7 +146,7 @@ def ensure_thing_type_present(
         client.update_thing_type(**plan["update"])
     if plan["deprecate"] is True:
         client.deprecate_thing_type(thingTypeName=name, undoDeprecate=False)
-    return True, before, read_thing_type(client, name)
+    return Ensured(True, before, read_thing_type(client, name))
 
 
 def delete_thing_type(
@@ -179,12 +178,12 @@ def ensure_thing_type_absent(
     check_mode: bool,
     sleep: Sleep = time.sleep,
     clock: Clock = time.monotonic,
-) -> tuple[bool, Optional[dict[str, Any]], Optional[dict[str, Any]]]:
+) -> Ensured:
     """Deprecate (when needed), then delete, waiting up to wait_timeout for AWS to allow it."""
     name = desired["name"]
     before = read_thing_type(client, name)
     if before is None:
-        return False, None, None
+        return Ensured(False, None, None)
     things = client.list_things(thingTypeName=name, maxResults=10).get("things", [])
     if things:
         names = ", ".join(t["thingName"] for t in things)
@@ -194,8 +193,8 @@ def ensure_thing_type_absent(
             "change their thing_type or remove them first",
         )
     if check_mode:
-        return True, before, None
+        return Ensured(True, before, None)
     if not before["deprecated"]:
         client.deprecate_thing_type(thingTypeName=name, undoDeprecate=False)
     delete_thing_type(client, name, desired["wait_timeout"], sleep, clock)
-    return True, before, None
+    return Ensured(True, before, None)

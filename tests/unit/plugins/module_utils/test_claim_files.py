@@ -20,6 +20,7 @@ from cryptography.x509.oid import NameOID
 
 from ansible_collections.iotfleet.provisioning.plugins.module_utils import provisioning_claims as claims
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import ValidationError
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.ensure import Ensured
 
 NOW = datetime.datetime(2026, 12, 5, 7, 0, tzinfo=datetime.timezone.utc)
 
@@ -93,11 +94,13 @@ def test_validation_names_the_field_before_any_call(tmp_path) -> None:
 def test_a_claim_is_made_written_0600_then_reused_until_it_runs_short(tmp_path) -> None:
     client = FakeIoT(FLEET)
     wanted = desired(tmp_path)
-    changed, before, after = claims.ensure_present(client, wanted, check_mode=True, now=NOW)
+    done = claims.ensure_present(client, wanted, check_mode=True, now=NOW)
+    changed, before, after = done.changed, done.before, done.after
     assert (changed, before, after["certificate_id"]) == (True, None, None)
     assert client.calls == ["DescribeProvisioningTemplate"] and not os.listdir(tmp_path)
 
-    changed, before, after = claims.ensure_present(client, wanted, check_mode=False, now=NOW)
+    done = claims.ensure_present(client, wanted, check_mode=False, now=NOW)
+    changed, before, after = done.changed, done.before, done.after
     assert changed and before is None and after["expiration"] == "2026-12-05T07:05:00Z"
     for path in (wanted.certificate_path, wanted.private_key_path, wanted.record_path):
         assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
@@ -105,7 +108,7 @@ def test_a_claim_is_made_written_0600_then_reused_until_it_runs_short(tmp_path) 
 
     client.calls.clear()
     later = NOW + datetime.timedelta(minutes=3)  # two minutes left, more than 60 s
-    assert claims.ensure_present(client, wanted, check_mode=False, now=later) == (False, after, after)
+    assert claims.ensure_present(client, wanted, check_mode=False, now=later) == Ensured(False, after, after)
     assert client.calls == ["DescribeProvisioningTemplate"]
     assert claims.seconds_left(after, later) == 120
 
@@ -114,7 +117,8 @@ def test_a_claim_is_made_written_0600_then_reused_until_it_runs_short(tmp_path) 
         (NOW + datetime.timedelta(minutes=4, seconds=30), wanted),
         (later, desired(tmp_path, force=True)),
     ):
-        changed, before, renewed = claims.ensure_present(client, variant, check_mode=False, now=now)
+        done = claims.ensure_present(client, variant, check_mode=False, now=now)
+        changed, before, renewed = done.changed, done.before, done.after
         assert changed and renewed["certificate_id"] != before["certificate_id"]
     other = claims.DesiredClaim("other", wanted.certificate_path, wanted.private_key_path, 60, False)
     assert claims.read_local_claim(other)["template_name"] == "fleet"

@@ -216,7 +216,8 @@ def test_validate_accepts_aws_names():
 
 def test_new_role_trusts_only_iot_for_the_callers_account_and_region(client):
     caller = Caller()
-    changed, before, after = iam.ensure_present(client, iam.validate(params()), False, caller)
+    done = iam.ensure_present(client, iam.validate(params()), False, caller)
+    changed, before, after = done.changed, done.before, done.after
     assert changed and before is None
     assert after["trust_policy"] == expected_trust()
     assert json.loads(client.roles["iot-provisioning"]["AssumeRolePolicyDocument"]) == expected_trust()
@@ -225,7 +226,8 @@ def test_new_role_trusts_only_iot_for_the_callers_account_and_region(client):
 
 
 def test_new_role_in_check_mode_predicts_the_trust_policy_and_calls_nothing_mutating(client):
-    changed, before, after = iam.ensure_present(client, iam.validate(params()), True, Caller())
+    done = iam.ensure_present(client, iam.validate(params()), True, Caller())
+    changed, before, after = done.changed, done.before, done.after
     # The ARN a new role will have, so that a check run can plan the tasks that take it (issue 10).
     assert changed and before is None and after["arn"] == f"arn:aws:iam::{ACCOUNT}:role/iot-provisioning"
     assert after["trust_policy"] == expected_trust()
@@ -234,9 +236,8 @@ def test_new_role_in_check_mode_predicts_the_trust_policy_and_calls_nothing_muta
 
 def test_source_account_option_needs_no_sts_call(client):
     caller = Caller()
-    _changed, _before, after = iam.ensure_present(
-        client, iam.validate(params(source_account=OTHER_ACCOUNT)), False, caller
-    )
+    done = iam.ensure_present(client, iam.validate(params(source_account=OTHER_ACCOUNT)), False, caller)
+    _changed, _before, after = done.changed, done.before, done.after
     assert after["trust_policy"] == expected_trust(OTHER_ACCOUNT, f"arn:aws:iot:eu-west-1:{OTHER_ACCOUNT}:*")
     assert caller.calls == 0
 
@@ -244,7 +245,8 @@ def test_source_account_option_needs_no_sts_call(client):
 def test_check_mode_predicts_the_arn_in_the_callers_account_and_path(client):
     caller = Caller()
     desired = iam.validate(params(source_account=OTHER_ACCOUNT, path="/iot/"))
-    _changed, _before, after = iam.ensure_present(client, desired, True, caller)
+    done = iam.ensure_present(client, desired, True, caller)
+    _changed, _before, after = done.changed, done.before, done.after
     # The role is made in the caller's account whatever account AWS IoT acts for.
     assert after["arn"] == f"arn:aws:iam::{ACCOUNT}:role/iot/iot-provisioning"
     assert caller.calls == 1 and client.mutating_calls() == []
@@ -252,7 +254,8 @@ def test_check_mode_predicts_the_arn_in_the_callers_account_and_path(client):
 
 def test_several_regions_become_a_list_of_source_arns(client):
     desired = iam.validate(params(source_regions=["us-east-1", "eu-west-1"]))
-    _changed, _before, after = iam.ensure_present(client, desired, True, Caller())
+    done = iam.ensure_present(client, desired, True, Caller())
+    _changed, _before, after = done.changed, done.before, done.after
     arns = [f"arn:aws:iot:eu-west-1:{ACCOUNT}:*", f"arn:aws:iot:us-east-1:{ACCOUNT}:*"]
     assert after["trust_policy"] == expected_trust(arns=arns)
 
@@ -262,13 +265,15 @@ def test_an_over_trusting_role_is_converged_and_predicted(client):
     desired = iam.validate(params())
     caller = Caller()
 
-    changed, before, predicted = iam.ensure_present(client, desired, True, caller)
+    done = iam.ensure_present(client, desired, True, caller)
+    changed, before, predicted = done.changed, done.before, done.after
     assert changed
     assert before["trust_policy"] == TRUSTS_EVERYONE
     assert predicted["trust_policy"] == expected_trust()
     assert client.mutating_calls() == []
 
-    changed, _before, after = iam.ensure_present(client, desired, False, caller)
+    done = iam.ensure_present(client, desired, False, caller)
+    changed, _before, after = done.changed, done.before, done.after
     assert changed
     assert client.mutating_calls() == ["update_assume_role_policy"]
     assert json.loads(client.roles["iot-provisioning"]["AssumeRolePolicyDocument"]) == expected_trust()
@@ -277,7 +282,8 @@ def test_an_over_trusting_role_is_converged_and_predicted(client):
     assert caller.calls == 0
 
     client.calls.clear()
-    changed, _before, _after = iam.ensure_present(client, desired, False, caller)
+    done = iam.ensure_present(client, desired, False, caller)
+    changed, _before, _after = done.changed, done.before, done.after
     assert not changed and client.mutating_calls() == []
 
 
@@ -314,7 +320,8 @@ def test_an_over_trusting_role_is_converged_and_predicted(client):
 )
 def test_any_other_trust_policy_is_replaced(client, trust):
     client.add_role("iot-provisioning", trust, managed=[REGISTRATION])
-    changed, _before, after = iam.ensure_present(client, iam.validate(params()), False, Caller())
+    done = iam.ensure_present(client, iam.validate(params()), False, Caller())
+    changed, _before, after = done.changed, done.before, done.after
     assert changed
     assert client.mutating_calls() == ["update_assume_role_policy"]
     assert after["trust_policy"] == expected_trust()
@@ -335,7 +342,8 @@ def test_the_same_trust_policy_written_differently_is_no_change(client):
         "Version": "2012-10-17",
     }
     client.add_role("iot-provisioning", written, managed=[REGISTRATION])
-    changed, before, after = iam.ensure_present(client, iam.validate(params()), False, Caller())
+    done = iam.ensure_present(client, iam.validate(params()), False, Caller())
+    changed, before, after = done.changed, done.before, done.after
     assert not changed and before == after
     assert client.mutating_calls() == []
 
@@ -350,7 +358,8 @@ def test_extra_policies_are_reported_and_kept(client):
         managed=[REGISTRATION, ADMIN],
         inline={"anything": TRUSTS_EVERYONE, iam.INPUT_READ_POLICY_NAME: iam.input_read_policy("aws", "b-1", "k")},
     )
-    changed, before, after = iam.ensure_present(client, iam.validate(params()), False, Caller())
+    done = iam.ensure_present(client, iam.validate(params()), False, Caller())
+    changed, before, after = done.changed, done.before, done.after
     assert not changed and client.mutating_calls() == []
     assert iam.extra_policies(before, "aws") == {"managed_policy_arns": [ADMIN], "inline_policy_names": ["anything"]}
     assert ADMIN in after["managed_policy_arns"] and "anything" in after["inline_policies"]
@@ -365,13 +374,15 @@ def test_purge_policies_removes_only_what_is_not_ours(client):
     )
     desired = iam.validate(params(purge_policies=True))
 
-    changed, before, predicted = iam.ensure_present(client, desired, True, Caller())
+    done = iam.ensure_present(client, desired, True, Caller())
+    changed, before, predicted = done.changed, done.before, done.after
     assert changed and client.mutating_calls() == []
     assert predicted["managed_policy_arns"] == [REGISTRATION]
     assert list(predicted["inline_policies"]) == [iam.INPUT_READ_POLICY_NAME]
     assert iam.extra_policies(before, "aws")["managed_policy_arns"] == [ADMIN]
 
-    changed, _before, after = iam.ensure_present(client, desired, False, Caller())
+    done = iam.ensure_present(client, desired, False, Caller())
+    changed, _before, after = done.changed, done.before, done.after
     assert changed
     assert client.mutating_calls() == [
         "update_assume_role_policy",
@@ -384,7 +395,8 @@ def test_purge_policies_removes_only_what_is_not_ours(client):
     assert iam.extra_policies(after, "aws") == {"managed_policy_arns": [], "inline_policy_names": []}
 
     client.calls.clear()
-    changed, _before, _after = iam.ensure_present(client, desired, False, Caller())
+    done = iam.ensure_present(client, desired, False, Caller())
+    changed, _before, _after = done.changed, done.before, done.after
     assert not changed and client.mutating_calls() == []
 
 

@@ -13,6 +13,7 @@ from ansible_collections.iotfleet.provisioning.plugins.module_utils import (
     policy_attachments,
     policy_documents,
 )
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.ensure import Ensured
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.errors import ValidationError
 
 ACCOUNT = "123456789012"
@@ -502,7 +503,9 @@ class TestValidatePolicy:
             policies.validate_policy({"name": "p", "state": "present", "document": None})
 
     def test_absent_ignores_document(self):
-        assert policies.validate_policy({"name": "p", "state": "absent", "document": "{bad"}) == {"name": "p"}
+        assert policies.validate_policy({"name": "p", "state": "absent", "document": "{bad"}) == policies.DesiredPolicy(
+            "p"
+        )
 
     def test_name_is_checked_first(self):
         with pytest.raises(ValidationError, match=r"^name: "):
@@ -582,7 +585,9 @@ class TestParseTarget:
 
     def test_validate_attachment(self):
         desired = policy_attachments.validate_attachment({"policy": "p", "target": GROUP_ARN, "state": "absent"})
-        assert desired == {"policy": "p", "target": policy_attachments.parse_target(GROUP_ARN), "state": "absent"}
+        assert desired == policy_attachments.DesiredAttachment(
+            "p", policy_attachments.parse_target(GROUP_ARN), "absent"
+        )
         with pytest.raises(ValidationError, match=r"^policy: "):
             policy_attachments.validate_attachment({"policy": "bad/name", "target": GROUP_ARN})
 
@@ -620,7 +625,8 @@ class TestVersionsToPrune:
 
 class TestEnsurePresent:
     def test_create_in_check_mode_predicts_and_does_not_mutate(self, iot):
-        changed, before, after = policies.ensure_present(iot, _desired("p", doc(ALLOW_CONNECT)), check_mode=True)
+        done = policies.ensure_present(iot, _desired("p", doc(ALLOW_CONNECT)), check_mode=True)
+        changed, before, after = done.changed, done.before, done.after
         assert changed is True
         assert before is None
         assert after["document"] == doc(ALLOW_CONNECT)
@@ -629,7 +635,8 @@ class TestEnsurePresent:
         assert "p" not in iot.policies
 
     def test_create(self, iot):
-        changed, before, after = policies.ensure_present(iot, _desired("p", doc(ALLOW_CONNECT)), check_mode=False)
+        done = policies.ensure_present(iot, _desired("p", doc(ALLOW_CONNECT)), check_mode=False)
+        changed, before, after = done.changed, done.before, done.after
         assert changed is True and before is None
         assert iot.mutating_calls() == ["create_policy"]
         assert after["arn"] == f"arn:aws:iot:us-east-1:{ACCOUNT}:policy/p"
@@ -642,7 +649,8 @@ class TestEnsurePresent:
             '{ "Statement": {"Resource": "*", "Effect": "Allow", "Action": "iot:Connect"}, "Version": "2012-10-17" }'
         )
         for check_mode in (True, False):
-            changed, before, after = policies.ensure_present(iot, _desired("p", equivalent), check_mode=check_mode)
+            done = policies.ensure_present(iot, _desired("p", equivalent), check_mode=check_mode)
+            changed, before, after = done.changed, done.before, done.after
             assert changed is False
             assert before == after
         assert iot.mutating_calls() == []
@@ -650,7 +658,8 @@ class TestEnsurePresent:
     def test_changed_document_makes_a_new_default_version(self, iot):
         iot.seed("p", [doc(ALLOW_CONNECT)])
         new = doc({**ALLOW_CONNECT, "Action": "iot:Publish"})
-        changed, before, after = policies.ensure_present(iot, _desired("p", new), check_mode=False)
+        done = policies.ensure_present(iot, _desired("p", new), check_mode=False)
+        changed, before, after = done.changed, done.before, done.after
         assert changed is True
         assert iot.mutating_calls() == ["create_policy_version"]
         assert before["document"] == doc(ALLOW_CONNECT)
@@ -661,7 +670,8 @@ class TestEnsurePresent:
     def test_check_mode_update_predicts_without_mutating(self, iot):
         iot.seed("p", [doc(ALLOW_CONNECT)] * 5, default_index=2)
         new = doc({**ALLOW_CONNECT, "Action": "iot:Publish"})
-        changed, before, after = policies.ensure_present(iot, _desired("p", new), check_mode=True)
+        done = policies.ensure_present(iot, _desired("p", new), check_mode=True)
+        changed, before, after = done.changed, done.before, done.after
         assert changed is True
         assert iot.mutating_calls() == []
         assert after["document"] == new
@@ -676,7 +686,8 @@ class TestEnsurePresent:
     def test_rollover_deletes_oldest_non_default_first(self, iot):
         iot.seed("p", [doc({**ALLOW_CONNECT, "Sid": f"s{i}"}) for i in range(5)], default_index=0)
         new = doc({**ALLOW_CONNECT, "Sid": "new"})
-        changed, _before, after = policies.ensure_present(iot, _desired("p", new), check_mode=False)
+        done = policies.ensure_present(iot, _desired("p", new), check_mode=False)
+        changed, _before, after = done.changed, done.before, done.after
         assert changed is True
         assert iot.mutating_calls() == ["delete_policy_version", "create_policy_version"]
         assert [v["version_id"] for v in after["versions"]] == ["1", "3", "4", "5", "6"]
@@ -694,7 +705,9 @@ class TestEnsurePresent:
 
 class TestEnsureAbsent:
     def test_missing_is_no_change(self, iot):
-        assert policies.ensure_absent(iot, "p", check_mode=False) == (False, None, None, [])
+        assert policies.ensure_absent(iot, "p", check_mode=False) == Ensured(
+            False, None, None, {"detached_targets": []}
+        )
         assert iot.mutating_calls() == []
 
     def test_attached_without_force_is_refused_in_check_mode_too(self, iot):
@@ -710,7 +723,8 @@ class TestEnsureAbsent:
     def test_force_in_check_mode_does_not_mutate(self, iot):
         iot.seed("p", [doc(ALLOW_CONNECT)])
         iot.attachments.add((CERT_ARN, "p"))
-        changed, before, after, targets = policies.ensure_absent(iot, "p", check_mode=True, force=True)
+        done = policies.ensure_absent(iot, "p", check_mode=True, force=True)
+        changed, before, after, targets = done.changed, done.before, done.after, done.extra["detached_targets"]
         assert (changed, after, targets) == (True, None, [CERT_ARN])
         assert before["name"] == "p"
         assert iot.mutating_calls() == []
@@ -719,7 +733,8 @@ class TestEnsureAbsent:
         iot.page_size = 1  # targets come on several pages
         iot.seed("p", [doc({**ALLOW_CONNECT, "Sid": f"s{i}"}) for i in range(3)], default_index=1)
         iot.attachments |= {(CERT_ARN, "p"), (GROUP_ARN, "p")}
-        changed, _before, _after, targets = policies.ensure_absent(iot, "p", check_mode=False, force=True)
+        done = policies.ensure_absent(iot, "p", check_mode=False, force=True)
+        changed, _before, _after, targets = done.changed, done.before, done.after, done.extra["detached_targets"]
         assert changed is True
         assert sorted(targets) == sorted([CERT_ARN, GROUP_ARN])
         assert iot.mutating_calls() == [
@@ -733,7 +748,8 @@ class TestEnsureAbsent:
 
     def test_unattached_policy_with_versions_is_deleted_without_force(self, iot):
         iot.seed("p", [doc(ALLOW_CONNECT), doc({**ALLOW_CONNECT, "Sid": "x"})])
-        changed, _before, _after, targets = policies.ensure_absent(iot, "p", check_mode=False)
+        done = policies.ensure_absent(iot, "p", check_mode=False)
+        changed, _before, _after, targets = done.changed, done.before, done.after, done.extra["detached_targets"]
         assert changed is True and targets == [] and "p" not in iot.policies
         assert iot.mutating_calls() == ["delete_policy_version", "delete_policy"]
 
@@ -741,7 +757,8 @@ class TestEnsureAbsent:
         iot.seed("p", [doc(ALLOW_CONNECT)])
         iot.delete_conflicts_left = 2
         slept = []
-        changed, _before, _after, _targets = policies.ensure_absent(iot, "p", check_mode=False, sleep=slept.append)
+        done = policies.ensure_absent(iot, "p", check_mode=False, sleep=slept.append)
+        changed, _before, _after, _targets = done.changed, done.before, done.after, done.extra["detached_targets"]
         assert changed is True and "p" not in iot.policies
         assert slept == [1.0, 2.0]
 
@@ -765,14 +782,17 @@ class TestAttachment:
 
     def test_attach_by_certificate_id(self, iot):
         iot.seed("p", [doc(ALLOW_CONNECT)])
-        changed, before, after = policy_attachments.ensure_attached(iot, self._desired(CERT_ID), check_mode=True)
+        done = policy_attachments.ensure_attached(iot, self._desired(CERT_ID), check_mode=True)
+        changed, before, after = done.changed, done.before, done.after
         assert (changed, before["attached"], after["attached"], after["target_arn"]) == (True, False, True, CERT_ARN)
         assert iot.mutating_calls() == []
-        changed, _before, after = policy_attachments.ensure_attached(iot, self._desired(CERT_ID), check_mode=False)
+        done = policy_attachments.ensure_attached(iot, self._desired(CERT_ID), check_mode=False)
+        changed, _before, after = done.changed, done.before, done.after
         assert changed is True and after["attached"] is True
         assert (CERT_ARN, "p") in iot.attachments
         iot.calls.clear()
-        changed, _before, _after = policy_attachments.ensure_attached(iot, self._desired(CERT_ARN), check_mode=False)
+        done = policy_attachments.ensure_attached(iot, self._desired(CERT_ARN), check_mode=False)
+        changed, _before, _after = done.changed, done.before, done.after
         assert changed is False
         assert iot.mutating_calls() == []
 
@@ -781,7 +801,8 @@ class TestAttachment:
         for name in ("a", "b", "p"):
             iot.seed(name, [doc(ALLOW_CONNECT)])
             iot.attachments.add((GROUP_ARN, name))
-        changed, _before, after = policy_attachments.ensure_attached(iot, self._desired(GROUP_ARN), check_mode=False)
+        done = policy_attachments.ensure_attached(iot, self._desired(GROUP_ARN), check_mode=False)
+        changed, _before, after = done.changed, done.before, done.after
         assert changed is False and after["attached"] is True
         assert iot.calls.count("list_attached_policies") == 3
 
@@ -800,25 +821,21 @@ class TestAttachment:
     def test_detach(self, iot):
         iot.seed("p", [doc(ALLOW_CONNECT)])
         iot.attachments.add((GROUP_ARN, "p"))
-        changed, before, after = policy_attachments.ensure_detached(
-            iot, self._desired(GROUP_ARN, "absent"), check_mode=True
-        )
+        done = policy_attachments.ensure_detached(iot, self._desired(GROUP_ARN, "absent"), check_mode=True)
+        changed, before, after = done.changed, done.before, done.after
         assert (changed, before["attached"], after["attached"]) == (True, True, False)
         assert iot.mutating_calls() == []
-        changed, _before, after = policy_attachments.ensure_detached(
-            iot, self._desired(GROUP_ARN, "absent"), check_mode=False
-        )
+        done = policy_attachments.ensure_detached(iot, self._desired(GROUP_ARN, "absent"), check_mode=False)
+        changed, _before, after = done.changed, done.before, done.after
         assert changed is True and after["attached"] is False and not iot.attachments
         iot.calls.clear()
-        changed, _before, _after = policy_attachments.ensure_detached(
-            iot, self._desired(GROUP_ARN, "absent"), check_mode=False
-        )
+        done = policy_attachments.ensure_detached(iot, self._desired(GROUP_ARN, "absent"), check_mode=False)
+        changed, _before, _after = done.changed, done.before, done.after
         assert changed is False and iot.mutating_calls() == []
 
     def test_detach_from_unknown_certificate_id_is_no_change(self, iot):
-        changed, _before, after = policy_attachments.ensure_detached(
-            iot, self._desired("f" * 64, "absent"), check_mode=False
-        )
+        done = policy_attachments.ensure_detached(iot, self._desired("f" * 64, "absent"), check_mode=False)
+        changed, _before, after = done.changed, done.before, done.after
         assert changed is False
         assert after == {"policy": "p", "target_arn": None, "attached": False}
 

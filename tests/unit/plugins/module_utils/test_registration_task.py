@@ -365,7 +365,8 @@ def test_ensure_present_check_mode_plans_without_calls_that_change(tmp_path):
     with Stubber(iot) as stub:
         _no_thing(stub, "d0")
         _no_thing(stub, "d1")
-        changed, before, after, result = rt.ensure_present(iot, no_s3, desired, True)
+        done = rt.ensure_present(iot, no_s3, desired, True)
+        changed, before, after, result = done.changed, done.before, done.after, done.extra
         stub.assert_no_pending_responses()
     assert changed
     assert result["task_id"] is None
@@ -406,7 +407,8 @@ def test_ensure_present_runs_the_task_and_maps_the_reports():
         )
         stub.add_response("list_thing_registration_task_reports", {"resourceLinks": ["http://r/results"]})
         stub.add_response("list_thing_registration_task_reports", {"resourceLinks": ["http://r/errors"]})
-        changed, _before, _after, result = rt.ensure_present(iot, lambda: s3, desired, False, fetch=fetch)
+        done = rt.ensure_present(iot, lambda: s3, desired, False, fetch=fetch)
+        changed, _before, _after, result = done.changed, done.before, done.after, done.extra
         stub.assert_no_pending_responses()
         s3_stub.assert_no_pending_responses()
     assert changed and result["task_id"] == "task-1" and result["status"] == "Completed"
@@ -423,7 +425,8 @@ def test_plan_failure_is_a_device_error_not_a_module_error():
     iot = client()
     desired = rt.validate_task(params(devices=[{"ThingName": "d0"}]))  # Model has no value and no Default
     with Stubber(iot) as stub:
-        changed, _b, _a, result = rt.ensure_present(iot, lambda: None, desired, True)
+        done = rt.ensure_present(iot, lambda: None, desired, True)
+        changed, _b, _a, result = done.changed, done.before, done.after, done.extra
         stub.assert_no_pending_responses()
     assert not changed
     assert result["counts"]["failed"] == 1

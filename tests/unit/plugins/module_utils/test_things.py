@@ -480,7 +480,8 @@ def iot():
 
 def test_thing_check_mode_predicts_without_mutating(iot):
     desired = validate_thing(thing_params(attributes={"a": "1"}, thing_groups=["g1"]))
-    changed, before, after = ensure_thing_present(iot, desired, check_mode=True)
+    done = ensure_thing_present(iot, desired, check_mode=True)
+    changed, before, after = done.changed, done.before, done.after
     assert changed and before is None
     assert after["attributes"] == {"a": "1"} and after["thing_groups"] == ["g1"]
     assert iot.mutating_calls() == []
@@ -489,13 +490,15 @@ def test_thing_check_mode_predicts_without_mutating(iot):
 
 def test_thing_apply_then_rerun_is_idempotent(iot):
     desired = validate_thing(thing_params(attributes={"a": "1"}, thing_groups=["g1"]))
-    changed, _before, after = ensure_thing_present(iot, desired, check_mode=False)
+    done = ensure_thing_present(iot, desired, check_mode=False)
+    changed, _before, after = done.changed, done.before, done.after
     assert changed
     assert iot.mutating_calls() == ["create_thing", "update_thing_groups_for_thing"]
     assert after["arn"] == "arn:aws:iot:us-east-1:1:thing/dev-1"
     assert after["thing_groups"] == ["g1"]
     iot.calls.clear()
-    changed, before, again = ensure_thing_present(iot, desired, check_mode=False)
+    done = ensure_thing_present(iot, desired, check_mode=False)
+    changed, before, again = done.changed, done.before, done.after
     assert not changed and before == again == after
     assert iot.mutating_calls() == []
 
@@ -503,7 +506,8 @@ def test_thing_apply_then_rerun_is_idempotent(iot):
 def test_thing_update_reads_back(iot):
     ensure_thing_present(iot, validate_thing(thing_params(attributes={"a": "1"}, thing_groups=["g1"])), False)
     desired = validate_thing(thing_params(attributes={"b": "2"}, thing_groups=["g2"]))
-    changed, before, after = ensure_thing_present(iot, desired, check_mode=False)
+    done = ensure_thing_present(iot, desired, check_mode=False)
+    changed, before, after = done.changed, done.before, done.after
     assert changed
     assert before["attributes"] == {"a": "1"} and after["attributes"] == {"b": "2"}
     assert after["thing_groups"] == ["g2"]
@@ -534,7 +538,8 @@ def test_thing_absent_with_force_detaches_and_retries_the_delete(iot):
     clock = FakeClock()
     detached = []
     desired = validate_thing(thing_params(state="absent", force=True))
-    changed, before, after = ensure_thing_absent(iot, desired, False, detached.extend, clock.sleep, clock)
+    done = ensure_thing_absent(iot, desired, False, detached.extend, clock.sleep, clock)
+    changed, before, after = done.changed, done.before, done.after
     assert changed and before["name"] == "dev-1" and after is None
     assert detached == ["arn:cert/1", "arn:cert/2"]
     assert iot.mutating_calls() == ["detach_thing_principal", "detach_thing_principal"] + ["delete_thing"] * 3
@@ -547,9 +552,8 @@ def test_thing_absent_check_mode_with_force_reports_the_principals(iot):
     iot.principals["dev-1"] = ["arn:cert/1"]
     iot.calls.clear()
     detached = []
-    changed, _before, after = ensure_thing_absent(
-        iot, validate_thing(thing_params(state="absent", force=True)), True, detached.extend
-    )
+    done = ensure_thing_absent(iot, validate_thing(thing_params(state="absent", force=True)), True, detached.extend)
+    changed, _before, after = done.changed, done.before, done.after
     assert changed and after is None and detached == ["arn:cert/1"]
     assert iot.mutating_calls() == []
 
@@ -578,7 +582,8 @@ def test_thing_delete_does_not_retry_other_errors(iot):
 
 
 def test_thing_absent_twice_is_a_no_op(iot):
-    changed, before, after = ensure_thing_absent(iot, validate_thing(thing_params(state="absent")), False)
+    done = ensure_thing_absent(iot, validate_thing(thing_params(state="absent")), False)
+    changed, before, after = done.changed, done.before, done.after
     assert (changed, before, after) == (False, None, None)
     assert iot.mutating_calls() == []
 
@@ -619,24 +624,28 @@ def test_validate_thing_type_refuses_four_searchable_attributes():
 
 def test_thing_type_lifecycle(iot):
     desired = validate_thing_type(type_params(description="d", searchable_attributes=["m", "s"]))
-    changed, before, after = ensure_thing_type_present(iot, desired, True)
+    done = ensure_thing_type_present(iot, desired, True)
+    changed, before, after = done.changed, done.before, done.after
     assert changed and before is None and after["searchable_attributes"] == ["m", "s"]
     assert iot.mutating_calls() == []
 
-    changed, _before, after = ensure_thing_type_present(iot, desired, False)
+    done = ensure_thing_type_present(iot, desired, False)
+    changed, _before, after = done.changed, done.before, done.after
     assert changed and after["arn"] == "arn:tt/sensor" and after["description"] == "d" and not after["deprecated"]
 
     iot.calls.clear()
     reordered = validate_thing_type(type_params(searchable_attributes=["s", "m"]))
-    assert ensure_thing_type_present(iot, reordered, False)[0] is False
+    assert ensure_thing_type_present(iot, reordered, False).changed is False
     assert iot.mutating_calls() == []
 
-    changed, before, after = ensure_thing_type_present(iot, validate_thing_type(type_params(state="deprecated")), False)
+    done = ensure_thing_type_present(iot, validate_thing_type(type_params(state="deprecated")), False)
+    changed, before, after = done.changed, done.before, done.after
     assert changed and not before["deprecated"] and after["deprecated"]
     assert iot.mutating_calls() == ["deprecate_thing_type"]
 
     iot.calls.clear()
-    changed, _before, after = ensure_thing_type_present(iot, validate_thing_type(type_params()), False)
+    done = ensure_thing_type_present(iot, validate_thing_type(type_params()), False)
+    changed, _before, after = done.changed, done.before, done.after
     assert changed and not after["deprecated"]
     assert iot.calls[-2] == ("deprecate_thing_type", {"thingTypeName": "sensor", "undoDeprecate": True})
 
@@ -668,9 +677,8 @@ def test_thing_type_absent_deprecates_then_waits_for_delete(iot):
     iot.fail["delete_thing_type"] = [too_soon, copy.deepcopy(too_soon)]
     iot.calls.clear()
     clock = FakeClock()
-    changed, before, after = ensure_thing_type_absent(
-        iot, validate_thing_type(type_params(state="absent")), False, clock.sleep, clock
-    )
+    done = ensure_thing_type_absent(iot, validate_thing_type(type_params(state="absent")), False, clock.sleep, clock)
+    changed, before, after = done.changed, done.before, done.after
     assert changed and before["name"] == "sensor" and after is None
     assert iot.mutating_calls() == [
         "deprecate_thing_type",
@@ -725,22 +733,25 @@ def group_params(**overrides):
 
 def test_thing_group_lifecycle(iot):
     desired = validate_thing_group(group_params(parent="g1", description="d", attributes={"a": "1"}, tags={"t": "1"}))
-    changed, before, after = ensure_thing_group_present(iot, desired, True)
+    done = ensure_thing_group_present(iot, desired, True)
+    changed, before, after = done.changed, done.before, done.after
     assert changed and before is None and after["parent"] == "g1" and after["tags"] == {"t": "1"}
     assert iot.mutating_calls() == []
 
-    changed, _before, after = ensure_thing_group_present(iot, desired, False)
+    done = ensure_thing_group_present(iot, desired, False)
+    changed, _before, after = done.changed, done.before, done.after
     assert (
         changed and after["arn"] == "arn:g/site" and after["attributes"] == {"a": "1"} and after["tags"] == {"t": "1"}
     )
     assert iot.mutating_calls() == ["create_thing_group"]
 
     iot.calls.clear()
-    assert ensure_thing_group_present(iot, desired, False)[0] is False
+    assert ensure_thing_group_present(iot, desired, False).changed is False
     assert iot.mutating_calls() == []
 
     desired = validate_thing_group(group_params(attributes={"b": "2"}, purge_attributes=False, tags={"u": "2"}))
-    changed, before, after = ensure_thing_group_present(iot, desired, False)
+    done = ensure_thing_group_present(iot, desired, False)
+    changed, before, after = done.changed, done.before, done.after
     assert changed and after["attributes"] == {"a": "1", "b": "2"} and after["tags"] == {"u": "2"}
     assert iot.mutating_calls() == ["update_thing_group", "untag_resource", "tag_resource"]
 
@@ -791,9 +802,11 @@ def test_thing_group_with_children_is_not_deleted(iot):
         ensure_thing_group_absent(iot, validate_thing_group(group_params(name="g1", state="absent")), False)
     assert err.value.field == "state" and "child" in err.value.rule
     assert iot.mutating_calls() == []
-    assert ensure_thing_group_absent(iot, validate_thing_group(group_params(name="child", state="absent")), False)[0]
+    assert ensure_thing_group_absent(
+        iot, validate_thing_group(group_params(name="child", state="absent")), False
+    ).changed
     assert (
-        ensure_thing_group_absent(iot, validate_thing_group(group_params(name="child", state="absent")), False)[0]
+        ensure_thing_group_absent(iot, validate_thing_group(group_params(name="child", state="absent")), False).changed
         is False
     )
 
