@@ -5,11 +5,12 @@
 A thing is in at most one billing group (DescribeThing names *the* billing group). Moving a thing removes it from
 its current group first, which works whether AWS would refuse the add or move the thing itself.
 ``validate_billing_group`` (no call), ``read_billing_group``, ``plan_billing_group`` (pure) and the ``ensure_*``
-functions returning ``(changed, before, after)``, as the other resource families.
+functions returning an ``ensure.Ensured``, as the other resource families.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Mapping, Optional
 
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import (
@@ -31,20 +32,31 @@ NOT_FOUND = "ResourceNotFoundException"
 DIFF_KEYS = ("name", "description", "things")
 
 
-def validate_billing_group(params: Mapping[str, Any]) -> dict[str, Any]:
+@dataclass(frozen=True)
+class DesiredBillingGroup:
+    """The billing group the options ask for; ``description`` and ``things`` None mean "leave alone"."""
+
+    name: str
+    state: str = "present"
+    description: Optional[str] = None
+    things: Optional[list[str]] = None
+    purge_things: bool = True
+
+
+def validate_billing_group(params: Mapping[str, Any]) -> DesiredBillingGroup:
     state = params.get("state") or "present"
     if state not in ("present", "absent"):
         raise ValidationError("state", f"must be present or absent, got {state!r}")
     description = params.get("description")
     things = params.get("things")
-    return {
+    return DesiredBillingGroup(
         # Billing group names follow the thing group name rule ([a-zA-Z0-9:_-]+, 1-128) in the model.
-        "name": check_thing_group_name("name", params.get("name")),
-        "state": state,
-        "description": None if description is None else check_description("description", description),
-        "things": None if things is None else sorted(check_unique_names("things", things, check_thing_name)),
-        "purge_things": bool(params.get("purge_things", True)),
-    }
+        name=check_thing_group_name("name", params.get("name")),
+        state=state,
+        description=None if description is None else check_description("description", description),
+        things=None if things is None else sorted(check_unique_names("things", things, check_thing_name)),
+        purge_things=bool(params.get("purge_things", True)),
+    )
 
 
 def read_billing_group(client: Any, name: str, with_things: bool) -> Optional[dict[str, Any]]:
@@ -79,33 +91,33 @@ def current_billing_group_of(client: Any, thing: str) -> Optional[str]:
     return raw.get("billingGroupName") or None
 
 
-def plan_billing_group(current: Optional[Mapping[str, Any]], desired: Mapping[str, Any]) -> dict[str, Any]:
+def plan_billing_group(current: Optional[Mapping[str, Any]], desired: DesiredBillingGroup) -> dict[str, Any]:
     """``create`` / ``update`` call arguments, ``add`` / ``remove`` thing names, and ``after``."""
-    name = desired["name"]
+    name = desired.name
     members = list((current or {}).get("things") or [])
-    if desired["things"] is None:
+    if desired.things is None:
         wanted = members
-    elif desired["purge_things"]:
-        wanted = list(desired["things"])
+    elif desired.purge_things:
+        wanted = list(desired.things)
     else:
-        wanted = sorted(set(members) | set(desired["things"]))
+        wanted = sorted(set(members) | set(desired.things))
     add = [t for t in wanted if t not in members]
     remove = [t for t in members if t not in wanted]
     if current is None:
         create: dict[str, Any] = {"billingGroupName": name}
-        if desired["description"]:
-            create["billingGroupProperties"] = {"billingGroupDescription": desired["description"]}
+        if desired.description:
+            create["billingGroupProperties"] = {"billingGroupDescription": desired.description}
         after = {
             "name": name,
             "arn": None,
             "billing_group_id": None,
-            "description": desired["description"] or None,
+            "description": desired.description or None,
             "version": None,
         }
-        if desired["things"] is not None:
+        if desired.things is not None:
             after["things"] = wanted
         return {"create": create, "update": None, "add": add, "remove": [], "after": after}
-    description = current["description"] if desired["description"] is None else (desired["description"] or None)
+    description = current["description"] if desired.description is None else (desired.description or None)
     update = None
     if description != current["description"]:
         update = {
@@ -115,14 +127,14 @@ def plan_billing_group(current: Optional[Mapping[str, Any]], desired: Mapping[st
         if current.get("version") is not None:
             update["expectedVersion"] = current["version"]
     after = dict(current, description=description)
-    if desired["things"] is not None:
+    if desired.things is not None:
         after["things"] = wanted
     return {"create": None, "update": update, "add": add, "remove": remove, "after": after}
 
 
-def ensure_billing_group_present(client: Any, desired: Mapping[str, Any], check_mode: bool) -> Ensured:
-    name = desired["name"]
-    with_things = desired["things"] is not None
+def ensure_billing_group_present(client: Any, desired: DesiredBillingGroup, check_mode: bool) -> Ensured:
+    name = desired.name
+    with_things = desired.things is not None
     before = read_billing_group(client, name, with_things)
     plan = plan_billing_group(before, desired)
     # Where each added thing is now: read before anything changes (and in check mode), so a missing thing fails
@@ -145,12 +157,12 @@ def ensure_billing_group_present(client: Any, desired: Mapping[str, Any], check_
     return Ensured(True, before, read_billing_group(client, name, with_things) or {})
 
 
-def ensure_billing_group_absent(client: Any, desired: Mapping[str, Any], check_mode: bool) -> Ensured:
-    before = read_billing_group(client, desired["name"], False)
+def ensure_billing_group_absent(client: Any, desired: DesiredBillingGroup, check_mode: bool) -> Ensured:
+    before = read_billing_group(client, desired.name, False)
     if before is None:
         return Ensured(False, None, None)
     if not check_mode:
-        params: dict[str, Any] = {"billingGroupName": desired["name"]}
+        params: dict[str, Any] = {"billingGroupName": desired.name}
         if before.get("version") is not None:
             params["expectedVersion"] = before["version"]
         client.delete_billing_group(**params)

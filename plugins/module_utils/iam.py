@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, Callable
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
 
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import ValidationError, is_error
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.ensure import Ensured
@@ -89,7 +90,22 @@ def input_read_policy(partition: str, bucket: str, key: str) -> dict[str, Any]:
     }
 
 
-def validate(params: dict[str, Any]) -> dict[str, Any]:
+@dataclass(frozen=True)
+class DesiredRole:
+    """The provisioning role the options ask for; None for what is left to the account (source_account: the
+    caller's, source_regions: the module's region)."""
+
+    name: str
+    path: str = "/"
+    description: Optional[str] = None
+    s3_bucket: Optional[str] = None
+    s3_key: Optional[str] = None
+    source_account: Optional[str] = None
+    source_regions: Optional[list[str]] = None
+    purge_policies: bool = False
+
+
+def validate(params: dict[str, Any]) -> DesiredRole:
     """The desired role, from the module's options; raises ValidationError before any call."""
     name = params["name"]
     if not isinstance(name, str) or not ROLE_NAME_PATTERN.fullmatch(name):
@@ -122,16 +138,16 @@ def validate(params: dict[str, Any]) -> dict[str, Any]:
             if not isinstance(region, str) or not REGION_PATTERN.fullmatch(region):
                 raise ValidationError("source_regions", f"must be AWS region names such as eu-west-1 (got {region!r})")
         regions = sorted(set(regions))
-    return {
-        "name": name,
-        "path": path,
-        "description": description,
-        "s3_bucket": bucket,
-        "s3_key": key,
-        "source_account": account,
-        "source_regions": regions,
-        "purge_policies": bool(params.get("purge_policies")),
-    }
+    return DesiredRole(
+        name=name,
+        path=path,
+        description=description,
+        s3_bucket=bucket,
+        s3_key=key,
+        source_account=account,
+        source_regions=regions,
+        purge_policies=bool(params.get("purge_policies")),
+    )
 
 
 def client_partition(client: Any) -> str:
@@ -192,19 +208,19 @@ def extra_policies(role: dict[str, Any] | None, partition: str) -> dict[str, lis
     }
 
 
-def role_warnings(done: Ensured, desired: dict[str, Any], extra: dict[str, list[str]], check_mode: bool) -> list[str]:
+def role_warnings(done: Ensured, desired: DesiredRole, extra: dict[str, list[str]], check_mode: bool) -> list[str]:
     """What the module warns about after ensure_present: a trust policy it replaced, policies it does not manage."""
     before, after = done.before, done.after
     messages = []
     if before is not None and before["trust_policy"] != after["trust_policy"]:
         verb = "would be replaced (check mode)" if check_mode else "was replaced"
         messages.append(
-            f"role {desired['name']}: its trust policy {verb} by one that lets only AWS IoT, acting for "
+            f"role {desired.name}: its trust policy {verb} by one that lets only AWS IoT, acting for "
             f"{', '.join(trust_sources(after))}, assume it. It was: {json.dumps(before['trust_policy'])}"
         )
-    if (extra["managed_policy_arns"] or extra["inline_policy_names"]) and not desired["purge_policies"]:
+    if (extra["managed_policy_arns"] or extra["inline_policy_names"]) and not desired.purge_policies:
         messages.append(
-            f"role {desired['name']} has policies this module does not manage, and AWS IoT gets their "
+            f"role {desired.name} has policies this module does not manage, and AWS IoT gets their "
             f"permissions whenever it assumes the role: managed {extra['managed_policy_arns']}, inline "
             f"{extra['inline_policy_names']}. Remove them, or set purge_policies: true to remove them here."
         )
@@ -212,30 +228,30 @@ def role_warnings(done: Ensured, desired: dict[str, Any], extra: dict[str, list[
 
 
 def _desired_state(
-    desired: dict[str, Any], partition: str, current: dict[str, Any] | None, trust: dict[str, Any]
+    desired: DesiredRole, partition: str, current: dict[str, Any] | None, trust: dict[str, Any]
 ) -> dict[str, Any]:
-    purge = desired.get("purge_policies", False)
+    purge = desired.purge_policies
     owned_managed, owned_inline = owned_policies(partition)
     inline = {
         name: document
         for name, document in (current or {}).get("inline_policies", {}).items()
         if not purge or name in owned_inline
     }
-    if desired["s3_bucket"]:
-        document = input_read_policy(partition, desired["s3_bucket"], desired["s3_key"])
+    if desired.s3_bucket:
+        document = input_read_policy(partition, desired.s3_bucket, desired.s3_key)
         if not documents_equal(inline.get(INPUT_READ_POLICY_NAME), document):
             inline[INPUT_READ_POLICY_NAME] = document
     managed = {arn for arn in (current or {}).get("managed_policy_arns", []) if not purge or arn in owned_managed}
     managed |= owned_managed
-    description = desired["description"]
+    description = desired.description
     if description is None and current is not None:
         description = current.get("description")
     if current is not None and documents_equal(current["trust_policy"], trust):
         trust = current["trust_policy"]  # the same policy, written differently: keep AWS's copy
     return {
-        "name": desired["name"],
+        "name": desired.name,
         "arn": (current or {}).get("arn"),
-        "path": current["path"] if current else desired["path"],
+        "path": current["path"] if current else desired.path,
         "description": description,
         "trust_policy": trust,
         "managed_policy_arns": sorted(managed),
@@ -254,11 +270,11 @@ def _client_region(client: Any) -> str:
 
 
 def _source_account(
-    desired: dict[str, Any], current: dict[str, Any] | None, caller_account: Callable[[], str] | None
+    desired: DesiredRole, current: dict[str, Any] | None, caller_account: Callable[[], str] | None
 ) -> str:
     """The account AWS IoT must act for: the option, else the account that owns the role, else the caller's."""
-    if desired.get("source_account"):
-        return desired["source_account"]
+    if desired.source_account:
+        return desired.source_account
     if current is not None and current.get("arn"):
         return current["arn"].split(":")[4]
     if caller_account is None:
@@ -268,7 +284,7 @@ def _source_account(
 
 def ensure_present(
     client: Any,
-    desired: dict[str, Any],
+    desired: DesiredRole,
     check_mode: bool,
     caller_account: Callable[[], str] | None = None,
 ) -> Ensured:
@@ -276,15 +292,15 @@ def ensure_present(
 
     The trust policy is enforced: whatever the role trusted before, it ends up trusting only AWS IoT, for this
     account and these regions. Policies other than the module's own stay attached (see extra_policies) unless
-    desired["purge_policies"]. caller_account returns the caller's account id (STS GetCallerIdentity); it is
+    desired.purge_policies. caller_account returns the caller's account id (STS GetCallerIdentity); it is
     called only for a new role without source_account.
     """
     partition = client_partition(client)
-    before = read_role(client, desired["name"])
-    if before is not None and desired["path"] != before["path"] and desired["path"] != "/":
-        raise ValidationError("path", f"cannot change an existing role's path ({before['path']} -> {desired['path']})")
+    before = read_role(client, desired.name)
+    if before is not None and desired.path != before["path"] and desired.path != "/":
+        raise ValidationError("path", f"cannot change an existing role's path ({before['path']} -> {desired.path})")
     account = _source_account(desired, before, caller_account)
-    regions = desired.get("source_regions") or [_client_region(client)]
+    regions = desired.source_regions or [_client_region(client)]
     after = _desired_state(desired, partition, before, trust_policy(partition, account, regions))
     if before == after:
         return Ensured(False, before, before)
@@ -292,18 +308,18 @@ def ensure_present(
         if before is None and caller_account is not None:
             # A role's ARN follows from its account, path and name: predicting it lets a check run plan the
             # tasks that take it (a registration task's role_arn) instead of failing on an empty value.
-            after["arn"] = f"arn:{partition}:iam::{caller_account()}:role{desired['path']}{desired['name']}"
+            after["arn"] = f"arn:{partition}:iam::{caller_account()}:role{desired.path}{desired.name}"
         return Ensured(True, before, after)
 
-    name = desired["name"]
+    name = desired.name
     if before is None:
         kwargs: dict[str, Any] = {
             "RoleName": name,
-            "Path": desired["path"],
+            "Path": desired.path,
             "AssumeRolePolicyDocument": json.dumps(after["trust_policy"]),
         }
-        if desired["description"] is not None:
-            kwargs["Description"] = desired["description"]
+        if desired.description is not None:
+            kwargs["Description"] = desired.description
         client.create_role(**kwargs)
         before_managed: list[str] = []
         before_inline: dict[str, Any] = {}

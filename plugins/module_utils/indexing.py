@@ -4,7 +4,7 @@
 
 ``validate_fleet_indexing`` turns module parameters into a desired state (before any call), ``read_indexing``
 reads GetIndexingConfiguration into a snake_case view, ``plan_indexing`` (pure) says which call brings the account
-to the desired state, ``ensure_fleet_indexing`` runs it or predicts it in check mode as ``(changed, before, after)``.
+to the desired state, ``ensure_fleet_indexing`` runs it or predicts it in check mode as an ``ensure.Ensured``.
 UpdateIndexingConfiguration replaces a whole structure (thing or thing group indexing), so the update carries the
 current values of everything the task leaves unset.
 """
@@ -12,6 +12,7 @@ current values of everything the task leaves unset.
 from __future__ import annotations
 
 import re
+from dataclasses import asdict, dataclass
 from typing import Any, Mapping, Optional
 
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import ValidationError
@@ -65,20 +66,33 @@ def _custom_fields(value: Any) -> Optional[list[dict[str, str]]]:
     return sorted(fields, key=lambda f: f["name"])
 
 
-def validate_fleet_indexing(params: Mapping[str, Any]) -> dict[str, Any]:
+@dataclass(frozen=True)
+class DesiredIndexing:
+    """The indexing configuration the options ask for, with the keys of the read view; None for what the task
+    leaves alone."""
+
+    thing_indexing: Optional[str] = None
+    thing_connectivity: Optional[bool] = None
+    device_defender: Optional[bool] = None
+    named_shadows: Optional[list[str]] = None
+    custom_fields: Optional[list[dict[str, str]]] = None
+    thing_group_indexing: Optional[bool] = None
+
+
+def validate_fleet_indexing(params: Mapping[str, Any]) -> DesiredIndexing:
     """The desired configuration; None for what the task leaves alone. Rules that need no AWS call are checked."""
     mode = params.get("thing_indexing")
     if mode is not None and mode not in THING_INDEXING_MODES:
         raise ValidationError("thing_indexing", f"must be one of {', '.join(THING_INDEXING_MODES)}, got {mode!r}")
-    desired = {
-        "thing_indexing": mode,
-        "thing_connectivity": _bool_or_none(params, "thing_connectivity"),
-        "device_defender": _bool_or_none(params, "device_defender"),
-        "named_shadows": _named_shadows(params.get("named_shadows")),
-        "custom_fields": _custom_fields(params.get("custom_fields")),
-        "thing_group_indexing": _bool_or_none(params, "thing_group_indexing"),
-    }
-    check_combination(desired, "thing_indexing")
+    desired = DesiredIndexing(
+        thing_indexing=mode,
+        thing_connectivity=_bool_or_none(params, "thing_connectivity"),
+        device_defender=_bool_or_none(params, "device_defender"),
+        named_shadows=_named_shadows(params.get("named_shadows")),
+        custom_fields=_custom_fields(params.get("custom_fields")),
+        thing_group_indexing=_bool_or_none(params, "thing_group_indexing"),
+    )
+    check_combination(asdict(desired), "thing_indexing")
     return desired
 
 
@@ -147,13 +161,14 @@ def _thing_structure(after: Mapping[str, Any], raw: Mapping[str, Any]) -> dict[s
     return structure
 
 
-def plan_indexing(current: Mapping[str, Any], desired: Mapping[str, Any]) -> dict[str, Any]:
+def plan_indexing(current: Mapping[str, Any], desired: DesiredIndexing) -> dict[str, Any]:
     """``update`` (UpdateIndexingConfiguration arguments, or None) and ``after``."""
-    after = {k: (current[k] if desired.get(k) is None else desired[k]) for k in VIEW_KEYS}
-    if after["thing_indexing"] == "off" and desired.get("thing_indexing") == "off":
+    wanted = asdict(desired)
+    after = {k: (current[k] if wanted[k] is None else wanted[k]) for k in VIEW_KEYS}
+    if after["thing_indexing"] == "off" and desired.thing_indexing == "off":
         # Turning thing indexing off turns off what depends on it, unless the task asks for it explicitly.
         for key, off in (("thing_connectivity", False), ("device_defender", False), ("named_shadows", [])):
-            if desired.get(key) is None:
+            if wanted[key] is None:
                 after[key] = off
     check_combination(after, "thing_indexing")
     update: dict[str, Any] = {}
@@ -166,7 +181,7 @@ def plan_indexing(current: Mapping[str, Any], desired: Mapping[str, Any]) -> dic
     return {"update": update or None, "after": after}
 
 
-def ensure_fleet_indexing(client: Any, desired: Mapping[str, Any], check_mode: bool) -> Ensured:
+def ensure_fleet_indexing(client: Any, desired: DesiredIndexing, check_mode: bool) -> Ensured:
     before = read_indexing(client)
     plan = plan_indexing(before, desired)
     if plan["update"] is None:

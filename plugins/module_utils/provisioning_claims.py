@@ -167,7 +167,7 @@ def _public(claim: Optional[dict[str, Any]]) -> Optional[dict[str, Any]]:
 def ensure_present(
     client: Any, desired: DesiredClaim, check_mode: bool, now: Optional[datetime.datetime] = None
 ) -> Ensured:
-    """(changed, before, after): keep a claim that is still good, else make and write a new one."""
+    """Keep a claim that is still good, else make and write a new one."""
     check_template(client, desired.template_name)
     now = now or _now()
     before = read_local_claim(desired)

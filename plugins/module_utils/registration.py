@@ -12,6 +12,7 @@ the template sent, so no second certificate is minted.
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from ansible_collections.iotfleet.provisioning.plugins.module_utils import crypto, iot_access, keys, template_engine
@@ -21,7 +22,23 @@ from ansible_collections.iotfleet.provisioning.plugins.module_utils.validation i
 CERTIFICATE_RESOURCE = "AWS::IoT::Certificate"
 
 
-def validate(params: dict[str, Any]) -> dict[str, Any]:
+@dataclass(frozen=True)
+class DesiredRegistration:
+    """The RegisterThing request the options ask for: a parsed ``template`` or a ``template_name`` to read, the
+    parameters (strings), a checked ``csr`` or a ``private_key_path`` (with its ``key_spec``) to make one from."""
+
+    template_name: Optional[str] = None
+    template: Optional[template_engine.ProvisioningTemplate] = None
+    parameters: dict[str, str] = field(default_factory=dict)
+    csr: Optional[str] = None
+    certificate_path: Optional[str] = None
+    private_key_path: Optional[str] = None
+    csr_subject: Optional[dict[str, Any]] = None
+    declared_policies: Optional[list[str]] = None
+    key_spec: Optional[Any] = None
+
+
+def validate(params: dict[str, Any]) -> DesiredRegistration:
     """The request from the module options; raises ValidationError before any call."""
     parameters: dict[str, str] = {}
     for key, value in (params.get("parameters") or {}).items():
@@ -30,18 +47,10 @@ def validate(params: dict[str, Any]) -> dict[str, Any]:
         parameters[str(key)] = (
             value if isinstance(value, str) else str(value).lower() if isinstance(value, bool) else str(value)
         )
-    desired: dict[str, Any] = {
-        "template_name": params.get("template_name"),
-        "template": None,
-        "parameters": parameters,
-        "csr": None,
-        "certificate_path": params.get("certificate_path"),
-        "private_key_path": params.get("private_key_path"),
-        "csr_subject": params.get("csr_subject"),
-        "declared_policies": validate_declared(params.get("declared_resources"), ("policies",))["policies"],
-    }
+    declared = validate_declared(params.get("declared_resources"), ("policies",))["policies"]
+    template = None
     if params.get("template_body") is not None:
-        desired["template"] = template_engine.parse(params["template_body"])
+        template = template_engine.parse(params["template_body"])
     csr = params.get("csr")
     if params.get("csr_path"):
         content = crypto.read_file(params["csr_path"])
@@ -53,10 +62,17 @@ def validate(params: dict[str, Any]) -> dict[str, Any]:
             crypto.load_csr(csr)
         except crypto.CryptoError as error:
             raise ValidationError("csr_path" if params.get("csr_path") else "csr", str(error)) from None
-        desired["csr"] = csr
-    if desired["private_key_path"]:
-        desired["key_spec"] = keys.validate_key_spec(params)
-    return desired
+    return DesiredRegistration(
+        template_name=params.get("template_name"),
+        template=template,
+        parameters=parameters,
+        csr=csr,
+        certificate_path=params.get("certificate_path"),
+        private_key_path=params.get("private_key_path"),
+        csr_subject=params.get("csr_subject"),
+        declared_policies=declared,
+        key_spec=keys.validate_key_spec(params) if params.get("private_key_path") else None,
+    )
 
 
 def csr_parameter(template: template_engine.ProvisioningTemplate) -> Optional[str]:
@@ -70,10 +86,13 @@ def csr_parameter(template: template_engine.ProvisioningTemplate) -> Optional[st
     return None
 
 
-def load_template(client: Any, desired: dict[str, Any]) -> template_engine.ProvisioningTemplate:
-    if desired["template"] is not None:
-        return desired["template"]
-    response = client.describe_provisioning_template(templateName=desired["template_name"])
+def load_template(
+    client: Any, template: Optional[template_engine.ProvisioningTemplate], template_name: Optional[str]
+) -> template_engine.ProvisioningTemplate:
+    """The template given (already parsed), else the named template's default version, read from AWS."""
+    if template is not None:
+        return template
+    response = client.describe_provisioning_template(templateName=template_name)
     # The default version's body; validated like a given body so errors name their path.
     return template_engine.parse(response.get("templateBody") or "{}")
 
@@ -127,18 +146,18 @@ def _write_certificate(path: Optional[str], pem: Optional[str], check_mode: bool
     return True
 
 
-def register(client: Any, desired: dict[str, Any], check_mode: bool) -> dict[str, Any]:
+def register(client: Any, desired: DesiredRegistration, check_mode: bool) -> dict[str, Any]:
     """Plan, then RegisterThing only when the plan is not empty. Returns the module result (without diff)."""
-    template = load_template(client, desired)
-    parameters = dict(desired["parameters"])
+    template = load_template(client, desired.template, desired.template_name)
+    parameters = dict(desired.parameters)
     files_changed = False
 
-    csr = desired["csr"]
-    if desired["private_key_path"]:
+    csr = desired.csr
+    if desired.private_key_path:
         # The key lives on the host that runs the module; only the CSR leaves it.
-        subject = keys.validate_subject("csr_subject", desired["csr_subject"] or {"common_name": "iot-device"})
+        subject = keys.validate_subject("csr_subject", desired.csr_subject or {"common_name": "iot-device"})
         key_changed, key, _key_info = keys.ensure_private_key(
-            desired["private_key_path"], desired["key_spec"], False, check_mode
+            desired.private_key_path, desired.key_spec, False, check_mode
         )
         files_changed |= key_changed
         if key is not None:
@@ -168,7 +187,7 @@ def register(client: Any, desired: dict[str, Any], check_mode: bool) -> dict[str
     rendered = template_engine.render(template, parameters)
 
     state = template_engine.read_current_state(client, rendered)
-    actions = template_engine.plan(rendered, state, set(desired["declared_policies"]) if check_mode else None)
+    actions = template_engine.plan(rendered, state, set(desired.declared_policies) if check_mode else None)
     failures = template_engine.plan_failures(actions)
     if failures:
         raise ValidationError("template_body", "RegisterThing would fail: " + "; ".join(failures))
@@ -178,11 +197,9 @@ def register(client: Any, desired: dict[str, Any], check_mode: bool) -> dict[str
     result: dict[str, Any] = {"plan": actions, "certificate_id": certificate_id, "resource_arns": {}}
 
     if template_engine.plan_is_empty(actions):
-        if certificate_id and desired["certificate_path"]:
+        if certificate_id and desired.certificate_path:
             described = client.describe_certificate(certificateId=certificate_id)["certificateDescription"]
-            files_changed |= _write_certificate(
-                desired["certificate_path"], described.get("certificatePem"), check_mode
-            )
+            files_changed |= _write_certificate(desired.certificate_path, described.get("certificatePem"), check_mode)
         result["resource_arns"] = _known_arns(rendered, state)
         result["changed"] = files_changed
         return result
@@ -197,9 +214,7 @@ def register(client: Any, desired: dict[str, Any], check_mode: bool) -> dict[str
     # Prepare the certificate file before the call, so an unwritable directory fails before AWS issues
     # anything, and the issued certificate is on disk before anything else can fail.
     pending = (
-        crypto.PendingFile(desired["certificate_path"], crypto.CERTIFICATE_MODE)
-        if desired["certificate_path"]
-        else None
+        crypto.PendingFile(desired.certificate_path, crypto.CERTIFICATE_MODE) if desired.certificate_path else None
     )
     try:
         response = client.register_thing(templateBody=template_engine.template_body_json(body), parameters=parameters)
@@ -214,9 +229,9 @@ def register(client: Any, desired: dict[str, Any], check_mode: bool) -> dict[str
     certificate_id = certificate_id_of_response(response)
     if certificate_id:
         result["certificate_id"] = certificate_id
-    if result["certificate_id"] and desired["certificate_path"] and not issued_pem:
+    if result["certificate_id"] and desired.certificate_path and not issued_pem:
         described = client.describe_certificate(certificateId=result["certificate_id"])["certificateDescription"]
-        _write_certificate(desired["certificate_path"], described.get("certificatePem"), check_mode)
+        _write_certificate(desired.certificate_path, described.get("certificatePem"), check_mode)
     result["changed"] = True
     return result
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Optional
 
 from ansible_collections.iotfleet.provisioning.plugins.module_utils import tagging, template_engine
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import ValidationError, is_error, paginate
@@ -33,30 +34,42 @@ def serialise_body(body: dict[str, Any]) -> str:
     return template_engine.template_body_json(body)
 
 
-def validate(params: dict[str, Any]) -> dict[str, Any]:
+@dataclass(frozen=True)
+class DesiredTemplate:
+    """The provisioning template the options ask for (only ``name`` with state=absent); None for what the task
+    leaves alone (``pre_provisioning_hook`` {}: remove the hook)."""
+
+    name: str
+    type: str = "FLEET_PROVISIONING"
+    template_body: Optional[dict[str, Any]] = None
+    description: Optional[str] = None
+    enabled: Optional[bool] = None
+    provisioning_role_arn: Optional[str] = None
+    pre_provisioning_hook: Optional[dict[str, Any]] = None
+    tags: Optional[dict[str, str]] = None
+    purge_tags: bool = True
+    recreate: bool = False
+
+
+def validate(params: dict[str, Any]) -> DesiredTemplate:
     """The desired template from the module options; raises ValidationError before any call."""
     name = params["name"]
     if not NAME_PATTERN.fullmatch(name or ""):
         raise ValidationError("name", f"must be 1-36 characters of letters, digits, '_' or '-' (got {name!r})")
-    desired: dict[str, Any] = {"name": name}
     if params.get("state", "present") == "absent":
-        return desired
+        return DesiredTemplate(name)
 
     template_type = params.get("type") or "FLEET_PROVISIONING"
-    desired["type"] = template_type
     body = params.get("template_body")
     if body is not None:
         # Validated offline (sections, resources, functions, type rules, size); errors name their path.
-        desired["template_body"] = template_engine.parse(body, template_type=template_type).body
+        body = template_engine.parse(body, template_type=template_type).body
     description = params.get("description")
     if description is not None and len(description) > MAX_DESCRIPTION:
         raise ValidationError("description", f"must be at most {MAX_DESCRIPTION} characters (got {len(description)})")
-    desired["description"] = description
-    desired["enabled"] = params.get("enabled")
     role_arn = params.get("provisioning_role_arn")
     if role_arn is not None and not ROLE_ARN_PATTERN.fullmatch(role_arn):
         raise ValidationError("provisioning_role_arn", f"must be an IAM role ARN (got {role_arn!r})")
-    desired["provisioning_role_arn"] = role_arn
     hook = params.get("pre_provisioning_hook")
     if hook is not None and not any(hook.values()):
         hook = {}  # an empty dict asks for the hook's removal
@@ -75,11 +88,18 @@ def validate(params: dict[str, Any]) -> dict[str, Any]:
                     "pre_provisioning_hook.payload_version", f"must be one of {', '.join(PAYLOAD_VERSIONS)}"
                 )
             hook = {"target_arn": target, "payload_version": version}
-    desired["pre_provisioning_hook"] = hook  # None: leave alone; {}: remove
-    desired["tags"] = tagging.validate_tags("tags", params.get("tags"))
-    desired["purge_tags"] = params.get("purge_tags", True)
-    desired["recreate"] = bool(params.get("recreate"))
-    return desired
+    return DesiredTemplate(
+        name=name,
+        type=template_type,
+        template_body=body,
+        description=description,
+        enabled=params.get("enabled"),
+        provisioning_role_arn=role_arn,
+        pre_provisioning_hook=hook,  # None: leave alone; {}: remove
+        tags=tagging.validate_tags("tags", params.get("tags")),
+        purge_tags=params.get("purge_tags", True),
+        recreate=bool(params.get("recreate")),
+    )
 
 
 def _hook_from_api(hook: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -119,15 +139,15 @@ def read_template(client: Any, name: str) -> dict[str, Any] | None:
     }
 
 
-def _predict(desired: dict[str, Any], current: dict[str, Any] | None) -> dict[str, Any]:
+def _predict(desired: DesiredTemplate, current: dict[str, Any] | None) -> dict[str, Any]:
     """The template as it will be after ensure_present (used for check mode and the diff)."""
     base = (
         dict(current)
         if current
         else {
-            "name": desired["name"],
+            "name": desired.name,
             "arn": None,
-            "type": desired["type"],
+            "type": desired.type,
             "description": "",
             "enabled": True,
             "provisioning_role_arn": None,
@@ -139,11 +159,11 @@ def _predict(desired: dict[str, Any], current: dict[str, Any] | None) -> dict[st
         }
     )
     for key in ("description", "enabled", "provisioning_role_arn", "template_body"):
-        if desired.get(key) is not None:
-            base[key] = desired[key]
-    if desired.get("pre_provisioning_hook") is not None:
-        base["pre_provisioning_hook"] = desired["pre_provisioning_hook"] or None
-    base["tags"] = tagging.desired_tags(base["tags"], desired.get("tags"), desired.get("purge_tags", True))
+        if getattr(desired, key) is not None:
+            base[key] = getattr(desired, key)
+    if desired.pre_provisioning_hook is not None:
+        base["pre_provisioning_hook"] = desired.pre_provisioning_hook or None
+    base["tags"] = tagging.desired_tags(base["tags"], desired.tags, desired.purge_tags)
     return base
 
 
@@ -174,30 +194,30 @@ def _find_version_with_body(client: Any, name: str, versions: list[dict[str, Any
     return None
 
 
-def _create(client: Any, desired: dict[str, Any]) -> None:
+def _create(client: Any, desired: DesiredTemplate) -> None:
     kwargs: dict[str, Any] = {
-        "templateName": desired["name"],
-        "templateBody": serialise_body(desired["template_body"]),
-        "provisioningRoleArn": desired["provisioning_role_arn"],
-        "type": desired["type"],
+        "templateName": desired.name,
+        "templateBody": serialise_body(desired.template_body),
+        "provisioningRoleArn": desired.provisioning_role_arn,
+        "type": desired.type,
         # AWS creates templates disabled unless told; we always say which.
-        "enabled": True if desired.get("enabled") is None else desired["enabled"],
+        "enabled": True if desired.enabled is None else desired.enabled,
     }
-    if desired.get("description"):
-        kwargs["description"] = desired["description"]
-    if desired.get("pre_provisioning_hook"):
-        kwargs["preProvisioningHook"] = _hook_to_api(desired["pre_provisioning_hook"])
-    if desired.get("tags"):
-        kwargs["tags"] = [{"Key": k, "Value": v} for k, v in desired["tags"].items()]
+    if desired.description:
+        kwargs["description"] = desired.description
+    if desired.pre_provisioning_hook:
+        kwargs["preProvisioningHook"] = _hook_to_api(desired.pre_provisioning_hook)
+    if desired.tags:
+        kwargs["tags"] = [{"Key": k, "Value": v} for k, v in desired.tags.items()]
     client.create_provisioning_template(**kwargs)
 
 
-def ensure_present(client: Any, desired: dict[str, Any], check_mode: bool) -> Ensured:
-    name = desired["name"]
+def ensure_present(client: Any, desired: DesiredTemplate, check_mode: bool) -> Ensured:
+    name = desired.name
     before = read_template(client, name)
-    if before is None or (desired["type"] != before["type"] and desired["recreate"]):
+    if before is None or (desired.type != before["type"] and desired.recreate):
         for field in ("template_body", "provisioning_role_arn"):
-            if desired.get(field) is None:
+            if getattr(desired, field) is None:
                 raise ValidationError(field, "is required to create a provisioning template")
         after = _predict(desired, None)
         if check_mode:
@@ -207,13 +227,13 @@ def ensure_present(client: Any, desired: dict[str, Any], check_mode: bool) -> En
         _create(client, desired)
         return Ensured(True, before, read_template(client, name) or after)
 
-    if desired["type"] != before["type"]:
+    if desired.type != before["type"]:
         raise ValidationError(
             "type",
             f"template {name} is {before['type']} and AWS cannot change a template's type in place; "
             "set recreate: true to delete and create it again",
         )
-    if desired.get("pre_provisioning_hook") and before["type"] != "FLEET_PROVISIONING":
+    if desired.pre_provisioning_hook and before["type"] != "FLEET_PROVISIONING":
         raise ValidationError("pre_provisioning_hook", "is only allowed for FLEET_PROVISIONING templates")
 
     after = _predict(desired, before)

@@ -189,7 +189,7 @@ def main() -> None:
         desired = iam.validate(module.params)
         client = module.client("iam")
         if module.params["state"] == "absent":
-            done = iam.ensure_absent(client, desired["name"], module.check_mode)
+            done = iam.ensure_absent(client, desired.name, module.check_mode)
             return module.result(done, role=done.after, extra_policies=iam.extra_policies(None, ""))
 
         def caller_account() -> str:

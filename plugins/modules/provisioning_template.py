@@ -216,7 +216,7 @@ def main() -> None:
         desired = templates.validate(module.params)
         client = module.client("iot")
         if module.params["state"] == "absent":
-            done = templates.ensure_absent(client, desired["name"], module.check_mode)
+            done = templates.ensure_absent(client, desired.name, module.check_mode)
         else:
             done = templates.ensure_present(client, desired, module.check_mode)
         return module.result(done, template=done.after)

@@ -234,7 +234,7 @@ def main() -> None:
         desired = validate_thing(module.params)
         client = module.client("iot")
         view = partial(diff_view, keys=THING_DIFF_KEYS)
-        if desired["state"] == "present":
+        if desired.state == "present":
             done = ensure_thing_present(client, desired, module.check_mode)
             return module.result(done, view, thing=done.after)
         detached: list = []

@@ -367,7 +367,7 @@ def main() -> None:
             fetch=lambda url: registration_task.http_get(url, validate_certs, ca_bundle),
         )
         full = module.result(done)
-        message = registration_task.failure_message(done.extra, desired["max_failures"])
+        message = registration_task.failure_message(done.extra, desired.max_failures)
         if message:
             module.fail_json(msg=message, **full)
         return full

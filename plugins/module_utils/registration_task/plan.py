@@ -19,6 +19,7 @@ from ansible_collections.iotfleet.provisioning.plugins.module_utils.registration
     PRIVATE_KEY_FILE,
     REGISTER,
     UPDATE,
+    DesiredTask,
 )
 
 # --- per-device planning ------------------------------------------------------------------------------------------
@@ -28,26 +29,26 @@ def device_dir(output_dir: str, name: str) -> str:
     return os.path.join(output_dir, name)
 
 
-def prepare_csr(desired: Dict[str, Any], device: Dict[str, Any], check_mode: bool) -> bool:
+def prepare_csr(desired: DesiredTask, device: Dict[str, Any], check_mode: bool) -> bool:
     """Put the device's CSR in its parameters, making its key (0600) when missing. Returns files changed.
 
     In check mode a missing key is not written: a throw-away key gives the plan its CSR, and the plan shows
     a new certificate, as the real run would.
     """
-    name = desired["csr_parameter"]
+    name = desired.csr_parameter
     if not name:
         return False
-    directory = device_dir(desired["output_dir"], device["name"])
+    directory = device_dir(desired.output_dir, device["name"])
     key_path = os.path.join(directory, PRIVATE_KEY_FILE)
     changed = False
     if not os.path.isdir(directory):
         changed = True
         if not check_mode:
             os.makedirs(directory, DEVICE_DIR_MODE, exist_ok=True)
-    key_changed, key, _info = keys.ensure_private_key(key_path, desired["key_spec"], False, check_mode)
+    key_changed, key, _info = keys.ensure_private_key(key_path, desired.key_spec, False, check_mode)
     changed |= key_changed
     if key is None:  # check mode: the key would be made now
-        key = keys.generate_key(desired["key_spec"])
+        key = keys.generate_key(desired.key_spec)
         device["key_missing"] = True
     device["parameters"][name] = keys.make_csr(key, {"common_name": device["name"][:64]}).decode()
     return changed
@@ -95,13 +96,13 @@ def plan_device(
 
 
 def plan_devices(
-    client: Any, template: template_engine.ProvisioningTemplate, desired: Dict[str, Any], check_mode: bool
+    client: Any, template: template_engine.ProvisioningTemplate, desired: DesiredTask, check_mode: bool
 ) -> bool:
     """Plan every device in input order. Returns whether key files were (or would be) made."""
     files_changed = False
-    for device in desired["devices"]:
+    for device in desired.devices:
         device.setdefault("error", None)
         device.setdefault("certificate_id", None)
         files_changed |= prepare_csr(desired, device, check_mode)
-        plan_device(client, template, device, set(desired["declared_policies"]) if check_mode else None)
+        plan_device(client, template, device, set(desired.declared_policies) if check_mode else None)
     return files_changed

@@ -26,6 +26,7 @@ from ansible_collections.iotfleet.provisioning.plugins.module_utils.registration
     NONE,
     REGISTER,
     UPDATE,
+    DesiredTask,
     TaskBusyError,
 )
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.registration_task.task import (
@@ -43,15 +44,15 @@ from ansible_collections.iotfleet.provisioning.plugins.module_utils.registration
 # --- the whole run --------------------------------------------------------------------------------------------------
 
 
-def load_template(client: Any, desired: Dict[str, Any]) -> template_engine.ProvisioningTemplate:
-    if desired["template"] is not None:
-        return desired["template"]
-    template = registration.load_template(client, desired)
-    csr_parameter = desired["csr_parameter"]
+def load_template(client: Any, desired: DesiredTask) -> template_engine.ProvisioningTemplate:
+    if desired.template is not None:
+        return desired.template
+    template = registration.load_template(client, None, desired.template_name)
+    csr_parameter = desired.csr_parameter
     if csr_parameter and registration.csr_parameter(template) != csr_parameter:
         raise ValidationError(
             "csr_parameter",
-            f"template {desired['template_name']} does not take its certificate's CSR from parameter {csr_parameter}",
+            f"template {desired.template_name} does not take its certificate's CSR from parameter {csr_parameter}",
         )
     return template
 
@@ -109,7 +110,7 @@ def counts_of(devices: List[Dict[str, Any]]) -> Dict[str, int]:
 def ensure_present(
     iot: Any,
     s3_factory: Callable[[], Any],
-    desired: Dict[str, Any],
+    desired: DesiredTask,
     check_mode: bool,
     fetch: Callable[[str], bytes] = http_get,
     sleep: Callable[[float], None] = time.sleep,
@@ -117,34 +118,34 @@ def ensure_present(
 ) -> Ensured:
     """Plan every device, then (not in check mode) update, upload, start, wait and read the reports.
 
-    Returns (changed, before, after, result) where before/after are the per-device plan diff.
+    before/after are the per-device plan diff; ``extra`` is the module's result (task, counts, devices...).
     """
     template = load_template(iot, desired)
-    devices = desired["devices"]
+    devices = desired.devices
     changed = plan_devices(iot, template, desired, check_mode)
     before, after = _plan_diff(devices)
     to_register = [d for d in devices if d["action"] == REGISTER]
     to_update = [d for d in devices if d["action"] == UPDATE]
     body = build_input(to_register) if to_register else b""
-    key = input_key(desired["key_prefix"], body) if to_register else None
+    key = input_key(desired.key_prefix, body) if to_register else None
     result: Dict[str, Any] = {
         "task_id": None,
         "status": None,
         "progress": [],
-        "input": {"bucket": desired["bucket"], "key": key, "lines": len(to_register), "bytes": len(body)},
+        "input": {"bucket": desired.bucket, "key": key, "lines": len(to_register), "bytes": len(body)},
     }
 
     for device in devices:
         if device["action"] == NONE:
             device["status"] = "unchanged"
-            if desired["output_dir"] and device.get("certificate_id"):
-                path = os.path.join(device_dir(desired["output_dir"], device["name"]), CERTIFICATE_FILE)
+            if desired.output_dir and device.get("certificate_id"):
+                path = os.path.join(device_dir(desired.output_dir, device["name"]), CERTIFICATE_FILE)
                 if crypto.read_file(path) is None:
                     # The device is provisioned but its certificate file is gone: write it again.
                     pem = iot.describe_certificate(certificateId=device["certificate_id"])[
                         "certificateDescription"
                     ].get("certificatePem")
-                    changed |= write_certificate(desired["output_dir"], device["name"], pem, check_mode) is not None
+                    changed |= write_certificate(desired.output_dir, device["name"], pem, check_mode) is not None
         elif device["action"] == FAILED:
             device["status"] = "failed"
     if to_register or to_update:
@@ -162,15 +163,15 @@ def ensure_present(
         busy = running_task(iot)
         if busy is not None:
             raise TaskBusyError(busy)
-        s3_factory().put_object(Bucket=desired["bucket"], Key=key, Body=body, ContentType="application/x-ndjson")
-        task_id = start_task(iot, template.to_json(), desired["bucket"], key, desired["role_arn"])
+        s3_factory().put_object(Bucket=desired.bucket, Key=key, Body=body, ContentType="application/x-ndjson")
+        task_id = start_task(iot, template.to_json(), desired.bucket, key, desired.role_arn)
         result["task_id"] = task_id
         result["status"] = "InProgress"
         for device in to_register:
             device["status"] = "submitted"
-        if desired["wait"]:
+        if desired.wait:
             description, progress, timed_out = wait_for_task(
-                iot, task_id, desired["wait_timeout"], desired["poll_interval"], sleep=sleep, report=report
+                iot, task_id, desired.wait_timeout, desired.poll_interval, sleep=sleep, report=report
             )
             result["status"] = description.get("status")
             result["progress"] = progress
@@ -180,7 +181,7 @@ def ensure_present(
                 result["timed_out"] = True
             else:
                 reports = read_reports(iot, task_id, fetch)
-                apply_reports(to_register, reports, desired["output_dir"])
+                apply_reports(to_register, reports, desired.output_dir)
                 if description.get("status") == "Failed":
                     result["task_message"] = description.get("message")
     return _finish(changed, before, after, result, devices)

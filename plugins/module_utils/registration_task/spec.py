@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Any, Dict, List, Tuple
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Tuple
 
 from ansible_collections.iotfleet.provisioning.plugins.module_utils import (
     crypto,
@@ -154,7 +155,30 @@ def load_devices(params: Dict[str, Any]) -> List[Dict[str, Any]]:
     return devices
 
 
-def validate_task(params: Dict[str, Any]) -> Dict[str, Any]:
+@dataclass(frozen=True)
+class DesiredTask:
+    """The registration task the options ask for. ``devices`` are dicts (line, name, parameters) that the plan and
+    the run annotate as they go (action, status, certificate_id...); ``template`` is None when ``template_name``
+    is to be read from AWS."""
+
+    devices: List[Dict[str, Any]]
+    bucket: str
+    key_prefix: str
+    role_arn: str
+    template: Optional[template_engine.ProvisioningTemplate] = None
+    template_name: Optional[str] = None
+    name_parameter: str = "ThingName"
+    csr_parameter: Optional[str] = None
+    output_dir: Optional[str] = None
+    wait: bool = True
+    wait_timeout: int = 600
+    poll_interval: int = 5
+    max_failures: int = 0
+    key_spec: Optional[Any] = None
+    declared_policies: Optional[List[str]] = None
+
+
+def validate_task(params: Dict[str, Any]) -> DesiredTask:
     """The request from the module options; raises ValidationError before any client is made."""
     bucket = params.get("bucket")
     if not isinstance(bucket, str) or not BUCKET_PATTERN.fullmatch(bucket):
@@ -214,21 +238,20 @@ def validate_task(params: Dict[str, Any]) -> Dict[str, Any]:
             )
         device["name"] = name
 
-    desired: Dict[str, Any] = {
-        "template": template,
-        "template_name": params.get("template_name"),
-        "devices": devices,
-        "name_parameter": name_parameter,
-        "csr_parameter": csr_parameter,
-        "output_dir": output_dir,
-        "bucket": bucket,
-        "key_prefix": prefix,
-        "role_arn": role_arn,
-        "wait": params.get("wait", True),
-        "wait_timeout": params.get("wait_timeout") or 600,
-        "poll_interval": params.get("poll_interval") or 5,
-        "max_failures": max_failures,
-        "key_spec": keys.validate_key_spec(params) if csr_parameter else None,
-        "declared_policies": validate_declared(params.get("declared_resources"), ("policies",))["policies"],
-    }
-    return desired
+    return DesiredTask(
+        template=template,
+        template_name=params.get("template_name"),
+        devices=devices,
+        name_parameter=name_parameter,
+        csr_parameter=csr_parameter,
+        output_dir=output_dir,
+        bucket=bucket,
+        key_prefix=prefix,
+        role_arn=role_arn,
+        wait=params.get("wait", True),
+        wait_timeout=params.get("wait_timeout") or 600,
+        poll_interval=params.get("poll_interval") or 5,
+        max_failures=max_failures,
+        key_spec=keys.validate_key_spec(params) if csr_parameter else None,
+        declared_policies=validate_declared(params.get("declared_resources"), ("policies",))["policies"],
+    )

@@ -7,8 +7,8 @@ Every resource follows one path for check mode, diff and the real change:
 ``ValidationError`` before any client exists), ``read_*`` returns the resource
 as a snake_case dict or None, ``plan_*`` compares the two and says which calls
 would bring the resource to the desired state, and ``ensure_*`` runs the plan
-(or, in check mode, returns what the plan predicts) as ``(changed, before,
-after)``. The plan functions are pure, so the unit tests cover them without a
+(or, in check mode, returns what the plan predicts) as an ``ensure.Ensured``
+(changed, before, after). The plan functions are pure, so the unit tests cover them without a
 client.
 
 Only what the user manages is compared: an option left unset keeps the remote

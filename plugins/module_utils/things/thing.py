@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Optional
 
 from ansible_collections.iotfleet.provisioning.plugins.module_utils import iot_access
@@ -45,26 +46,43 @@ from ansible_collections.iotfleet.provisioning.plugins.module_utils.validation i
 # Things
 
 
-def validate_thing(params: Mapping[str, Any]) -> dict[str, Any]:
+@dataclass(frozen=True)
+class DesiredThing:
+    """The thing the options ask for; None for what the task leaves alone ("" for thing_type and billing_group:
+    none)."""
+
+    name: str
+    state: str = "present"
+    thing_type: Optional[str] = None
+    attributes: Optional[dict[str, str]] = None
+    purge_attributes: bool = True
+    thing_groups: Optional[list[str]] = None
+    purge_thing_groups: bool = True
+    billing_group: Optional[str] = None
+    force: bool = False
+    wait_timeout: int = 60
+
+
+def validate_thing(params: Mapping[str, Any]) -> DesiredThing:
     """The desired thing from module parameters; every rule that needs no remote state is checked here."""
-    desired: dict[str, Any] = {
-        "name": check_thing_name("name", params.get("name")),
-        "state": _state(params, ("present", "absent")),
-        "thing_type": _optional(params, "thing_type", _thing_type_option),
-        "attributes": _optional(params, "attributes", check_attributes),
-        "purge_attributes": bool(params.get("purge_attributes", True)),
-        "thing_groups": _optional(params, "thing_groups", _thing_group_list),
-        "purge_thing_groups": bool(params.get("purge_thing_groups", True)),
+    desired = DesiredThing(
+        name=check_thing_name("name", params.get("name")),
+        state=_state(params, ("present", "absent")),
+        thing_type=_optional(params, "thing_type", _thing_type_option),
+        attributes=_optional(params, "attributes", check_attributes),
+        purge_attributes=bool(params.get("purge_attributes", True)),
+        thing_groups=_optional(params, "thing_groups", _thing_group_list),
+        purge_thing_groups=bool(params.get("purge_thing_groups", True)),
         # A billing group name, "" for none, None to leave it alone (issue 16).
-        "billing_group": _optional(params, "billing_group", _billing_group_option),
-        "force": bool(params.get("force", False)),
-        "wait_timeout": check_positive_int("wait_timeout", params.get("wait_timeout", 60)),
-    }
-    if desired["attributes"] is not None:
-        count = len(visible_attributes(desired["attributes"]))
+        billing_group=_optional(params, "billing_group", _billing_group_option),
+        force=bool(params.get("force", False)),
+        wait_timeout=check_positive_int("wait_timeout", params.get("wait_timeout", 60)),
+    )
+    if desired.attributes is not None:
+        count = len(visible_attributes(desired.attributes))
         # Without a thing_type option the limit depends on the thing's current type: the
         # exact check runs in plan_thing once it is known; 50 is the bound in any case.
-        typed = desired["thing_type"] != "" if desired["thing_type"] is not None else True
+        typed = desired.thing_type != "" if desired.thing_type is not None else True
         check_thing_attribute_count("attributes", count, typed)
     return desired
 
@@ -74,7 +92,7 @@ def read_thing(client: Any, name: str) -> Optional[dict[str, Any]]:
     return iot_access.read_thing(iot_access.as_call(client), name)
 
 
-def plan_thing(current: Optional[Mapping[str, Any]], desired: Mapping[str, Any]) -> dict[str, Any]:
+def plan_thing(current: Optional[Mapping[str, Any]], desired: DesiredThing) -> dict[str, Any]:
     """The calls that make `current` (None: absent) look like `desired`, and the predicted result.
 
     Returns a dict with ``create`` (CreateThing arguments or None), ``update``
@@ -83,11 +101,11 @@ def plan_thing(current: Optional[Mapping[str, Any]], desired: Mapping[str, Any])
     (attribute count after a merge or type change, groups after a merge) are
     checked here, after the read and before any change.
     """
-    name = desired["name"]
+    name = desired.name
     if current is None:
-        thing_type = desired["thing_type"] or None
-        attributes = attributes_after({}, desired["attributes"], True)
-        groups = names_after([], desired["thing_groups"], True)
+        thing_type = desired.thing_type or None
+        attributes = attributes_after({}, desired.attributes, True)
+        groups = names_after([], desired.thing_groups, True)
         create: Optional[dict[str, Any]] = {"thingName": name}
         if thing_type:
             create["thingTypeName"] = thing_type
@@ -96,9 +114,9 @@ def plan_thing(current: Optional[Mapping[str, Any]], desired: Mapping[str, Any])
         update = None
         to_add, to_remove = groups, []
     else:
-        thing_type = current["thing_type"] if desired["thing_type"] is None else (desired["thing_type"] or None)
-        attributes = attributes_after(current["attributes"], desired["attributes"], desired["purge_attributes"])
-        groups = names_after(current["thing_groups"], desired["thing_groups"], desired["purge_thing_groups"])
+        thing_type = current["thing_type"] if desired.thing_type is None else (desired.thing_type or None)
+        attributes = attributes_after(current["attributes"], desired.attributes, desired.purge_attributes)
+        groups = names_after(current["thing_groups"], desired.thing_groups, desired.purge_thing_groups)
         create = None
         update = {}
         if thing_type != current["thing_type"]:
@@ -131,7 +149,7 @@ def plan_thing(current: Optional[Mapping[str, Any]], desired: Mapping[str, Any])
         "version": current["version"] if current else None,
     }
     billing_before = (current or {}).get("billing_group")
-    billing = billing_before if desired.get("billing_group") is None else (desired["billing_group"] or None)
+    billing = billing_before if desired.billing_group is None else (desired.billing_group or None)
     if billing:
         after["billing_group"] = billing
     billing_change = None
@@ -147,8 +165,8 @@ def plan_changes(plan: Mapping[str, Any]) -> bool:
     return any(bool(call) for call in calls)
 
 
-def ensure_thing_present(client: Any, desired: Mapping[str, Any], check_mode: bool) -> Ensured:
-    name = desired["name"]
+def ensure_thing_present(client: Any, desired: DesiredThing, check_mode: bool) -> Ensured:
+    name = desired.name
     before = read_thing(client, name)
     plan = plan_thing(before, desired)
     if not plan_changes(plan):
@@ -199,7 +217,7 @@ def delete_thing(
 
 def ensure_thing_absent(
     client: Any,
-    desired: Mapping[str, Any],
+    desired: DesiredThing,
     check_mode: bool,
     on_detach: Optional[Callable[[list[str]], None]] = None,
     sleep: Sleep = time.sleep,
@@ -209,12 +227,12 @@ def ensure_thing_absent(
 
     Only the attachment is removed: the certificates themselves are left as they are.
     """
-    name = desired["name"]
+    name = desired.name
     before = read_thing(client, name)
     if before is None:
         return Ensured(False, None, None)
     principals = list_thing_principals(client, name)
-    if principals and not desired["force"]:
+    if principals and not desired.force:
         raise ValidationError(
             "force",
             f"thing {name!r} still has {len(principals)} principal(s) attached ({', '.join(principals)}); "
@@ -228,5 +246,5 @@ def ensure_thing_absent(
         iot_access.unless_gone(
             iot_access.as_call(client), "detach_thing_principal", thingName=name, principal=principal
         )
-    delete_thing(client, name, desired["wait_timeout"], sleep, clock)
+    delete_thing(client, name, desired.wait_timeout, sleep, clock)
     return Ensured(True, before, None)

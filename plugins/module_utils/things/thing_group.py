@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Mapping, Optional
 
 from ansible_collections.iotfleet.provisioning.plugins.module_utils import iot_access, tagging
@@ -40,17 +41,31 @@ def _group_attributes(field: str, value: Any) -> dict[str, str]:
     return attributes
 
 
-def validate_thing_group(params: Mapping[str, Any]) -> dict[str, Any]:
-    return {
-        "name": check_thing_group_name("name", params.get("name")),
-        "state": _state(params, ("present", "absent")),
-        "parent": _optional(params, "parent", _parent_option),
-        "description": _optional(params, "description", check_description),
-        "attributes": _optional(params, "attributes", _group_attributes),
-        "purge_attributes": bool(params.get("purge_attributes", True)),
-        "tags": _optional(params, "tags", check_tags),
-        "purge_tags": bool(params.get("purge_tags", True)),
-    }
+@dataclass(frozen=True)
+class DesiredThingGroup:
+    """The thing group the options ask for; None for what the task leaves alone ("" for parent: top level)."""
+
+    name: str
+    state: str = "present"
+    parent: Optional[str] = None
+    description: Optional[str] = None
+    attributes: Optional[dict[str, str]] = None
+    purge_attributes: bool = True
+    tags: Optional[dict[str, str]] = None
+    purge_tags: bool = True
+
+
+def validate_thing_group(params: Mapping[str, Any]) -> DesiredThingGroup:
+    return DesiredThingGroup(
+        name=check_thing_group_name("name", params.get("name")),
+        state=_state(params, ("present", "absent")),
+        parent=_optional(params, "parent", _parent_option),
+        description=_optional(params, "description", check_description),
+        attributes=_optional(params, "attributes", _group_attributes),
+        purge_attributes=bool(params.get("purge_attributes", True)),
+        tags=_optional(params, "tags", check_tags),
+        purge_tags=bool(params.get("purge_tags", True)),
+    )
 
 
 def read_thing_group(client: Any, name: str, with_tags: bool = False) -> Optional[dict[str, Any]]:
@@ -77,19 +92,19 @@ def read_thing_group(client: Any, name: str, with_tags: bool = False) -> Optiona
     return group
 
 
-def plan_thing_group(current: Optional[Mapping[str, Any]], desired: Mapping[str, Any]) -> dict[str, Any]:
+def plan_thing_group(current: Optional[Mapping[str, Any]], desired: DesiredThingGroup) -> dict[str, Any]:
     """Calls for state present: ``create`` (CreateThingGroup arguments), ``update`` (UpdateThingGroup
     arguments), ``tags_to_set`` (dict), ``tags_to_remove`` (list) and ``after``."""
-    name = desired["name"]
+    name = desired.name
     if current is None:
-        attributes = attributes_after({}, desired["attributes"], True)
-        tags = dict(desired["tags"] or {})
+        attributes = attributes_after({}, desired.attributes, True)
+        tags = dict(desired.tags or {})
         create: Optional[dict[str, Any]] = {"thingGroupName": name}
-        if desired["parent"]:
-            create["parentGroupName"] = desired["parent"]
+        if desired.parent:
+            create["parentGroupName"] = desired.parent
         properties: dict[str, Any] = {}
-        if desired["description"]:
-            properties["thingGroupDescription"] = desired["description"]
+        if desired.description:
+            properties["thingGroupDescription"] = desired.description
         if attributes:
             properties["attributePayload"] = {"attributes": attributes}
         if properties:
@@ -100,12 +115,12 @@ def plan_thing_group(current: Optional[Mapping[str, Any]], desired: Mapping[str,
             "name": name,
             "arn": None,
             "thing_group_id": None,
-            "parent": desired["parent"] or None,
-            "description": desired["description"] or None,
+            "parent": desired.parent or None,
+            "description": desired.description or None,
             "attributes": attributes,
             "version": None,
         }
-        if desired["tags"] is not None:
+        if desired.tags is not None:
             after["tags"] = tags
         return {"create": create, "update": None, "tags_to_set": {}, "tags_to_remove": [], "after": after}
 
@@ -114,15 +129,15 @@ def plan_thing_group(current: Optional[Mapping[str, Any]], desired: Mapping[str,
             "name",
             f"{name!r} is a dynamic thing group (query {current['query_string']!r}); this module manages static groups",
         )
-    if desired["parent"] is not None and (desired["parent"] or None) != current["parent"]:
-        where = f"under {desired['parent']!r}" if desired["parent"] else "at the top level"
+    if desired.parent is not None and (desired.parent or None) != current["parent"]:
+        where = f"under {desired.parent!r}" if desired.parent else "at the top level"
         raise ValidationError(
             "parent",
             f"thing group {name!r} has parent {current['parent']!r}; AWS cannot change a thing group's parent after "
             f"creation: remove the group and create it again {where}",
         )
-    description = current["description"] if desired["description"] is None else (desired["description"] or None)
-    attributes = attributes_after(current["attributes"], desired["attributes"], desired["purge_attributes"])
+    description = current["description"] if desired.description is None else (desired.description or None)
+    attributes = attributes_after(current["attributes"], desired.attributes, desired.purge_attributes)
     check_count("attributes", len(attributes), MAX_THING_GROUP_ATTRIBUTES, "a thing group", "attributes")
     properties = {}
     if description != current["description"]:
@@ -138,9 +153,9 @@ def plan_thing_group(current: Optional[Mapping[str, Any]], desired: Mapping[str,
     after = dict(current, description=description, attributes=attributes)
     tags_to_set: dict[str, str] = {}
     tags_to_remove: list[str] = []
-    if desired["tags"] is not None:
+    if desired.tags is not None:
         current_tags = current.get("tags") or {}
-        tags = tagging.desired_tags(current_tags, desired["tags"], desired["purge_tags"])
+        tags = tagging.desired_tags(current_tags, desired.tags, desired.purge_tags)
         tags_to_set = {k: v for k, v in tags.items() if current_tags.get(k) != v}
         tags_to_remove = sorted(k for k in current_tags if k not in tags)
         after["tags"] = tags
@@ -153,9 +168,9 @@ def plan_thing_group(current: Optional[Mapping[str, Any]], desired: Mapping[str,
     }
 
 
-def ensure_thing_group_present(client: Any, desired: Mapping[str, Any], check_mode: bool) -> Ensured:
-    name = desired["name"]
-    with_tags = desired["tags"] is not None
+def ensure_thing_group_present(client: Any, desired: DesiredThingGroup, check_mode: bool) -> Ensured:
+    name = desired.name
+    with_tags = desired.tags is not None
     before = read_thing_group(client, name, with_tags)
     plan = plan_thing_group(before, desired)
     if not (plan["create"] or plan["update"] or plan["tags_to_set"] or plan["tags_to_remove"]):
@@ -172,9 +187,9 @@ def ensure_thing_group_present(client: Any, desired: Mapping[str, Any], check_mo
     return Ensured(True, before, read_thing_group(client, name, with_tags))
 
 
-def ensure_thing_group_absent(client: Any, desired: Mapping[str, Any], check_mode: bool) -> Ensured:
+def ensure_thing_group_absent(client: Any, desired: DesiredThingGroup, check_mode: bool) -> Ensured:
     """Delete the group; a group with child groups is refused with their names."""
-    name = desired["name"]
+    name = desired.name
     before = read_thing_group(client, name)
     if before is None:
         return Ensured(False, None, None)

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any, Mapping, Optional
 
 from ansible_collections.iotfleet.provisioning.plugins.module_utils import iot_access
@@ -42,14 +43,25 @@ def _searchable_attributes(field: str, value: Any) -> list[str]:
     return names
 
 
-def validate_thing_type(params: Mapping[str, Any]) -> dict[str, Any]:
-    return {
-        "name": check_thing_type_name("name", params.get("name")),
-        "state": _state(params, ("present", "deprecated", "absent")),
-        "description": _optional(params, "description", check_description),
-        "searchable_attributes": _optional(params, "searchable_attributes", _searchable_attributes),
-        "wait_timeout": check_positive_int("wait_timeout", params.get("wait_timeout", 360)),
-    }
+@dataclass(frozen=True)
+class DesiredThingType:
+    """The thing type the options ask for; None for what the task leaves alone."""
+
+    name: str
+    state: str = "present"
+    description: Optional[str] = None
+    searchable_attributes: Optional[list[str]] = None
+    wait_timeout: int = 360
+
+
+def validate_thing_type(params: Mapping[str, Any]) -> DesiredThingType:
+    return DesiredThingType(
+        name=check_thing_type_name("name", params.get("name")),
+        state=_state(params, ("present", "deprecated", "absent")),
+        description=_optional(params, "description", check_description),
+        searchable_attributes=_optional(params, "searchable_attributes", _searchable_attributes),
+        wait_timeout=check_positive_int("wait_timeout", params.get("wait_timeout", 360)),
+    )
 
 
 def describe_thing_type(client: Any, name: str) -> Optional[dict[str, Any]]:
@@ -79,18 +91,18 @@ def read_thing_type(client: Any, name: str) -> Optional[dict[str, Any]]:
     return normalize_thing_type(describe_thing_type(client, name))
 
 
-def plan_thing_type(current_raw: Optional[Mapping[str, Any]], desired: Mapping[str, Any]) -> dict[str, Any]:
+def plan_thing_type(current_raw: Optional[Mapping[str, Any]], desired: DesiredThingType) -> dict[str, Any]:
     """Calls for state present or deprecated: ``create`` (CreateThingType arguments), ``update``
     (UpdateThingType arguments), ``deprecate`` (None, True to deprecate, False to undo) and ``after``."""
-    name = desired["name"]
-    want_deprecated = desired["state"] == "deprecated"
+    name = desired.name
+    want_deprecated = desired.state == "deprecated"
     current = normalize_thing_type(current_raw)
     if current is None:
         properties: dict[str, Any] = {}
-        if desired["description"]:
-            properties["thingTypeDescription"] = desired["description"]
-        if desired["searchable_attributes"]:
-            properties["searchableAttributes"] = desired["searchable_attributes"]
+        if desired.description:
+            properties["thingTypeDescription"] = desired.description
+        if desired.searchable_attributes:
+            properties["searchableAttributes"] = desired.searchable_attributes
         create: Optional[dict[str, Any]] = {"thingTypeName": name}
         if properties:
             create["thingTypeProperties"] = properties
@@ -98,17 +110,15 @@ def plan_thing_type(current_raw: Optional[Mapping[str, Any]], desired: Mapping[s
             "name": name,
             "arn": None,
             "thing_type_id": None,
-            "description": desired["description"] or None,
-            "searchable_attributes": list(desired["searchable_attributes"] or []),
+            "description": desired.description or None,
+            "searchable_attributes": list(desired.searchable_attributes or []),
             "deprecated": want_deprecated,
         }
         return {"create": create, "update": None, "deprecate": True if want_deprecated else None, "after": after}
 
-    description = current["description"] if desired["description"] is None else (desired["description"] or None)
+    description = current["description"] if desired.description is None else (desired.description or None)
     searchable = (
-        current["searchable_attributes"]
-        if desired["searchable_attributes"] is None
-        else desired["searchable_attributes"]
+        current["searchable_attributes"] if desired.searchable_attributes is None else desired.searchable_attributes
     )
     update = None
     if description != current["description"] or sorted(searchable) != sorted(current["searchable_attributes"]):
@@ -127,9 +137,9 @@ def plan_thing_type(current_raw: Optional[Mapping[str, Any]], desired: Mapping[s
     return {"create": None, "update": update, "deprecate": deprecate, "after": after}
 
 
-def ensure_thing_type_present(client: Any, desired: Mapping[str, Any], check_mode: bool) -> Ensured:
+def ensure_thing_type_present(client: Any, desired: DesiredThingType, check_mode: bool) -> Ensured:
     """State present or deprecated: create, update what UpdateThingType can change, (un)deprecate."""
-    name = desired["name"]
+    name = desired.name
     raw = describe_thing_type(client, name)
     before = normalize_thing_type(raw)
     plan = plan_thing_type(raw, desired)
@@ -174,13 +184,13 @@ def delete_thing_type(
 
 def ensure_thing_type_absent(
     client: Any,
-    desired: Mapping[str, Any],
+    desired: DesiredThingType,
     check_mode: bool,
     sleep: Sleep = time.sleep,
     clock: Clock = time.monotonic,
 ) -> Ensured:
     """Deprecate (when needed), then delete, waiting up to wait_timeout for AWS to allow it."""
-    name = desired["name"]
+    name = desired.name
     before = read_thing_type(client, name)
     if before is None:
         return Ensured(False, None, None)
@@ -196,5 +206,5 @@ def ensure_thing_type_absent(
         return Ensured(True, before, None)
     if not before["deprecated"]:
         client.deprecate_thing_type(thingTypeName=name, undoDeprecate=False)
-    delete_thing_type(client, name, desired["wait_timeout"], sleep, clock)
+    delete_thing_type(client, name, desired.wait_timeout, sleep, clock)
     return Ensured(True, before, None)

@@ -208,7 +208,7 @@ def test_validate_accepts_aws_names():
             source_regions=["us-gov-west-1", "eu-west-1", "eu-west-1"],
         )
     )
-    assert desired["source_regions"] == ["eu-west-1", "us-gov-west-1"]
+    assert desired.source_regions == ["eu-west-1", "us-gov-west-1"]
 
 
 # --------------------------------------------------------------------------- the trust policy

@@ -77,11 +77,11 @@ def client(service="iot"):
 
 def test_validate_normalises_values_to_strings():
     desired = rt.validate_task(params(devices=[{"ThingName": "d0", "Model": 2}, {"ThingName": "d1", "Model": True}]))
-    assert [d["parameters"] for d in desired["devices"]] == [
+    assert [d["parameters"] for d in desired.devices] == [
         {"ThingName": "d0", "Model": "2"},
         {"ThingName": "d1", "Model": "true"},
     ]
-    assert [(d["name"], d["line"]) for d in desired["devices"]] == [("d0", 1), ("d1", 2)]
+    assert [(d["name"], d["line"]) for d in desired.devices] == [("d0", 1), ("d1", 2)]
 
 
 @pytest.mark.parametrize(
@@ -148,11 +148,11 @@ def test_device_files_in_every_format(tmp_path):
         path = tmp_path / name
         path.write_text(text)
         desired = rt.validate_task(params(devices=None, devices_file=str(path)))
-        assert [d["parameters"] for d in desired["devices"]] == [
+        assert [d["parameters"] for d in desired.devices] == [
             {"ThingName": "a", "Model": "1"},
             {"ThingName": "b", "Model": "2"},
         ], name
-        assert [d["line"] for d in desired["devices"]] == lines[name], name
+        assert [d["line"] for d in desired.devices] == lines[name], name
 
 
 def test_device_file_errors_name_the_file_line(tmp_path):
@@ -443,7 +443,7 @@ def test_csr_keys_are_made_once_and_not_in_check_mode(tmp_path):
             devices=[{"ThingName": "d0", "Model": "1"}],
         )
     )
-    device = desired["devices"][0]
+    device = desired.devices[0]
     assert rt.prepare_csr(desired, device, True) is True
     assert not (tmp_path / "d0").exists()
     assert "BEGIN CERTIFICATE REQUEST" in device["parameters"]["CSR"]

@@ -25,7 +25,7 @@ OFF = {
 }
 
 
-def desired_indexing(**params: Any) -> dict[str, Any]:
+def desired_indexing(**params: Any) -> indexing.DesiredIndexing:
     return indexing.validate_fleet_indexing(params)
 
 

@@ -39,5 +39,5 @@ def test_valid_names_and_arns_pass():
             "pre_provisioning_hook": {"target_arn": HOOK_ARN},
         }
     )
-    assert desired["name"] == "fleet-template"
-    assert desired["provisioning_role_arn"].endswith("role/provisioning")
+    assert desired.name == "fleet-template"
+    assert desired.provisioning_role_arn.endswith("role/provisioning")

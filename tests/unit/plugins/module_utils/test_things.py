@@ -339,9 +339,9 @@ def test_tags_after_never_purges_aws_tags():
 
 def test_validate_thing_normalizes():
     desired = validate_thing(thing_params(attributes={"n": 5}, thing_groups=["g1", "g1", "g2"], thing_type=""))
-    assert desired["attributes"] == {"n": "5"}
-    assert desired["thing_groups"] == ["g1", "g2"]
-    assert desired["thing_type"] == ""
+    assert desired.attributes == {"n": "5"}
+    assert desired.thing_groups == ["g1", "g2"]
+    assert desired.thing_type == ""
 
 
 @pytest.mark.parametrize(
