@@ -13,13 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional
 
-from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import (
-    ClientError,
-    ValidationError,
-    is_error,
-    paginate,
-)
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import ClientError, paginate
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.ensure import Ensured
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.errors import ValidationError, is_error
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.validation import (
     check_description,
     check_thing_group_name,

@@ -16,8 +16,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
-from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import ValidationError, is_error
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.ensure import Ensured
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.errors import ValidationError, is_error
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.policy_documents import documents_equal
 
 REGISTRATION_POLICY_NAME = "AWSIoTThingsRegistration"

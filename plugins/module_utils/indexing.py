@@ -15,8 +15,8 @@ import re
 from dataclasses import asdict, dataclass
 from typing import Any, Mapping, Optional
 
-from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import ValidationError
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.ensure import Ensured
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.errors import ValidationError
 
 THING_INDEX = "AWS_Things"
 QUERY_VERSION = "2017-09-30"  # the only query version AWS supports

@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping, Optional
 
-from ansible_collections.iotfleet.provisioning.plugins.module_utils import iot_access, retry
+from ansible_collections.iotfleet.provisioning.plugins.module_utils import iot_access
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import ClientError, paginate
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.ensure import Ensured
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.errors import ValidationError, is_error
@@ -30,9 +30,6 @@ from ansible_collections.iotfleet.provisioning.plugins.module_utils.validation i
 
 # AWS IoT limit (AWS_IOT_FACTS.md): a policy keeps at most 5 versions.
 MAX_POLICY_VERSIONS = 5
-
-# The waits between DeletePolicy attempts (the schedule lives in retry.py: about five minutes).
-DELETE_CONFLICT_RETRY_DELAYS = retry.POLICY_DELETE.waits
 
 
 class PolicyAttachedError(Exception):

@@ -14,8 +14,6 @@ from typing import Any, Mapping
 from ansible_collections.iotfleet.provisioning.plugins.module_utils import validation
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.errors import ValidationError
 
-# AWS IoT limits (AWS_IOT_FACTS.md): a document is at most 2048 characters not counting whitespace.
-MAX_DOCUMENT_CHARACTERS = validation.POLICY_DOCUMENT_MAX
 REQUIRED_DOCUMENT_KEYS = ("Version", "Statement")
 
 # Statement elements whose value may be written as a string or a list of strings;
@@ -72,10 +70,10 @@ def parse_document(value: Any, field: str = "document") -> tuple[dict[str, Any],
     for index, item in enumerate(statements):
         check_statement(f"{field}.Statement[{index}]", item)
     size = size_without_whitespace(text)
-    if size > MAX_DOCUMENT_CHARACTERS:
+    if size > validation.POLICY_DOCUMENT_MAX:
         raise ValidationError(
             field,
-            f"a policy document may have at most {MAX_DOCUMENT_CHARACTERS} characters excluding whitespace, "
+            f"a policy document may have at most {validation.POLICY_DOCUMENT_MAX} characters excluding whitespace, "
             f"this one has {size}",
         )
     return parsed, text

@@ -24,7 +24,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import ValidationError, call_once, is_error
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import call_once
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.crypto import (
     CryptoError,
     PendingFile,
@@ -35,6 +35,7 @@ from ansible_collections.iotfleet.provisioning.plugins.module_utils.crypto impor
     read_file,
 )
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.ensure import Ensured
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.errors import ValidationError, is_error
 
 TEMPLATE_NAME_PATTERN = re.compile(r"[0-9A-Za-z_-]{1,36}", re.ASCII)
 CLAIM_FILE_MODE = 0o600

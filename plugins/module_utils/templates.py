@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from ansible_collections.iotfleet.provisioning.plugins.module_utils import tagging, template_engine
-from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import ValidationError, is_error, paginate
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import paginate
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.ensure import Ensured
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.errors import ValidationError, is_error
 
 NAME_PATTERN = re.compile(r"[0-9A-Za-z_-]{1,36}", re.ASCII)
 ROLE_ARN_PATTERN = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}", re.ASCII)

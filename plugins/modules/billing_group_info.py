@@ -88,8 +88,9 @@ billing_groups:
       sample: [sensor-001]
 """
 
-from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import IoTModule, ValidationError
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import IoTModule
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.billing_groups import find_billing_groups
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.errors import ValidationError
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.validation import check_thing_group_name
 
 

@@ -205,9 +205,8 @@ diff:
 from functools import partial
 
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import IoTModule
-from ansible_collections.iotfleet.provisioning.plugins.module_utils.things import (
-    THING_DIFF_KEYS,
-    diff_view,
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.things.common import THING_DIFF_KEYS, diff_view
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.things.thing import (
     ensure_thing_absent,
     ensure_thing_present,
     validate_thing,

@@ -167,9 +167,11 @@ diff:
 from functools import partial
 
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import IoTModule
-from ansible_collections.iotfleet.provisioning.plugins.module_utils.things import (
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.things.common import (
     THING_GROUP_DIFF_KEYS,
     diff_view,
+)
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.things.thing_group import (
     ensure_thing_group_absent,
     ensure_thing_group_present,
     validate_thing_group,

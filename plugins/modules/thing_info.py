@@ -137,7 +137,7 @@ things:
 """
 
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import IoTModule
-from ansible_collections.iotfleet.provisioning.plugins.module_utils.things import find_things, validate_thing_info
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.things.info import find_things, validate_thing_info
 
 
 def main() -> None:

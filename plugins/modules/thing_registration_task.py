@@ -323,8 +323,13 @@ diff:
   type: dict
 """
 
-from ansible_collections.iotfleet.provisioning.plugins.module_utils import registration_task
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import IoTModule
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.registration_task.run import (
+    ensure_present,
+    failure_message,
+)
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.registration_task.spec import validate_task
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.registration_task.task import http_get
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.validation import DECLARED_POLICIES_OPTION
 
 
@@ -357,17 +362,17 @@ def main() -> None:
     params = module.params
 
     def apply() -> dict:
-        desired = registration_task.validate_task(params)
+        desired = validate_task(params)
         validate_certs, ca_bundle = params["validate_certs"], params.get("aws_ca_bundle")
-        done = registration_task.ensure_present(
+        done = ensure_present(
             module.client("iot"),
             lambda: module.client("s3"),
             desired,
             module.check_mode,
-            fetch=lambda url: registration_task.http_get(url, validate_certs, ca_bundle),
+            fetch=lambda url: http_get(url, validate_certs, ca_bundle),
         )
         full = module.result(done)
-        message = registration_task.failure_message(done.extra, desired.max_failures)
+        message = failure_message(done.extra, desired.max_failures)
         if message:
             module.fail_json(msg=message, **full)
         return full

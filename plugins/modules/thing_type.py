@@ -132,9 +132,8 @@ diff:
 from functools import partial
 
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import IoTModule
-from ansible_collections.iotfleet.provisioning.plugins.module_utils.things import (
-    THING_TYPE_DIFF_KEYS,
-    diff_view,
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.things.common import THING_TYPE_DIFF_KEYS, diff_view
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.things.thing_type import (
     ensure_thing_type_absent,
     ensure_thing_type_present,
     validate_thing_type,

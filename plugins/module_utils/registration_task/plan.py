@@ -11,7 +11,7 @@ from ansible_collections.iotfleet.provisioning.plugins.module_utils import (
     keys,
     template_engine,
 )
-from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import ValidationError
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.errors import ValidationError
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.registration_task.spec import (
     DEVICE_DIR_MODE,
     FAILED,

@@ -13,8 +13,8 @@ from ansible_collections.iotfleet.provisioning.plugins.module_utils import (
     registration,
     template_engine,
 )
-from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import ValidationError
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.ensure import Ensured
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.errors import ValidationError
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.registration_task.plan import (
     _changes,
     device_dir,

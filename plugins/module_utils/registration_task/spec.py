@@ -16,7 +16,7 @@ from ansible_collections.iotfleet.provisioning.plugins.module_utils import (
     registration,
     template_engine,
 )
-from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import ValidationError
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.errors import ValidationError
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.validation import validate_declared
 
 try:

@@ -16,7 +16,8 @@ from ansible_collections.iotfleet.provisioning.plugins.module_utils import (
     crypto,
     registration,
 )
-from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import ValidationError, is_error, iter_pages
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import iter_pages
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.errors import ValidationError, is_error
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.registration_task.plan import (
     device_dir,
 )

@@ -17,13 +17,8 @@ from ansible_collections.iotfleet.provisioning.plugins.module_utils.errors impor
 TEMPLATE_BODY_MAX = 10240  # RegisterThing / CreateProvisioningTemplate templateBody
 PARAMETER_KEY_MAX = 2048  # RegisterThing parameters: key
 PARAMETER_VALUE_MAX = 4096  # RegisterThing parameters: value
-# The AWS limits a template shares with the modules: from validation.py, named as the engine uses them.
-CSR_MAX = validation.CSR_MAX
-POLICY_DOCUMENT_MAX = validation.POLICY_DOCUMENT_MAX
-MAX_POLICIES_PER_CERTIFICATE = validation.MAX_POLICIES_PER_CERTIFICATE
-MAX_THING_GROUPS = validation.MAX_THING_GROUPS_PER_THING
-MAX_ATTRIBUTES_WITHOUT_TYPE = validation.MAX_ATTRIBUTES_WITHOUT_TYPE
-MAX_ATTRIBUTES_WITH_TYPE = validation.MAX_ATTRIBUTES_WITH_TYPE
+# The AWS limits a template shares with the modules (CSR and policy document sizes, policies per certificate, thing
+# groups and attributes per thing) are validation.py's, imported from there where they are checked.
 
 TEMPLATE_TYPES = ("FLEET_PROVISIONING", "JITP")
 SECTIONS = ("Parameters", "Resources", "Mappings", "DeviceConfiguration")

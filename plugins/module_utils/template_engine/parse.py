@@ -34,8 +34,6 @@ from ansible_collections.iotfleet.provisioning.plugins.module_utils.template_eng
     CERTIFICATE_STATUSES,
     JITP_PARAMETERS,
     LIST,
-    MAX_POLICIES_PER_CERTIFICATE,
-    MAX_THING_GROUPS,
     MERGEABLE,
     OVERRIDE_ACTIONS,
     PARAMETER_KEY_MAX,
@@ -54,6 +52,10 @@ from ansible_collections.iotfleet.provisioning.plugins.module_utils.template_eng
     ProvisioningTemplate,
     TemplateError,
     template_body_json,
+)
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.validation import (
+    MAX_POLICIES_PER_CERTIFICATE,
+    MAX_THING_GROUPS_PER_THING,
 )
 
 # --- parse ----------------------------------------------------------------------------------------------------
@@ -214,9 +216,10 @@ def _validate_thing(properties: Dict[str, Any], path: str, scope: _Scope) -> Non
             for i, group in enumerate(groups):
                 if isinstance(group, str):
                     _check_name(group, _at(_at(path, "ThingGroups"), i), "a thing group name")
-            if len(groups) > MAX_THING_GROUPS:
+            if len(groups) > MAX_THING_GROUPS_PER_THING:
                 raise TemplateError(
-                    _at(path, "ThingGroups"), f"a thing can be in at most {MAX_THING_GROUPS} groups, got {len(groups)}"
+                    _at(path, "ThingGroups"),
+                    f"a thing can be in at most {MAX_THING_GROUPS_PER_THING} groups, got {len(groups)}",
                 )
     if "AttributePayload" in properties:
         _validate_attributes(properties, _at(path, "AttributePayload"), scope)

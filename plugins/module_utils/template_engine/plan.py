@@ -13,9 +13,9 @@ from ansible_collections.iotfleet.provisioning.plugins.module_utils.template_eng
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.template_engine.limits import (
     CERTIFICATE_STATUSES,
     DEFAULT_OVERRIDE,
-    MAX_THING_GROUPS,
     TemplateError,
 )
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.validation import MAX_THING_GROUPS_PER_THING
 
 # --- plan -----------------------------------------------------------------------------------------------------
 
@@ -140,9 +140,10 @@ def plan_thing(desired: Mapping[str, Any], current: Optional[Mapping[str, Any]])
         decide("billing_group_name", DEFAULT_OVERRIDE, desired["billing_group"], "BillingGroup")
     try:
         _check_attribute_count(len(after["attributes"]), bool(after["thing_type_name"]), "attributes")
-        if len(after["thing_groups"]) > MAX_THING_GROUPS:
+        if len(after["thing_groups"]) > MAX_THING_GROUPS_PER_THING:
             raise TemplateError(
-                "thing_groups", f"a thing can be in at most {MAX_THING_GROUPS} groups, got {len(after['thing_groups'])}"
+                "thing_groups",
+                f"a thing can be in at most {MAX_THING_GROUPS_PER_THING} groups, got {len(after['thing_groups'])}",
             )
     except TemplateError as e:
         failures.append(str(e))

@@ -24,9 +24,7 @@ from ansible_collections.iotfleet.provisioning.plugins.module_utils.template_eng
     _SUB_VARIABLE,
     CERTIFICATE,
     CERTIFICATE_STATUSES,
-    CSR_MAX,
     DEFAULT_OVERRIDE,
-    MAX_THING_GROUPS,
     PARAMETER_KEY_MAX,
     PARAMETER_VALUE_MAX,
     PSEUDO_PARAMETERS,
@@ -37,6 +35,10 @@ from ansible_collections.iotfleet.provisioning.plugins.module_utils.template_eng
 )
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.template_engine.parse import (
     parse,
+)
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.validation import (
+    CSR_MAX,
+    MAX_THING_GROUPS_PER_THING,
 )
 
 # --- render ---------------------------------------------------------------------------------------------------
@@ -200,9 +202,10 @@ def _render_thing(
             _check_name(group, _at(path, "ThingGroups"), "a thing group name")
             if group not in groups:
                 groups.append(group)
-        if len(groups) > MAX_THING_GROUPS:
+        if len(groups) > MAX_THING_GROUPS_PER_THING:
             raise TemplateError(
-                _at(path, "ThingGroups"), f"a thing can be in at most {MAX_THING_GROUPS} groups, got {len(groups)}"
+                _at(path, "ThingGroups"),
+                f"a thing can be in at most {MAX_THING_GROUPS_PER_THING} groups, got {len(groups)}",
             )
     attributes: Optional[Dict[str, str]] = None
     if "AttributePayload" in properties:

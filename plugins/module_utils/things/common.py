@@ -6,13 +6,13 @@ from __future__ import annotations
 
 from typing import Any, Callable, Mapping, Optional
 
-from ansible_collections.iotfleet.provisioning.plugins.module_utils import iot_access, retry
-from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import (
+from ansible_collections.iotfleet.provisioning.plugins.module_utils import iot_access
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.errors import (
     AwsCallError,
     ValidationError,
     error_code,
+    error_message,
 )
-from ansible_collections.iotfleet.provisioning.plugins.module_utils.errors import error_message
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.validation import (
     MAX_THING_GROUPS_PER_THING,
     check_count,
@@ -69,10 +69,6 @@ def names_after(current: list[str], desired: Optional[list[str]], purge: bool) -
 
 
 _message = error_message
-
-
-# The deadline-bound retry of DeleteThing and DeleteThingType (the schedule lives in retry.py).
-call_with_retry = retry.until_deadline
 
 
 def _timeout_error(operation: str, hint: str) -> Callable[[BaseException], Exception]:

@@ -7,13 +7,8 @@ from __future__ import annotations
 from typing import Any, Mapping, Optional
 
 from ansible_collections.iotfleet.provisioning.plugins.module_utils import iot_access
-from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import (
-    ClientError,
-    ValidationError,
-    is_error,
-    paginate,
-    snake_dict,
-)
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import ClientError, paginate, snake_dict
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.errors import ValidationError, is_error
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.things.common import (
     NOT_FOUND,
     PAGE_SIZE,

@@ -8,13 +8,10 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Optional
 
-from ansible_collections.iotfleet.provisioning.plugins.module_utils import iot_access
-from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import (
-    ValidationError,
-    is_error,
-    paginate,
-)
+from ansible_collections.iotfleet.provisioning.plugins.module_utils import iot_access, retry
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import paginate
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.ensure import Ensured
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.errors import ValidationError, is_error
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.things.common import (
     INVALID_REQUEST,
     PAGE_SIZE,
@@ -29,7 +26,6 @@ from ansible_collections.iotfleet.provisioning.plugins.module_utils.things.commo
     _timeout_error,
     attribute_delta,
     attributes_after,
-    call_with_retry,
     names_after,
     visible_attributes,
 )
@@ -205,7 +201,7 @@ def delete_thing(
         f"AWS still reported principals attached to thing {name!r} {wait_timeout}s after they were detached "
         "(detaching is eventually consistent): run the task again or raise wait_timeout."
     )
-    call_with_retry(
+    retry.until_deadline(
         lambda: client.delete_thing(thingName=name),
         _still_attached,
         wait_timeout,

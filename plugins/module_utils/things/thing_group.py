@@ -8,11 +8,9 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Optional
 
 from ansible_collections.iotfleet.provisioning.plugins.module_utils import iot_access, tagging
-from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import (
-    ValidationError,
-    paginate,
-)
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import paginate
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.ensure import Ensured
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.errors import ValidationError
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.things.common import (
     PAGE_SIZE,
     _optional,

@@ -8,12 +8,9 @@ import time
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional
 
-from ansible_collections.iotfleet.provisioning.plugins.module_utils import iot_access
-from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import (
-    ValidationError,
-    is_error,
-)
+from ansible_collections.iotfleet.provisioning.plugins.module_utils import iot_access, retry
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.ensure import Ensured
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.errors import ValidationError, is_error
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.things.common import (
     INVALID_REQUEST,
     Clock,
@@ -21,7 +18,6 @@ from ansible_collections.iotfleet.provisioning.plugins.module_utils.things.commo
     _optional,
     _state,
     _timeout_error,
-    call_with_retry,
 )
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.validation import (
     MAX_SEARCHABLE_ATTRIBUTES,
@@ -172,7 +168,7 @@ def delete_thing_type(
         # Deleted meanwhile: done.
         iot_access.unless_gone(iot_access.as_call(client), "delete_thing_type", thingTypeName=name)
 
-    call_with_retry(
+    retry.until_deadline(
         attempt,
         lambda e: is_error(e, INVALID_REQUEST),
         wait_timeout,

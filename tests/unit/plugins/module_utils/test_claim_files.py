@@ -19,8 +19,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from ansible_collections.iotfleet.provisioning.plugins.module_utils import provisioning_claims as claims
-from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import ValidationError
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.ensure import Ensured
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.errors import ValidationError
 
 NOW = datetime.datetime(2026, 12, 5, 7, 0, tzinfo=datetime.timezone.utc)
 

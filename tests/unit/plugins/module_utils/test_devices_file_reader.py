@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.iotfleet.provisioning.plugins.module_utils import devices_file, fleet
-from ansible_collections.iotfleet.provisioning.plugins.module_utils import registration_task as rt
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.errors import ValidationError
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.registration_task import spec as rt_spec
 
 CSV = 'ThingName,serial\n\n d1 , A1\n"d,2",\n'
 
@@ -20,7 +20,10 @@ def test_csv_records_keep_cells_as_written_with_their_lines():
 
 def test_each_caller_reads_the_cells_its_own_way():
     # A registration task passes parameters through (only an empty cell is "not given") ...
-    assert rt.parse_devices_text(CSV, "csv") == [(3, {"ThingName": " d1 ", "serial": " A1"}), (4, {"ThingName": "d,2"})]
+    assert rt_spec.parse_devices_text(CSV, "csv") == [
+        (3, {"ThingName": " d1 ", "serial": " A1"}),
+        (4, {"ThingName": "d,2"}),
+    ]
     # ... the fleet strips cells and reads its own columns.
     assert fleet.csv_rows(CSV.replace("ThingName", "name")) == [{"name": "d1", "serial": "A1"}, {"name": "d,2"}]
 
@@ -34,7 +37,7 @@ def test_each_caller_reads_the_cells_its_own_way():
 )
 def test_both_refuse_the_same_csv_at_the_same_line(text, field):
     with pytest.raises(ValidationError) as from_task:
-        rt.parse_devices_text(text, "csv")
+        rt_spec.parse_devices_text(text, "csv")
     with pytest.raises(ValidationError) as from_fleet:
         fleet.csv_rows(text)
     assert from_task.value.field == from_fleet.value.field == field

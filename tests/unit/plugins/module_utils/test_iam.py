@@ -10,7 +10,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from ansible_collections.iotfleet.provisioning.plugins.module_utils import iam
-from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import ValidationError
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.errors import ValidationError
 
 ACCOUNT = "123456789012"
 OTHER_ACCOUNT = "210987654321"

@@ -12,6 +12,7 @@ from ansible_collections.iotfleet.provisioning.plugins.module_utils import (
     policies,
     policy_attachments,
     policy_documents,
+    retry,
 )
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.ensure import Ensured
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.errors import ValidationError
@@ -768,7 +769,7 @@ class TestEnsureAbsent:
         with pytest.raises(ClientError) as raised:
             policies.ensure_absent(iot, "p", check_mode=False, sleep=lambda _s: None)
         assert raised.value.response["Error"]["Code"] == "DeleteConflictException"
-        assert iot.calls.count("delete_policy") == len(policies.DELETE_CONFLICT_RETRY_DELAYS) + 1
+        assert iot.calls.count("delete_policy") == len(retry.POLICY_DELETE.waits) + 1
 
 
 # ---------------------------------------------------------------------------

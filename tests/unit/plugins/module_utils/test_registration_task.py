@@ -10,8 +10,11 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from ansible_collections.iotfleet.provisioning.plugins.module_utils import registration_task as rt
-from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import ValidationError
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.errors import ValidationError
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.registration_task import plan as rt_plan
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.registration_task import run as rt_run
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.registration_task import spec as rt_spec
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.registration_task import task as rt_task
 
 ROLE = "arn:aws:iam::123456789012:role/bulk"
 TEMPLATE = {
@@ -76,7 +79,9 @@ def client(service="iot"):
 
 
 def test_validate_normalises_values_to_strings():
-    desired = rt.validate_task(params(devices=[{"ThingName": "d0", "Model": 2}, {"ThingName": "d1", "Model": True}]))
+    desired = rt_spec.validate_task(
+        params(devices=[{"ThingName": "d0", "Model": 2}, {"ThingName": "d1", "Model": True}])
+    )
     assert [d["parameters"] for d in desired.devices] == [
         {"ThingName": "d0", "Model": "2"},
         {"ThingName": "d1", "Model": "true"},
@@ -115,15 +120,15 @@ def test_validate_normalises_values_to_strings():
 )
 def test_validate_refuses_bad_input_naming_the_field(overrides, message):
     with pytest.raises(ValidationError) as error:
-        rt.validate_task(params(**overrides))
+        rt_spec.validate_task(params(**overrides))
     assert message in str(error.value)
 
 
 def test_validate_csr_parameter_must_be_the_templates_csr(tmp_path):
     with pytest.raises(ValidationError, match=r"csr_parameter: the template's certificate must take its CSR"):
-        rt.validate_task(params(template_body=TEMPLATE, csr_parameter="Model", output_dir=str(tmp_path)))
+        rt_spec.validate_task(params(template_body=TEMPLATE, csr_parameter="Model", output_dir=str(tmp_path)))
     with pytest.raises(ValidationError, match=r"devices\[0\]\.CSR: is made by the module"):
-        rt.validate_task(
+        rt_spec.validate_task(
             params(
                 template_body=TEMPLATE,
                 csr_parameter="CSR",
@@ -147,7 +152,7 @@ def test_device_files_in_every_format(tmp_path):
     for name, text in files.items():
         path = tmp_path / name
         path.write_text(text)
-        desired = rt.validate_task(params(devices=None, devices_file=str(path)))
+        desired = rt_spec.validate_task(params(devices=None, devices_file=str(path)))
         assert [d["parameters"] for d in desired.devices] == [
             {"ThingName": "a", "Model": "1"},
             {"ThingName": "b", "Model": "2"},
@@ -159,19 +164,19 @@ def test_device_file_errors_name_the_file_line(tmp_path):
     bad_json = tmp_path / "d.jsonl"
     bad_json.write_text('{"ThingName": "a"}\n{oops\n')
     with pytest.raises(ValidationError, match=r"devices_file line 2: is not valid JSON"):
-        rt.validate_task(params(devices=None, devices_file=str(bad_json)))
+        rt_spec.validate_task(params(devices=None, devices_file=str(bad_json)))
     bad_csv = tmp_path / "d.csv"
     bad_csv.write_text("ThingName,Model\na,1,extra\n")
     with pytest.raises(ValidationError, match=r"devices_file line 2: has 3 columns, the header has 2"):
-        rt.validate_task(params(devices=None, devices_file=str(bad_csv)))
+        rt_spec.validate_task(params(devices=None, devices_file=str(bad_csv)))
     with pytest.raises(ValidationError, match=r"devices_file: .*unknown format .txt"):
-        rt.validate_task(params(devices=None, devices_file=str(tmp_path / "d.txt")))
+        rt_spec.validate_task(params(devices=None, devices_file=str(tmp_path / "d.txt")))
     with pytest.raises(ValidationError, match=r"devices_file: .* does not exist"):
-        rt.validate_task(params(devices=None, devices_file=str(tmp_path / "missing.csv")))
+        rt_spec.validate_task(params(devices=None, devices_file=str(tmp_path / "missing.csv")))
     missing_name = tmp_path / "n.csv"
     missing_name.write_text("ThingName,Model\n,1\n")
     with pytest.raises(ValidationError, match=r"devices_file line 2: has no ThingName"):
-        rt.validate_task(params(devices=None, devices_file=str(missing_name)))
+        rt_spec.validate_task(params(devices=None, devices_file=str(missing_name)))
 
 
 # --- input body and reports ---------------------------------------------------------------------------------------
@@ -179,19 +184,19 @@ def test_device_file_errors_name_the_file_line(tmp_path):
 
 def test_build_input_is_json_lines_in_order_and_numbers_devices():
     devices = [{"name": "a", "parameters": {"ThingName": "a"}}, {"name": "b", "parameters": {"ThingName": "b"}}]
-    body = rt.build_input(devices)
+    body = rt_task.build_input(devices)
     assert body == b'{"ThingName":"a"}\n{"ThingName":"b"}\n'
     assert [d["input_line"] for d in devices] == [1, 2]
     assert [d["input_offset"] for d in devices] == [0, len(b'{"ThingName":"a"}\n')]
-    key = rt.input_key("p/", body)
-    assert key.startswith("p/") and key.endswith(".jsonl") and rt.input_key("p/", body) == key
-    assert rt.input_key("p/", body + b"x") != key
+    key = rt_task.input_key("p/", body)
+    assert key.startswith("p/") and key.endswith(".jsonl") and rt_task.input_key("p/", body) == key
+    assert rt_task.input_key("p/", body + b"x") != key
 
 
 def test_build_input_refuses_a_line_over_256_kb():
     devices = [{"name": "big", "parameters": {"ThingName": "big", "X": "a" * (256 * 1024)}}]
     with pytest.raises(ValidationError, match=r"device big: its input line is \d+ bytes; AWS takes at most 262144"):
-        rt.build_input(devices)
+        rt_task.build_input(devices)
 
 
 def test_apply_reports_maps_lines_to_devices_and_writes_certificates(tmp_path):
@@ -214,7 +219,7 @@ def test_apply_reports_maps_lines_to_devices_and_writes_certificates(tmp_path):
         ],
         "ERRORS": [{"errorMessage": "ResourceRegistrationFailureException: no type", "lineNumber": 2}],
     }
-    written = rt.apply_reports(devices, reports, str(tmp_path))
+    written = rt_task.apply_reports(devices, reports, str(tmp_path))
     assert written == [os.path.join(str(tmp_path), "a", "certificate.pem.crt")]
     assert (tmp_path / "a" / "certificate.pem.crt").read_text() == pem
     assert devices[0]["status"] == "registered" and devices[0]["certificate_id"] == "ab" * 32
@@ -231,13 +236,13 @@ def test_apply_reports_prefers_the_byte_offset_to_the_line_number(tmp_path):
         "RESULTS": [{"lineNumber": 0, "offset": 0, "response": {}}],
         "ERRORS": [{"errorMessage": "X: y", "lineNumber": 1, "offset": 18}],
     }
-    rt.apply_reports(devices, reports, None)
+    rt_task.apply_reports(devices, reports, None)
     assert devices[0]["status"] == "registered"
     assert devices[1]["status"] == "failed" and devices[1]["error"] == "line 2: X: y"
 
 
 def test_parse_report_is_lenient():
-    assert rt.parse_report(b'{"lineNumber": 1}\nnot json\n\n[1]\n{"lineNumber": 2}\n') == [
+    assert rt_task.parse_report(b'{"lineNumber": 1}\nnot json\n\n[1]\n{"lineNumber": 2}\n') == [
         {"lineNumber": 1},
         {"lineNumber": 2},
     ]
@@ -271,7 +276,7 @@ def test_wait_records_progress_only_when_it_changes():
     )
     slept = []
     seen = []
-    final, progress, timed_out = rt.wait_for_task(fake, "t", 60, 2, sleep=slept.append, report=seen.append)
+    final, progress, timed_out = rt_task.wait_for_task(fake, "t", 60, 2, sleep=slept.append, report=seen.append)
     assert final["status"] == "Completed" and not timed_out
     assert [p["percentage_progress"] for p in progress] == [0, 50, 100]
     assert seen == progress
@@ -285,20 +290,20 @@ def test_wait_times_out_with_the_last_status():
     def sleep(seconds):
         now[0] += seconds
 
-    final, _progress, timed_out = rt.wait_for_task(fake, "t", 5, 2, sleep=sleep, clock=lambda: now[0])
+    final, _progress, timed_out = rt_task.wait_for_task(fake, "t", 5, 2, sleep=sleep, clock=lambda: now[0])
     assert timed_out and final["status"] == "InProgress"
     assert fake.calls == 4  # at 0, 2, 4, 5 seconds
-    message = rt.failure_message({"timed_out": True, "task_id": "t", "status": "InProgress"}, 0)
+    message = rt_run.failure_message({"timed_out": True, "task_id": "t", "status": "InProgress"}, 0)
     assert "thing registration task t did not finish within wait_timeout" in message
 
 
 def test_failure_message_counts_failures_against_max_failures():
     failed = [{"name": "a", "line": 2, "error": "boom"}, {"name": "b", "line": 5, "error": "bang"}]
     result = {"status": "Completed", "failed_devices": failed}
-    assert rt.failure_message(result, 2) is None
-    message = rt.failure_message(result, 1)
+    assert rt_run.failure_message(result, 2) is None
+    message = rt_run.failure_message(result, 1)
     assert message == "2 device(s) failed, more than max_failures 1: a (line 2): boom; b (line 5): bang"
-    assert "ended Failed: bucket gone" in rt.failure_message(
+    assert "ended Failed: bucket gone" in rt_run.failure_message(
         {"status": "Failed", "task_id": "t", "task_message": "bucket gone"}, 0
     )
 
@@ -310,7 +315,7 @@ def test_running_task_is_named_and_start_refused_before_upload():
     iot = client()
     with Stubber(iot) as stub:
         stub.add_response("list_thing_registration_tasks", {"taskIds": ["other-task"]}, {"status": "InProgress"})
-        assert rt.running_task(iot) == "other-task"
+        assert rt_task.running_task(iot) == "other-task"
         stub.assert_no_pending_responses()
 
 
@@ -319,8 +324,8 @@ def test_start_refused_by_aws_reports_the_running_task():
     with Stubber(iot) as stub:
         stub.add_client_error("start_thing_registration_task", "InvalidRequestException", "only one task may run", 400)
         stub.add_response("list_thing_registration_tasks", {"taskIds": ["racing-task"]}, {"status": "InProgress"})
-        with pytest.raises(rt.TaskBusyError) as error:
-            rt.start_task(iot, "{}", "fleet-input", "k.jsonl", ROLE)
+        with pytest.raises(rt_spec.TaskBusyError) as error:
+            rt_task.start_task(iot, "{}", "fleet-input", "k.jsonl", ROLE)
     assert str(error.value).startswith("thing registration task racing-task is still running in this account")
     assert "one task per account" in str(error.value)
 
@@ -332,8 +337,8 @@ def test_start_refused_for_another_reason_is_not_reported_as_busy():
         stub.add_response("list_thing_registration_tasks", {"taskIds": []}, {"status": "InProgress"})
         stub.add_response("list_thing_registration_tasks", {"taskIds": []}, {"status": "Cancelling"})
         with pytest.raises(Exception) as error:
-            rt.start_task(iot, "{}", "fleet-input", "k.jsonl", ROLE)
-    assert not isinstance(error.value, rt.TaskBusyError)
+            rt_task.start_task(iot, "{}", "fleet-input", "k.jsonl", ROLE)
+    assert not isinstance(error.value, rt_spec.TaskBusyError)
     assert "bad role" in str(error.value)
 
 
@@ -346,18 +351,18 @@ def _no_thing(stub, name):
 
 def test_ensure_present_busy_account_uploads_nothing():
     iot, s3 = client(), client("s3")
-    desired = rt.validate_task(params(devices=[{"ThingName": "d0", "Model": "v1"}]))
+    desired = rt_spec.validate_task(params(devices=[{"ThingName": "d0", "Model": "v1"}]))
     with Stubber(iot) as stub, Stubber(s3):
         _no_thing(stub, "d0")
         stub.add_response("list_thing_registration_tasks", {"taskIds": ["busy-1"]}, {"status": "InProgress"})
-        with pytest.raises(rt.TaskBusyError, match="busy-1"):
-            rt.ensure_present(iot, lambda: s3, desired, False)
+        with pytest.raises(rt_spec.TaskBusyError, match="busy-1"):
+            rt_run.ensure_present(iot, lambda: s3, desired, False)
         stub.assert_no_pending_responses()
 
 
 def test_ensure_present_check_mode_plans_without_calls_that_change(tmp_path):
     iot = client()
-    desired = rt.validate_task(params())
+    desired = rt_spec.validate_task(params())
 
     def no_s3():
         raise AssertionError("check mode must not touch S3")
@@ -365,7 +370,7 @@ def test_ensure_present_check_mode_plans_without_calls_that_change(tmp_path):
     with Stubber(iot) as stub:
         _no_thing(stub, "d0")
         _no_thing(stub, "d1")
-        done = rt.ensure_present(iot, no_s3, desired, True)
+        done = rt_run.ensure_present(iot, no_s3, desired, True)
         changed, before, after, result = done.changed, done.before, done.after, done.extra
         stub.assert_no_pending_responses()
     assert changed
@@ -378,7 +383,7 @@ def test_ensure_present_check_mode_plans_without_calls_that_change(tmp_path):
 
 def test_ensure_present_runs_the_task_and_maps_the_reports():
     iot, s3 = client(), client("s3")
-    desired = rt.validate_task(params())
+    desired = rt_spec.validate_task(params())
     fetched = []
     results = json.dumps({"lineNumber": 1, "offset": 0, "response": {"resourceArns": {"thing": "arn:t"}}}) + "\n"
     errors = json.dumps({"errorMessage": "InvalidRequestException: nope", "lineNumber": 2, "response": None}) + "\n"
@@ -407,7 +412,7 @@ def test_ensure_present_runs_the_task_and_maps_the_reports():
         )
         stub.add_response("list_thing_registration_task_reports", {"resourceLinks": ["http://r/results"]})
         stub.add_response("list_thing_registration_task_reports", {"resourceLinks": ["http://r/errors"]})
-        done = rt.ensure_present(iot, lambda: s3, desired, False, fetch=fetch)
+        done = rt_run.ensure_present(iot, lambda: s3, desired, False, fetch=fetch)
         changed, _before, _after, result = done.changed, done.before, done.after, done.extra
         stub.assert_no_pending_responses()
         s3_stub.assert_no_pending_responses()
@@ -417,15 +422,15 @@ def test_ensure_present_runs_the_task_and_maps_the_reports():
     assert result["failed_devices"] == [
         {"name": "d1", "line": 2, "input_line": 2, "error": "line 2: InvalidRequestException: nope"}
     ]
-    assert "d1 (line 2)" in rt.failure_message(result, 0)
-    assert rt.failure_message(result, 1) is None
+    assert "d1 (line 2)" in rt_run.failure_message(result, 0)
+    assert rt_run.failure_message(result, 1) is None
 
 
 def test_plan_failure_is_a_device_error_not_a_module_error():
     iot = client()
-    desired = rt.validate_task(params(devices=[{"ThingName": "d0"}]))  # Model has no value and no Default
+    desired = rt_spec.validate_task(params(devices=[{"ThingName": "d0"}]))  # Model has no value and no Default
     with Stubber(iot) as stub:
-        done = rt.ensure_present(iot, lambda: None, desired, True)
+        done = rt_run.ensure_present(iot, lambda: None, desired, True)
         changed, _b, _a, result = done.changed, done.before, done.after, done.extra
         stub.assert_no_pending_responses()
     assert not changed
@@ -435,7 +440,7 @@ def test_plan_failure_is_a_device_error_not_a_module_error():
 
 
 def test_csr_keys_are_made_once_and_not_in_check_mode(tmp_path):
-    desired = rt.validate_task(
+    desired = rt_spec.validate_task(
         params(
             template_body=TEMPLATE,
             csr_parameter="CSR",
@@ -444,12 +449,12 @@ def test_csr_keys_are_made_once_and_not_in_check_mode(tmp_path):
         )
     )
     device = desired.devices[0]
-    assert rt.prepare_csr(desired, device, True) is True
+    assert rt_plan.prepare_csr(desired, device, True) is True
     assert not (tmp_path / "d0").exists()
     assert "BEGIN CERTIFICATE REQUEST" in device["parameters"]["CSR"]
-    assert rt.prepare_csr(desired, dict(device, parameters={}), False) is True
+    assert rt_plan.prepare_csr(desired, dict(device, parameters={}), False) is True
     key_path = tmp_path / "d0" / "private.pem.key"
     assert oct(os.stat(key_path).st_mode & 0o777) == "0o600"
     key = key_path.read_bytes()
-    assert rt.prepare_csr(desired, dict(device, parameters={}), False) is False
+    assert rt_plan.prepare_csr(desired, dict(device, parameters={}), False) is False
     assert key_path.read_bytes() == key

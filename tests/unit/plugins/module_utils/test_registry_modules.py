@@ -8,7 +8,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from ansible_collections.iotfleet.provisioning.plugins.module_utils import billing_groups, dynamic_groups, indexing
-from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import ValidationError
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.errors import ValidationError
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.inventory_things import (
     read_registry,
     validate_filters,

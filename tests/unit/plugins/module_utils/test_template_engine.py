@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
 from ansible_collections.iotfleet.provisioning.plugins.module_utils import template_engine as te
-from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import ValidationError
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.errors import ValidationError
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "templates")
 FIXTURE_NAMES = sorted(name for name in os.listdir(FIXTURES) if name.endswith(".json"))

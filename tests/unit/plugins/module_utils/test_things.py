@@ -12,26 +12,31 @@ import pytest
 from botocore.exceptions import ClientError
 
 from ansible_collections.iotfleet.provisioning.plugins.module_utils import tagging
-from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import AwsCallError, ValidationError
-from ansible_collections.iotfleet.provisioning.plugins.module_utils.things import (
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.errors import AwsCallError, ValidationError
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.retry import until_deadline
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.things.common import (
     attribute_delta,
     attributes_after,
-    call_with_retry,
     diff_view,
+    names_after,
+)
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.things.info import find_things, validate_thing_info
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.things.thing import (
     ensure_thing_absent,
+    ensure_thing_present,
+    plan_thing,
+    validate_thing,
+)
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.things.thing_group import (
     ensure_thing_group_absent,
     ensure_thing_group_present,
-    ensure_thing_present,
+    plan_thing_group,
+    validate_thing_group,
+)
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.things.thing_type import (
     ensure_thing_type_absent,
     ensure_thing_type_present,
-    find_things,
-    names_after,
-    plan_thing,
-    plan_thing_group,
     plan_thing_type,
-    validate_thing,
-    validate_thing_group,
-    validate_thing_info,
     validate_thing_type,
 )
 
@@ -598,7 +603,7 @@ def test_retry_backoff_is_capped():
             raise aws_error("X")
         return "ok"
 
-    assert call_with_retry(call, lambda e: True, 1000, lambda e: RuntimeError(), clock.sleep, clock) == "ok"
+    assert until_deadline(call, lambda e: True, 1000, lambda e: RuntimeError(), clock.sleep, clock) == "ok"
     assert clock.sleeps == [2.0, 4.0, 8.0, 16.0, 30.0, 30.0, 30.0]
 
 
