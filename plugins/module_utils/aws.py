@@ -319,6 +319,23 @@ class IoTModule:
         """The module's result from an ensure_* outcome: changed, its extras, ``fields``, the diff when asked."""
         return ensured_result(ensured, self.diff_mode, view, **fields)
 
+    def ensure(
+        self,
+        desired: Any,
+        present: Callable[[Any, Any, bool], Ensured],
+        absent: Callable[[Any, Any, bool], Ensured],
+        view: Callable[[Any], Any] | None = None,
+        returned: str | None = None,
+    ) -> dict[str, Any]:
+        """The whole run of a module with one resource: ``absent`` when ``desired.state`` is absent, else ``present``
+        (any other state, such as a thing type's deprecated, is the present function's), with the IoT client and
+        check mode; the result carries the diff of ``view`` and the resource (``after``, {} once gone) as
+        ``returned``."""
+        ensure = absent if desired.state == "absent" else present
+        done = ensure(self.client("iot"), desired, self.check_mode)
+        fields = {returned: done.after or {}} if returned else {}
+        return self.result(done, view, **fields)
+
     def run(self, action: Callable[[], dict[str, Any]]) -> None:
         """Run the module's work and exit, turning every expected failure into a clear message."""
         try:

@@ -169,6 +169,16 @@ def diff_view(group: Optional[Mapping[str, Any]]) -> dict[str, Any]:
     return {k: group[k] for k in DIFF_KEYS if group and k in group}
 
 
+def validate_billing_group_info(params: Mapping[str, Any]) -> dict[str, Any]:
+    """The billing_group_info query: a name prefix (None: every group) and whether to list members."""
+    prefix = params.get("name_prefix")
+    if prefix == "":
+        raise ValidationError("name_prefix", "must not be empty; leave it unset to list every billing group")
+    if prefix is not None:
+        check_thing_group_name("name_prefix", prefix)
+    return {"name_prefix": prefix, "include_things": bool(params.get("include_things"))}
+
+
 def find_billing_groups(client: Any, name_prefix: Optional[str], with_things: bool) -> list[dict[str, Any]]:
     """Billing groups (all pages), described, sorted by name; members when asked."""
     listed = paginate(

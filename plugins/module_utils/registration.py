@@ -17,7 +17,7 @@ from typing import Any, Optional
 
 from ansible_collections.iotfleet.provisioning.plugins.module_utils import crypto, iot_access, keys, template_engine
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.errors import ValidationError
-from ansible_collections.iotfleet.provisioning.plugins.module_utils.validation import validate_declared
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.validation import scalar_text, validate_declared
 
 CERTIFICATE_RESOURCE = "AWS::IoT::Certificate"
 
@@ -44,9 +44,8 @@ def validate(params: dict[str, Any]) -> DesiredRegistration:
     for key, value in (params.get("parameters") or {}).items():
         if isinstance(value, (dict, list)) or value is None:
             raise ValidationError(f"parameters.{key}", "must be a string (RegisterThing parameters are strings)")
-        parameters[str(key)] = (
-            value if isinstance(value, str) else str(value).lower() if isinstance(value, bool) else str(value)
-        )
+        text = scalar_text(value)
+        parameters[str(key)] = str(value) if text is None else text
     declared = validate_declared(params.get("declared_resources"), ("policies",))["policies"]
     template = None
     if params.get("template_body") is not None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Any, Mapping
+from typing import Any, Mapping, Optional
 
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.errors import ValidationError
 
@@ -166,14 +166,23 @@ def check_description(field: str, value: Any, max_len: int = DESCRIPTION_MAX) ->
     return check_name(field, value, max_len, DESCRIPTION_PATTERN, DESCRIPTION_RULE, min_len=0)
 
 
-def attribute_value_text(field: str, value: Any) -> str:
-    """The string AWS stores for a YAML scalar: numbers as written, booleans as true/false."""
+def scalar_text(value: Any) -> Optional[str]:
+    """The string AWS receives for a YAML scalar (an attribute value, a template parameter): strings as given,
+    booleans as true/false, numbers as written; None for anything else, which each caller refuses in its words."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (int, float)):
         return str(value)
     if isinstance(value, str):
         return value
+    return None
+
+
+def attribute_value_text(field: str, value: Any) -> str:
+    """The string AWS stores for a YAML scalar: numbers as written, booleans as true/false."""
+    text = scalar_text(value)
+    if text is not None:
+        return text
     if value is None:
         raise ValidationError(field, 'must be a string; use "" to remove the attribute')
     raise ValidationError(field, f"must be a string, got {type(value).__name__}")

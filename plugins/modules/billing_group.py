@@ -152,9 +152,9 @@ def main() -> None:
 
     def run() -> dict:
         desired = validate_billing_group(module.params)
-        ensure = ensure_billing_group_absent if desired.state == "absent" else ensure_billing_group_present
-        done = ensure(module.client("iot"), desired, module.check_mode)
-        return module.result(done, diff_view, billing_group=done.after or {})
+        return module.ensure(
+            desired, ensure_billing_group_present, ensure_billing_group_absent, diff_view, "billing_group"
+        )
 
     module.run(run)
 

@@ -89,9 +89,10 @@ billing_groups:
 """
 
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import IoTModule
-from ansible_collections.iotfleet.provisioning.plugins.module_utils.billing_groups import find_billing_groups
-from ansible_collections.iotfleet.provisioning.plugins.module_utils.errors import ValidationError
-from ansible_collections.iotfleet.provisioning.plugins.module_utils.validation import check_thing_group_name
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.billing_groups import (
+    find_billing_groups,
+    validate_billing_group_info,
+)
 
 
 def main() -> None:
@@ -103,12 +104,8 @@ def main() -> None:
     )
 
     def run() -> dict:
-        prefix = module.params.get("name_prefix")
-        if prefix is not None and prefix != "":
-            check_thing_group_name("name_prefix", prefix)
-        elif prefix == "":
-            raise ValidationError("name_prefix", "must not be empty; leave it unset to list every billing group")
-        groups = find_billing_groups(module.client("iot"), prefix, bool(module.params["include_things"]))
+        query = validate_billing_group_info(module.params)
+        groups = find_billing_groups(module.client("iot"), query["name_prefix"], query["include_things"])
         return dict(changed=False, billing_groups=groups)
 
     module.run(run)

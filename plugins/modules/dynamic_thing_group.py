@@ -205,9 +205,9 @@ def main() -> None:
 
     def run() -> dict:
         desired = validate_dynamic_group(module.params)
-        ensure = ensure_dynamic_group_absent if desired.state == "absent" else ensure_dynamic_group_present
-        done = ensure(module.client("iot"), desired, module.check_mode)
-        return module.result(done, diff_view, thing_group=done.after or {})
+        return module.ensure(
+            desired, ensure_dynamic_group_present, ensure_dynamic_group_absent, diff_view, "thing_group"
+        )
 
     module.run(run)
 

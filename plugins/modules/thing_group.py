@@ -194,9 +194,8 @@ def main() -> None:
 
     def run() -> dict:
         desired = validate_thing_group(module.params)
-        ensure = ensure_thing_group_absent if desired.state == "absent" else ensure_thing_group_present
-        done = ensure(module.client("iot"), desired, module.check_mode)
-        return module.result(done, partial(diff_view, keys=THING_GROUP_DIFF_KEYS), thing_group=done.after or {})
+        view = partial(diff_view, keys=THING_GROUP_DIFF_KEYS)
+        return module.ensure(desired, ensure_thing_group_present, ensure_thing_group_absent, view, "thing_group")
 
     module.run(run)
 

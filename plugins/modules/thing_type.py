@@ -153,9 +153,8 @@ def main() -> None:
 
     def run() -> dict:
         desired = validate_thing_type(module.params)
-        ensure = ensure_thing_type_absent if desired.state == "absent" else ensure_thing_type_present
-        done = ensure(module.client("iot"), desired, module.check_mode)
-        return module.result(done, partial(diff_view, keys=THING_TYPE_DIFF_KEYS), thing_type=done.after or {})
+        view = partial(diff_view, keys=THING_TYPE_DIFF_KEYS)
+        return module.ensure(desired, ensure_thing_type_present, ensure_thing_type_absent, view, "thing_type")
 
     module.run(run)
 

@@ -17,7 +17,7 @@ from ansible_collections.iotfleet.provisioning.plugins.module_utils import (
     template_engine,
 )
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.errors import ValidationError
-from ansible_collections.iotfleet.provisioning.plugins.module_utils.validation import validate_declared
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.validation import scalar_text, validate_declared
 
 try:
     from ansible.module_utils.common.yaml import HAS_YAML, yaml_load
@@ -76,12 +76,9 @@ class TaskBusyError(ValidationError):
 
 
 def _string_value(value: Any, where: str) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return str(value)
-    if isinstance(value, str):
-        return value
+    text = scalar_text(value)
+    if text is not None:
+        return text
     kind = "null" if value is None else type(value).__name__
     raise ValidationError(where, f"must be a string (template parameters are strings), got {kind}")
 
