@@ -21,6 +21,10 @@ from ansible_collections.iotfleet.provisioning.plugins.module_utils.indexing imp
     THING_INDEX,
     require_thing_indexing,
 )
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.things.common import (
+    attribute_delta,
+    attributes_after,
+)
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.validation import (
     MAX_THING_GROUP_ATTRIBUTES,
     check_attributes,
@@ -119,19 +123,11 @@ def read_dynamic_group(client: Any, name: str, with_tags: bool) -> Optional[dict
     return group
 
 
-def _attributes_after(current: Mapping[str, str], desired: Optional[Mapping[str, str]], purge: bool) -> dict[str, str]:
-    if desired is None:
-        return dict(current)
-    merged = {} if purge else dict(current)
-    merged.update(desired)
-    return {k: v for k, v in merged.items() if v != ""}
-
-
 def plan_dynamic_group(current: Optional[Mapping[str, Any]], desired: DesiredDynamicGroup) -> dict[str, Any]:
     """``create`` (CreateDynamicThingGroup arguments), ``update`` (UpdateDynamicThingGroup arguments), ``after``."""
     name = desired.name
     if current is None:
-        attributes = _attributes_after({}, desired.attributes, True)
+        attributes = attributes_after({}, desired.attributes, True)
         properties: dict[str, Any] = {}
         if desired.description:
             properties["thingGroupDescription"] = desired.description
@@ -164,13 +160,12 @@ def plan_dynamic_group(current: Optional[Mapping[str, Any]], desired: DesiredDyn
         return {"create": create, "update": None, "after": after}
 
     description = current["description"] if desired.description is None else (desired.description or None)
-    attributes = _attributes_after(current["attributes"], desired.attributes, desired.purge_attributes)
+    attributes = attributes_after(current["attributes"], desired.attributes, desired.purge_attributes)
     check_count("attributes", len(attributes), MAX_THING_GROUP_ATTRIBUTES, "a thing group", "attributes")
     properties = {}
     if description != current["description"]:
         properties["thingGroupDescription"] = description or ""
-    delta = {k: v for k, v in attributes.items() if current["attributes"].get(k) != v}
-    delta.update({k: "" for k in current["attributes"] if k not in attributes})
+    delta = attribute_delta(current["attributes"], attributes)
     if delta:
         properties["attributePayload"] = {"attributes": delta, "merge": True}
     update: Optional[dict[str, Any]] = None
