@@ -21,10 +21,8 @@ from ansible_collections.iotfleet.provisioning.plugins.module_utils.indexing imp
     THING_INDEX,
     require_thing_indexing,
 )
-from ansible_collections.iotfleet.provisioning.plugins.module_utils.things.common import (
-    attribute_delta,
-    attributes_after,
-)
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.things.common import attributes_after
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.things.thing_group import plan_group_properties
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.validation import (
     MAX_THING_GROUP_ATTRIBUTES,
     check_attributes,
@@ -159,15 +157,7 @@ def plan_dynamic_group(current: Optional[Mapping[str, Any]], desired: DesiredDyn
             after["tags"] = dict(desired.tags)
         return {"create": create, "update": None, "after": after}
 
-    description = current["description"] if desired.description is None else (desired.description or None)
-    attributes = attributes_after(current["attributes"], desired.attributes, desired.purge_attributes)
-    check_count("attributes", len(attributes), MAX_THING_GROUP_ATTRIBUTES, "a thing group", "attributes")
-    properties = {}
-    if description != current["description"]:
-        properties["thingGroupDescription"] = description or ""
-    delta = attribute_delta(current["attributes"], attributes)
-    if delta:
-        properties["attributePayload"] = {"attributes": delta, "merge": True}
+    description, attributes, properties = plan_group_properties(current, desired)
     update: Optional[dict[str, Any]] = None
     query_changed = desired.query_string is not None and desired.query_string != current["query_string"]
     if properties or query_changed:

@@ -90,6 +90,24 @@ def read_thing_group(client: Any, name: str, with_tags: bool = False) -> Optiona
     return group
 
 
+def plan_group_properties(
+    current: Mapping[str, Any], desired: Any
+) -> tuple[Optional[str], dict[str, str], dict[str, Any]]:
+    """The description and attributes an existing group (static or dynamic) will have, and the
+    ``thingGroupProperties`` that change it (empty when nothing does). ``desired`` has description, attributes and
+    purge_attributes, None for what the task leaves alone."""
+    description = current["description"] if desired.description is None else (desired.description or None)
+    attributes = attributes_after(current["attributes"], desired.attributes, desired.purge_attributes)
+    check_count("attributes", len(attributes), MAX_THING_GROUP_ATTRIBUTES, "a thing group", "attributes")
+    properties: dict[str, Any] = {}
+    if description != current["description"]:
+        properties["thingGroupDescription"] = description or ""
+    delta = attribute_delta(current["attributes"], attributes)
+    if delta:
+        properties["attributePayload"] = {"attributes": delta, "merge": True}
+    return description, attributes, properties
+
+
 def plan_thing_group(current: Optional[Mapping[str, Any]], desired: DesiredThingGroup) -> dict[str, Any]:
     """Calls for state present: ``create`` (CreateThingGroup arguments), ``update`` (UpdateThingGroup
     arguments), ``tags_to_set`` (dict), ``tags_to_remove`` (list) and ``after``."""
@@ -134,15 +152,7 @@ def plan_thing_group(current: Optional[Mapping[str, Any]], desired: DesiredThing
             f"thing group {name!r} has parent {current['parent']!r}; AWS cannot change a thing group's parent after "
             f"creation: remove the group and create it again {where}",
         )
-    description = current["description"] if desired.description is None else (desired.description or None)
-    attributes = attributes_after(current["attributes"], desired.attributes, desired.purge_attributes)
-    check_count("attributes", len(attributes), MAX_THING_GROUP_ATTRIBUTES, "a thing group", "attributes")
-    properties = {}
-    if description != current["description"]:
-        properties["thingGroupDescription"] = description or ""
-    delta = attribute_delta(current["attributes"], attributes)
-    if delta:
-        properties["attributePayload"] = {"attributes": delta, "merge": True}
+    description, attributes, properties = plan_group_properties(current, desired)
     update = None
     if properties:
         update = {"thingGroupName": name, "thingGroupProperties": properties}
