@@ -1434,7 +1434,7 @@ def test_plan_is_empty():
 
 
 def test_normalise_policy_document_equates_equivalent_forms():
-    # The engine compares policies exactly as the policy module does (policies.normalize_document).
+    # The engine compares policies exactly as the policy module does (policy_documents.normalize_document).
     compact = '{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"iot:Publish","Resource":["a","b"]}}'
     expanded = {
         "Version": "2012-10-17",
