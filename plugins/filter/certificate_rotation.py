@@ -8,7 +8,7 @@ from __future__ import annotations
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.certificates.rotation import (
-    parse_confirmations,
+    confirmed_for,
     rotation_plan,
 )
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.errors import ValidationError
@@ -17,7 +17,7 @@ from ansible_collections.iotfleet.provisioning.plugins.module_utils.errors impor
 def certificate_rotation_confirmations(text, thing, field="certificate_rotation_confirmation_file"):
     """The certificate ids a confirmation file's text confirms for ``thing``."""
     try:
-        return parse_confirmations(text, thing, field)
+        return confirmed_for(text, thing, field)
     except ValidationError as error:
         raise AnsibleFilterError(str(error)) from None
 

@@ -273,7 +273,7 @@ options:
       confirmed_file:
         description:
           - A file (for example in git) of confirmed new certificate ids, one per line (C(#) comments), a YAML or
-            JSON list of ids, or a YAML or JSON mapping of device name to its new certificate's id.
+            JSON list of ids, or a YAML or JSON mapping of device name to its new certificate's id (or a list of ids).
         type: path
   max_failures:
     description:

@@ -19,12 +19,12 @@ Nothing here calls AWS: the role reads the thing's certificates with certificate
 
 from __future__ import annotations
 
-import re
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
 
-from ansible_collections.iotfleet.provisioning.plugins.module_utils.errors import ValidationError
-
-_ID = re.compile(r"^[0-9a-fA-F]{64}$")
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.certificates.confirmations import (
+    check_certificate_ids,
+    parse_confirmations,
+)
 
 # What a run does; "blocked" refuses to guess (the role fails with the plan's message).
 STEP_1 = "step1"
@@ -34,49 +34,12 @@ NOTHING = "none"
 BLOCKED = "blocked"
 
 
-def _ids_of(values: Iterable[Any], field: str, source: str) -> List[str]:
-    ids = []
-    for value in values:
-        text = str(value).strip() if isinstance(value, (str, int)) else value
-        if not isinstance(text, str) or not _ID.match(text):
-            raise ValidationError(
-                field,
-                f"{source}: every entry must be a certificate id (64 hexadecimal characters, the NEW certificate's "
-                f"id as the device or its presence event reports it), got {value!r}; a device name alone is not a "
-                "confirmation",
-            )
-        ids.append(text.lower())
-    return ids
-
-
-def parse_confirmations(text: Any, thing: str, field: str = "confirmation_file") -> List[str]:
-    """The certificate ids a confirmation file confirms for ``thing`` (or a list of ids, as a task gives them).
-
-    The file is one id per line (``#`` comments and blank lines ignored), a YAML or JSON list of ids, or a mapping
-    of device name to an id (or a list of ids); from a mapping only ``thing``'s entry counts.
-    """
-    if isinstance(text, (list, tuple)):
-        return _ids_of(text, field, "the list")
-    if text is None or not text.strip():
-        return []
-    data: Any
-    try:
-        import yaml  # PyYAML comes with ansible-core
-
-        # BaseLoader keeps every scalar a string: an id of digits only (leading zeros included) is not a number.
-        # JSON is YAML too.
-        data = yaml.load(text, Loader=yaml.BaseLoader)  # nosec B506 - BaseLoader builds only strings, lists, dicts
-    except Exception:  # pylint: disable=broad-except  # not YAML: read it as lines
-        data = None
-    if isinstance(data, Mapping):
-        entry = data.get(thing)
-        if entry is None:
-            return []
-        return _ids_of(entry if isinstance(entry, list) else [entry], field, f"the entry of {thing}")
-    if isinstance(data, list):
-        return _ids_of(data, field, "the list")
-    lines = [line.split("#", 1)[0].strip() for line in text.splitlines()]
-    return _ids_of([line for line in lines if line], field, "a line")
+def confirmed_for(entries: Any, thing: str, field: str = "confirmation_file") -> List[str]:
+    """The certificate ids confirmed for ``thing``: a list of ids as a task gives them, or a confirmation file's
+    text (confirmations.py: from a device mapping only ``thing``'s entry counts)."""
+    if isinstance(entries, (list, tuple)):
+        return sorted(check_certificate_ids(field, entries))
+    return sorted(parse_confirmations(entries, field).for_device(thing))
 
 
 def _stamp(certificate: Mapping[str, Any]) -> str:

@@ -24,20 +24,16 @@ certificates attached, the newest (by creation date) the new one. Each run moves
 from __future__ import annotations
 
 import datetime
-import json
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Set, Tuple
 
 from ansible_collections.iotfleet.provisioning.plugins.module_utils import crypto
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.certificates.confirmations import (
+    check_certificate_ids,
+    parse_confirmations,
+)
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.errors import ValidationError
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.fleet import expiry
-
-try:
-    import yaml
-
-    HAS_YAML = True
-except ImportError:  # pragma: no cover
-    HAS_YAML = False
 
 ROTATION_KEYS = ("expiring_within_days", "devices", "requested_on", "key_minimum", "confirmed", "confirmed_file")
 # The key AWS makes with CreateKeysAndCertificate.
@@ -58,7 +54,7 @@ class RotationRule:
     rsa_bits: Optional[int] = None
     ec_bits: Optional[int] = None
     confirmed_ids: Set[str] = field(default_factory=set)
-    confirmed_by_device: Dict[str, str] = field(default_factory=dict)
+    confirmed_by_device: Dict[str, Set[str]] = field(default_factory=dict)
 
     @property
     def selects(self) -> bool:
@@ -69,7 +65,7 @@ class RotationRule:
         return self.rsa_bits is not None or self.ec_bits is not None
 
     def confirmed(self, name: str, cert_id: str) -> bool:
-        return cert_id in self.confirmed_ids or self.confirmed_by_device.get(name) == cert_id
+        return cert_id in self.confirmed_ids or cert_id in self.confirmed_by_device.get(name, set())
 
     def new_key_spec(self) -> Dict[str, str]:
         """The key made for a csr device: EC, on the smallest NIST curve that meets ``ec_bits``."""
@@ -98,47 +94,6 @@ def _parse_date(field_name: str, value: Any) -> datetime.datetime:
         if parsed is not None:
             return parsed if parsed.tzinfo else parsed.replace(tzinfo=datetime.timezone.utc)
     raise ValidationError(field_name, f"must be a date like 2026-12-05 (or an ISO 8601 time), got {value!r}")
-
-
-def _check_id(field_name: str, value: Any) -> str:
-    if not isinstance(value, str) or not crypto.is_certificate_id(value.strip()):
-        raise ValidationError(
-            field_name,
-            f"must be a certificate id (64 hexadecimal characters), got {value!r}; a confirmation names the NEW "
-            "certificate the device uses, never the device alone (a name left in git would retire the old "
-            "certificate of the next rotation as soon as it starts)",
-        )
-    return value.strip().lower()
-
-
-def parse_confirmations(text: str, field_name: str) -> Tuple[Set[str], Dict[str, str]]:
-    """A confirmation file: one id per line (# comments), a YAML/JSON list of ids, or a device -> id mapping."""
-    data: Any = None
-    stripped = text.strip()
-    if stripped.startswith(("[", "{")):
-        try:
-            data = json.loads(stripped)
-        except ValueError:
-            data = None
-    if data is None and HAS_YAML and (":" in stripped or stripped.startswith("-")):
-        try:
-            # Every scalar as text: an id of digits only, or like 12e4..., is not a number.
-            data = yaml.load(stripped, Loader=yaml.BaseLoader)  # BaseLoader builds no objects
-        except yaml.YAMLError as e:
-            raise ValidationError(field_name, f"is not a valid YAML list or mapping: {e}") from None
-    if isinstance(data, Mapping):
-        by_device = {}
-        for name, cert_id in data.items():
-            by_device[str(name)] = _check_id(f"{field_name} ({name})", cert_id)
-        return set(), by_device
-    if isinstance(data, list):
-        return {_check_id(f"{field_name}[{index}]", value) for index, value in enumerate(data)}, {}
-    ids = set()
-    for number, line in enumerate(text.splitlines(), 1):
-        line = line.split("#", 1)[0].strip()
-        if line:
-            ids.add(_check_id(f"{field_name} line {number}", line))
-    return ids, {}
 
 
 def validate_rotation(raw: Any) -> RotationRule:
@@ -183,15 +138,15 @@ def validate_rotation(raw: Any) -> RotationRule:
     if confirmed is not None:
         if not isinstance(confirmed, list):
             raise ValidationError("rotation.confirmed", "must be a list of certificate ids")
-        rule.confirmed_ids = {_check_id(f"rotation.confirmed[{i}]", v) for i, v in enumerate(confirmed)}
+        rule.confirmed_ids = check_certificate_ids("rotation.confirmed", confirmed)
     path = raw.get("confirmed_file")
     if path is not None:
         data = crypto.read_file(path) if isinstance(path, str) else None
         if data is None:
             raise ValidationError("rotation.confirmed_file", f"{path} cannot be read")
-        ids, by_device = parse_confirmations(data.decode("utf-8", "replace"), "rotation.confirmed_file")
-        rule.confirmed_ids |= ids
-        rule.confirmed_by_device = by_device
+        filed = parse_confirmations(data.decode("utf-8", "replace"), "rotation.confirmed_file")
+        rule.confirmed_ids |= filed.ids
+        rule.confirmed_by_device = filed.by_device
     return rule
 
 

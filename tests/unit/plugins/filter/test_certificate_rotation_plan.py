@@ -126,7 +126,7 @@ def test_a_list_as_a_task_gives_it():
         OTHER,
     ]
     assert certificate_rotation_confirmations([], "dev") == []
-    with pytest.raises(AnsibleFilterError, match=r"^certificate_rotation_confirmed_ids: the list"):
+    with pytest.raises(AnsibleFilterError, match=r"^certificate_rotation_confirmed_ids\[0\]: must be a certificate id"):
         certificate_rotation_confirmations(["dev"], "dev", "certificate_rotation_confirmed_ids")
 
 
@@ -147,5 +147,5 @@ def test_a_device_name_or_a_short_id_is_refused_naming_the_variable(text):
     with pytest.raises(AnsibleFilterError) as caught:
         certificate_rotation_confirmations(text, "dev")
     message = str(caught.value)
-    assert message.startswith("certificate_rotation_confirmation_file:")
+    assert message.startswith("certificate_rotation_confirmation_file")
     assert "64 hexadecimal characters" in message and "device name alone" in message

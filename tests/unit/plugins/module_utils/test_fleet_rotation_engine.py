@@ -102,7 +102,7 @@ def test_rotation_end_to_end_aws_keys(iot, tmp_path):
     assert outcome.outcomes["d0"] == "unchanged"
     assert plan.devices[0].rotation.texts() == [f"rotate: waiting for confirmation of {new_id}"]
     # A name is not a confirmation.
-    with pytest.raises(ValidationError, match="never the device alone"):
+    with pytest.raises(ValidationError, match="a device name alone is never a confirmation"):
         run(iot, tmp_path, rotation={**rule, "confirmed": ["d0"]})
     # Confirmed: step 2 in the safe order, then the new files in place.
     plan, _outcome = run(iot, tmp_path, check=True, rotation={**rule, "confirmed": [new_id]})

@@ -154,11 +154,11 @@ def test_a_stopped_retire_goes_on_from_aws_alone():
 def test_confirmation_by_device_mapping_names_the_new_certificate():
     new = "c" * 64
     certificates = {"old": ("ACTIVE", 1), new: ("ACTIVE", 2)}
-    rule = rotation.RotationRule(confirmed_by_device={"a": new})
+    rule = rotation.RotationRule(confirmed_by_device={"a": {new}})
     spec = spec_of()
     spec.rotation = rule
     assert plan_of(spec, snapshot(certificates)).rotation_stage == rotation.RETIRE
-    rule.confirmed_by_device = {"b": new}
+    rule.confirmed_by_device = {"b": {new}}
     assert plan_of(spec, snapshot(certificates)).rotation_stage == rotation.WAITING
 
 
@@ -205,8 +205,8 @@ def test_confirmation_files_in_each_form(tmp_path):
         "lines.txt": (f"# confirmed\n{one}\n\n{two.upper()}  # from the presence rule\n", {one, two}, {}),
         "list.yml": (f"- {one}\n- {two}\n", {one, two}, {}),
         "list.json": f'["{one}"]',
-        "map.yml": (f"a: {one}\nb: '{two}'\n", set(), {"a": one, "b": two}),
-        "map.json": (f'{{"a": "{one}"}}', set(), {"a": one}),
+        "map.yml": (f"a: {one}\nb: '{two}'\n", set(), {"a": {one}, "b": {two}}),
+        "map.json": (f'{{"a": "{one}"}}', set(), {"a": {one}}),
     }
     forms["list.json"] = (forms["list.json"], {one}, {})
     for name, (text, ids, by_device) in forms.items():
@@ -215,7 +215,7 @@ def test_confirmation_files_in_each_form(tmp_path):
         rule = spec_of(rotation={"confirmed_file": str(path)}).rotation
         assert (rule.confirmed_ids, rule.confirmed_by_device) == (ids, by_device), name
     (tmp_path / "names.txt").write_text("a\n")
-    with pytest.raises(ValidationError, match="never the device alone"):
+    with pytest.raises(ValidationError, match="a device name alone is never a confirmation"):
         spec_of(rotation={"confirmed_file": str(tmp_path / "names.txt")})
 
 
