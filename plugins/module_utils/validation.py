@@ -331,12 +331,16 @@ DECLARED_POLICIES_OPTION: dict[str, Any] = dict(type="dict", options=dict(polici
 
 
 def validate_declared(declared: Any, keys: tuple[str, ...]) -> dict[str, list[str]]:
-    """O(declared_resources): the policies (and thing types) earlier tasks of the play create, names checked.
+    """O(declared_resources): the policies (thing types, billing groups) earlier tasks of the play create, checked.
 
     In check mode those tasks only predict what they create, so a module planning after them treats these
     names as existing instead of failing on them.
     """
-    checks = {"policies": check_policy_name, "thing_types": check_thing_type_name}
+    checks = {
+        "policies": check_policy_name,
+        "thing_types": check_thing_type_name,
+        "billing_groups": check_thing_group_name,  # botocore's BillingGroupName is the thing group name rule
+    }
     names: dict[str, list[str]] = {key: [] for key in keys}
     if declared is None:
         return names
@@ -344,7 +348,8 @@ def validate_declared(declared: Any, keys: tuple[str, ...]) -> dict[str, list[st
         raise ValidationError("declared_resources", f"must be a dictionary, got {type(declared).__name__}")
     unknown = sorted(set(declared) - set(keys))
     if unknown:
-        raise ValidationError("declared_resources", f"takes the keys {' and '.join(keys)}, got {unknown[0]!r}")
+        listed = keys[0] if len(keys) == 1 else f"{', '.join(keys[:-1])} and {keys[-1]}"
+        raise ValidationError("declared_resources", f"takes the keys {listed}, got {unknown[0]!r}")
     for key in keys:
         values = declared.get(key) or []
         if not isinstance(values, list):

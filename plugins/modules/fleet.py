@@ -156,14 +156,16 @@ options:
     default: false
   declared_resources:
     description:
-      - Policies and thing types that earlier tasks of the same play create, so that a first C(--check) of a new
-        fleet plans (in check mode those tasks only predict the creation, and nothing exists yet).
-      - In check mode a policy or thing type listed here that does not exist is planned as made by those tasks
-        (see C(plan.made_by_earlier_tasks)) instead of failing its devices. Outside check mode it must exist by
-        the time this task runs.
-      - A missing policy or thing type that is not listed fails its devices in check mode too, naming it.
-      - Keys C(policies) and C(thing_types), each a list of names. Thing groups need no entry (this module
-        creates missing ones).
+      - Policies, thing types and billing groups that earlier tasks of the same play create, so that a first
+        C(--check) of a new fleet plans (in check mode those tasks only predict the creation, and nothing exists
+        yet).
+      - In check mode a policy, thing type or billing group listed here that does not exist is planned as made
+        by those tasks (see C(plan.made_by_earlier_tasks)) instead of failing its devices. Outside check mode it
+        must exist by the time this task runs.
+      - A missing policy, thing type or billing group that is not listed fails its devices in check mode too,
+        naming it.
+      - Keys C(policies), C(thing_types) and C(billing_groups), each a list of names. Thing groups need no entry
+        (this module creates missing ones).
     type: dict
     suboptions:
       policies:
@@ -172,6 +174,10 @@ options:
         elements: str
       thing_types:
         description: Thing type names.
+        type: list
+        elements: str
+      billing_groups:
+        description: Billing group names.
         type: list
         elements: str
   certificate_expiry:
@@ -494,7 +500,8 @@ plan:
       type: dict
     made_by_earlier_tasks:
       description: In check mode, the O(declared_resources) that do not exist yet and were planned as made by
-        earlier tasks, as C(policies) and C(thing_types) lists; empty outside check mode.
+        earlier tasks, as C(policies) and C(thing_types) lists (and C(billing_groups) when
+        O(declared_resources.billing_groups) is given); empty outside check mode.
       type: dict
     expiry:
       description: Where each device's certificate dates came from (C(validity), devices by V(file),
@@ -619,6 +626,7 @@ def main() -> None:
                 options=dict(
                     policies=dict(type="list", elements="str"),
                     thing_types=dict(type="list", elements="str"),
+                    billing_groups=dict(type="list", elements="str"),
                 ),
             ),
             certificate_expiry=dict(

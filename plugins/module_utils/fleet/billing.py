@@ -58,16 +58,19 @@ def read_billing(call: Call, spec: Any, snap: Any) -> int:
     return len(unknown)
 
 
-def plan_billing(device: Any, snap: Any, plan: Any, exists: bool) -> None:
+def plan_billing(device: Any, spec: Any, snap: Any, plan: Any, exists: bool) -> None:
     """The billing group step of one device (pure): leave the current group, join the desired one."""
     desired = device.billing_group
     if desired is None:
         return
     current = snap.billing_of.get(device.name, NONE) if exists else NONE
-    if desired and snap.billing_groups.get(desired) is None:
+    # In check mode a billing group an earlier task of the play creates (declared_resources) is planned as made.
+    made_earlier = spec.check_mode and desired in spec.declared_billing_groups
+    if desired and snap.billing_groups.get(desired) is None and not made_earlier:
         plan.error = (
             f"billing_group: billing group {desired} does not exist; create it first "
-            "(iotfleet.provisioning.billing_group)"
+            "(iotfleet.provisioning.billing_group), or list it in declared_resources.billing_groups when an "
+            "earlier task of this play creates it"
         )
         return
     if exists:

@@ -206,7 +206,7 @@ def plan_device(
         else {}
     )
     plan.after = {"thing_type": thing_type or None, "attributes": attributes, "thing_groups": after_groups}
-    billing.plan_billing(device, snap, plan, current is not None)
+    billing.plan_billing(device, spec, snap, plan, current is not None)
     # Certificate
     if device.certificate != "none":
         will_exist = set(spec.declared_policies) if spec.check_mode else set()
@@ -417,6 +417,10 @@ def plan_fleet(spec: FleetSpec, snap: Snapshot, now: Optional[datetime.datetime]
             "policies": [p for p in spec.declared_policies if snap.policy_targets.get(p, set()) is None],
             "thing_types": [t for t in spec.declared_thing_types if t in snap.thing_types and not snap.thing_types[t]],
         }
+        if spec.declared_billing_groups:  # only when declared: the two keys above are what earlier plans had
+            made_earlier["billing_groups"] = [
+                g for g in spec.declared_billing_groups if snap.billing_groups.get(g, set()) is None
+            ]
     return FleetPlan(
         devices=devices, groups_to_create=groups_to_create, records=records, made_by_earlier_tasks=made_earlier
     )

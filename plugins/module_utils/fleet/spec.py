@@ -134,6 +134,7 @@ class FleetSpec:
     # predicted them, so a missing one is planned as made by them instead of failing its devices.
     declared_policies: List[str] = field(default_factory=list)
     declared_thing_types: List[str] = field(default_factory=list)
+    declared_billing_groups: List[str] = field(default_factory=list)
     check_mode: bool = False
     expiry: ExpiryRule = field(default_factory=ExpiryRule)
     rotation: RotationRule = field(default_factory=RotationRule)
@@ -360,8 +361,9 @@ def validate_fleet(params: Mapping[str, Any]) -> FleetSpec:
         raise ValidationError("replace_lost_keys", f"must be true or false, got {replace!r}")
     spec.replace_lost_keys = bool(replace)
     spec.output_dir = params.get("output_dir")
-    declared = validate_declared(params.get("declared_resources"), ("policies", "thing_types"))
+    declared = validate_declared(params.get("declared_resources"), ("policies", "thing_types", "billing_groups"))
     spec.declared_policies, spec.declared_thing_types = declared["policies"], declared["thing_types"]
+    spec.declared_billing_groups = declared["billing_groups"]
     needs_files = [d.name for d in devices if d.certificate in ("aws_keys", "csr")]
     if needs_files and not spec.output_dir:
         raise ValidationError(

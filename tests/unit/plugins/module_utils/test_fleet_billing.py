@@ -79,3 +79,30 @@ def test_billing_group_names_are_checked():
     with pytest.raises(ValidationError) as caught:
         fleet.validate_fleet({"devices": [{"name": "d0", "billing_group": "bad name"}], "fleet_group": "fg"})
     assert caught.value.field == "devices[0] (d0).billing_group"
+
+
+def test_a_billing_group_an_earlier_task_creates_is_planned_in_check_mode_only_when_declared(moto_iot):
+    iot = moto_iot
+    devices = [{"name": "d0", "billing_group": "bg-new"}, {"name": "d1"}]
+    plan, _outcome = run(iot, devices, check=True, check_mode=True)
+    failed = next(d for d in plan.devices if d.name == "d0")
+    assert failed.action == "failed"
+    assert "billing group bg-new does not exist" in failed.error
+    assert "declared_resources.billing_groups" in failed.error
+    assert "billing_groups" not in plan.made_by_earlier_tasks  # the plan's shape without the option is unchanged
+
+    declared = {"billing_groups": ["bg-new"]}
+    plan, _outcome = run(iot, devices, check=True, check_mode=True, declared_resources=declared)
+    planned = next(d for d in plan.devices if d.name == "d0")
+    assert planned.action == "create" and planned.after["billing_group"] == "bg-new"
+    assert plan.made_by_earlier_tasks["billing_groups"] == ["bg-new"]
+    assert iot.mutating() == []
+    # Outside check mode the declaration stands in for nothing: the group must exist by then.
+    plan, _outcome = run(iot, devices, check=False, declared_resources=declared)
+    assert next(d for d in plan.devices if d.name == "d0").action == "failed"
+    assert iot.count("AddThingToBillingGroup") == 0
+
+
+def test_declared_resources_names_its_three_keys(moto_iot):
+    with pytest.raises(ValidationError, match="takes the keys policies, thing_types and billing_groups, got 'groups'"):
+        fleet.validate_fleet({"devices": [{"name": "d0"}], "fleet_group": "fg", "declared_resources": {"groups": []}})
