@@ -294,7 +294,7 @@ removed_device_certificates:
 
 from ansible.module_utils.basic import missing_required_lib
 
-from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import IoTModule, result_with_diff
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import IoTModule
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.ca import (
     ensure_absent,
     ensure_present,
@@ -344,12 +344,7 @@ def main() -> None:
         desired = validate_ca_certificate(module.params)
         if desired.validate_only:
             return {"changed": False, "ca_certificate": validated_view(desired)}
-        client = module.client("iot")
-        if desired.state == "present":
-            changed, before, after = ensure_present(client, desired, module.check_mode)
-            return result_with_diff(module, changed, before, after, ca_certificate=after or {})
-        changed, before, after, removed = ensure_absent(client, desired, module.check_mode)
-        return result_with_diff(module, changed, before, after, ca_certificate={}, removed_device_certificates=removed)
+        return module.ensure(desired, ensure_present, ensure_absent, returned="ca_certificate")
 
     module.run(run)
 

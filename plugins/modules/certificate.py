@@ -257,7 +257,7 @@ orphaned_certificates_suspected:
 
 from ansible.module_utils.basic import missing_required_lib
 
-from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import IoTModule, result_with_diff
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import IoTModule
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.certificates import (
     ensure_absent,
     ensure_present,
@@ -296,20 +296,13 @@ def main() -> None:
     def run() -> dict:
         desired = validate_certificate(module.params)
         client = module.client("iot")
-        orphans = {"orphaned_certificates_deleted": [], "orphaned_certificates_suspected": []}
-        if desired.state == "present":
-            changed, before, after = ensure_present(client, desired, module.check_mode, module.warn, report=orphans)
-        else:
-            changed, before, after = ensure_absent(client, desired, module.check_mode, module.warn, report=orphans)
-        return result_with_diff(
-            module,
-            changed,
-            before,
-            after,
-            certificate=after or {},
+        ensure = ensure_present if desired.state == "present" else ensure_absent
+        done = ensure(client, desired, module.check_mode, module.warn)
+        return module.result(
+            done,
+            certificate=done.after or {},
             certificate_path=desired.certificate_path,
             private_key_path=desired.private_key_path,
-            **orphans,
         )
 
     module.run(run)

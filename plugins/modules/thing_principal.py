@@ -100,7 +100,7 @@ thing_principal_type:
   sample: EXCLUSIVE_THING
 """
 
-from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import IoTModule, result_with_diff
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import IoTModule
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.certificates import (
     ensure_thing_principal_absent,
     ensure_thing_principal_present,
@@ -127,19 +127,14 @@ def main() -> None:
         check_principal("principal", module.params["principal"])
         client = module.client("iot")
         principal = resolve_principal(client, desired)
-        if desired.state == "present":
-            changed, before, after = ensure_thing_principal_present(client, desired, principal, module.check_mode)
-        else:
-            changed, before, after = ensure_thing_principal_absent(client, desired, principal, module.check_mode)
-        return result_with_diff(
-            module,
-            changed,
-            before,
-            after,
+        ensure = ensure_thing_principal_present if desired.state == "present" else ensure_thing_principal_absent
+        done = ensure(client, desired, principal, module.check_mode)
+        return module.result(
+            done,
             thing=desired.thing,
             principal=principal,
-            attached=after is not None,
-            thing_principal_type=(after or {}).get("thing_principal_type"),
+            attached=done.after is not None,
+            thing_principal_type=(done.after or {}).get("thing_principal_type"),
         )
 
     module.run(run)

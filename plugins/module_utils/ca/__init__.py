@@ -10,9 +10,10 @@ Functions, in the order the ca_certificate module uses them:
   ``ValidationError(field, rule)``.
 * ``read_ca_certificate(client, certificate_id, with_tags)``: the CA as the module shows it, or None. The id is the
   SHA-256 of the CA's DER, known locally, so a re-run finds the CA with one DescribeCACertificate, no search.
-* ``ensure_present(client, desired, check_mode)`` and ``ensure_absent(client, desired, check_mode)``: return
-  ``(changed, before, after)`` (``ensure_absent`` also the device certificates it removes or would remove); in
-  check mode they predict ``after`` from the same plan without calling anything that changes state.
+* ``ensure_present(client, desired, check_mode)`` and ``ensure_absent(client, desired, check_mode)``: return an
+  ``ensure.Ensured`` (``ensure_absent``'s ``extra``: ``removed_device_certificates``, the device certificates it
+  removes or would remove); in check mode they predict ``after`` from the same plan without calling anything that
+  changes state.
 
 Registration in DEFAULT mode needs a verification certificate: one given by the user, or one made here from the
 CA key (GetRegistrationCode, then a certificate with that code as CN, signed by the CA key, for a throwaway key).

@@ -5,9 +5,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List
 
-from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import ClientError, is_error
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import ClientError
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.ca.read import (
     list_device_certificates,
     read_ca_certificate,
@@ -17,6 +17,8 @@ from ansible_collections.iotfleet.provisioning.plugins.module_utils.certificates
     StateConflictError,
     remove_certificate,
 )
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.ensure import Ensured
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.errors import is_error
 
 
 def _sample(ids: List[str]) -> str:
@@ -84,14 +86,14 @@ def guard(desired: DesiredCA, devices: List[Dict[str, Any]]) -> List[Dict[str, A
     return []
 
 
-def ensure_absent(client: Any, desired: DesiredCA, check_mode: bool) -> Tuple[bool, Optional[View], None, List[str]]:
+def ensure_absent(client: Any, desired: DesiredCA, check_mode: bool) -> Ensured:
     """Deactivate and delete the CA, behind the device-certificate guard; with force, remove its devices first.
 
-    Returns ``(changed, before, None, device certificate ids removed or to be removed)``.
+    ``extra``: ``removed_device_certificates``, the device certificate ids removed (or, in check mode, to be removed).
     """
     before = read_ca_certificate(client, desired.certificate_id)
     if before is None:
-        return False, None, None, []
+        return Ensured(False, extra={"removed_device_certificates": []})
     refuse_foreign_ca(desired, before)
     devices = list_device_certificates(client, desired.certificate_id)
     if desired.keep_inactive_device_certificates:
@@ -111,9 +113,9 @@ def ensure_absent(client: Any, desired: DesiredCA, check_mode: bool) -> Tuple[bo
                 "auto-registration off: no new device it signed is registered)",
             ) from None
     removed = guard(desired, devices)
-    device_ids = sorted(d["certificateId"] for d in removed)
+    done = Ensured(True, before, None, {"removed_device_certificates": sorted(d["certificateId"] for d in removed)})
     if check_mode:
-        return True, before, None, device_ids
+        return done
     for device in removed:
         remove_certificate(
             client,
@@ -129,7 +131,7 @@ def ensure_absent(client: Any, desired: DesiredCA, check_mode: bool) -> Tuple[bo
         client.delete_ca_certificate(certificateId=desired.certificate_id)
     except ClientError as e:
         if is_error(e, "ResourceNotFoundException"):
-            return True, before, None, device_ids
+            return done
         if is_error(e, "CertificateStateException"):
             raise StateConflictError(
                 "state",
@@ -139,4 +141,4 @@ def ensure_absent(client: Any, desired: DesiredCA, check_mode: bool) -> Tuple[bo
                 "remove them, and run again",
             ) from None
         raise
-    return True, before, None, device_ids
+    return done

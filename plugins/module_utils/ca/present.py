@@ -9,10 +9,12 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from ansible_collections.iotfleet.provisioning.plugins.module_utils import tagging, template_engine, x509_helpers
-from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import ValidationError, paginate
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import paginate
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.ca.read import read_ca_certificate
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.ca.validate import PAGE_SIZE, DesiredCA, View
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.certificates import StateConflictError
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.ensure import Ensured
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.errors import ValidationError
 
 
 def auto_registration_status(value: bool) -> str:
@@ -97,21 +99,22 @@ def predicted_new_view(desired: DesiredCA) -> View:
     return view
 
 
-def ensure_present(client: Any, desired: DesiredCA, check_mode: bool) -> Tuple[bool, Optional[View], View]:
+def ensure_present(client: Any, desired: DesiredCA, check_mode: bool) -> Ensured:
+    """Register the CA, or bring a registered one to the desired status, settings and tags."""
     before = read_ca_certificate(client, desired.certificate_id, with_tags=desired.tags is not None)
     if before is None:
         return register(client, desired, check_mode)
     plan, after = plan_update(desired, before)
     if not plan.changed(before):
-        return False, before, before
+        return Ensured(False, before, before)
     if check_mode:
-        return True, before, after
+        return Ensured(True, before, after)
     if plan.update:
         client.update_ca_certificate(certificateId=desired.certificate_id, **plan.update)
     if plan.tags_target is not None:
         tagging.apply_tags(client, before["arn"], before.get("tags") or {}, plan.tags_target)
     current = read_ca_certificate(client, desired.certificate_id, with_tags=desired.tags is not None)
-    return True, before, current or after
+    return Ensured(True, before, current or after)
 
 
 def _refuse_to_register(desired: DesiredCA) -> None:
@@ -161,14 +164,14 @@ def _refuse_second_ca(client: Any, desired: DesiredCA) -> None:
         )
 
 
-def register(client: Any, desired: DesiredCA, check_mode: bool) -> Tuple[bool, None, View]:
+def register(client: Any, desired: DesiredCA, check_mode: bool) -> Ensured:
     """RegisterCACertificate, with a verification certificate made from the CA key when needed."""
     _refuse_to_register(desired)
     if desired.fail_on_other_template_ca:
         _refuse_second_ca(client, desired)
     predicted = predicted_new_view(desired)
     if check_mode:
-        return True, None, predicted
+        return Ensured(True, None, predicted)
     mode = desired.certificate_mode or "DEFAULT"
     request: Dict[str, Any] = {
         "caCertificate": desired.ca_certificate_pem,
@@ -187,7 +190,7 @@ def register(client: Any, desired: DesiredCA, check_mode: bool) -> Tuple[bool, N
         request["tags"] = [{"Key": k, "Value": v} for k, v in desired.tags.items()]
     client.register_ca_certificate(**request)
     current = read_ca_certificate(client, desired.certificate_id, with_tags=desired.tags is not None)
-    return True, None, current or predicted
+    return Ensured(True, None, current or predicted)
 
 
 def make_verification_certificate(client: Any, desired: DesiredCA) -> str:

@@ -9,8 +9,9 @@ import json
 from typing import Any, Dict, List, Mapping, Optional
 
 from ansible_collections.iotfleet.provisioning.plugins.module_utils import tagging
-from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import ClientError, is_error, paginate
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import ClientError, paginate
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.ca.validate import PAGE_SIZE, View
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.errors import is_error
 
 
 def _iso(value: Any) -> Any:

@@ -17,14 +17,13 @@ from ansible_collections.iotfleet.provisioning.plugins.module_utils import (
     validation,
     x509_helpers,
 )
-from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import ValidationError
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.certificates import validate_certificate_id
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.errors import ValidationError
 
 CERTIFICATE_MODES = ("DEFAULT", "SNI_ONLY")
 CA_STATUSES = ("ACTIVE", "INACTIVE")
 SOURCE_OPTIONS = ("ca_certificate_pem", "ca_certificate_path", "certificate_id")
-# botocore IoT model: CertificatePem 1-65536, TemplateName 1-36 ^[0-9A-Za-z_-]+$, RoleArn 20-2048.
-PEM_MAX_LENGTH = validation.CERTIFICATE_PEM_MAX
+# botocore IoT model: TemplateName 1-36 ^[0-9A-Za-z_-]+$, RoleArn 20-2048 (the PEM length: validation.py).
 TEMPLATE_NAME_PATTERN = re.compile(r"[0-9A-Za-z_-]{1,36}", re.ASCII)
 ROLE_ARN_PATTERN = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}", re.ASCII)
 ROLE_ARN_MAX = 2048
@@ -81,8 +80,10 @@ def _pem_text(params: Mapping[str, Any], option: str) -> str:
         text = params[option]
     if not text.strip():
         raise ValidationError(option, "is empty")
-    if len(text) > PEM_MAX_LENGTH:
-        raise ValidationError(option, f"must be at most {PEM_MAX_LENGTH} characters (AWS limit), got {len(text)}")
+    if len(text) > validation.CERTIFICATE_PEM_MAX:
+        raise ValidationError(
+            option, f"must be at most {validation.CERTIFICATE_PEM_MAX} characters (AWS limit), got {len(text)}"
+        )
     return text
 
 
@@ -293,8 +294,8 @@ def _validate_verification(params: Mapping[str, Any], desired: DesiredCA) -> Non
     if verification is not None:
         if not verification.strip():
             raise ValidationError(option, "is empty")
-        if len(verification) > PEM_MAX_LENGTH:
-            raise ValidationError(option, f"must be at most {PEM_MAX_LENGTH} characters (AWS limit)")
+        if len(verification) > validation.CERTIFICATE_PEM_MAX:
+            raise ValidationError(option, f"must be at most {validation.CERTIFICATE_PEM_MAX} characters (AWS limit)")
         certificate = _load_certificate(verification, option)
         if not keys.subject_of(certificate.subject).get("common_name"):
             raise ValidationError(

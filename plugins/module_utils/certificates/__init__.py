@@ -11,9 +11,10 @@ Functions, in the order a module uses them:
   about without minting one: by id (given, or the SHA-256 of a PEM), by the
   certificate an earlier run wrote to ``certificate_path``, or by the public key
   among the certificates attached to ``thing``.
-* ``ensure_present`` / ``ensure_absent(client, desired, check_mode)`` return
-  ``(changed, before, after)``; in check mode they predict ``after`` from the same
-  plan without calling anything that changes state.
+* ``ensure_present`` / ``ensure_absent(client, desired, check_mode)`` return an
+  ``ensure.Ensured`` (``extra``: the orphaned certificates an intent record led to); in
+  check mode they predict ``after`` from the same plan without calling anything that
+  changes state.
 
 A new certificate is created INACTIVE and activated last, after its files are
 written and its thing and policies attached, so a failure half-way never leaves an
@@ -56,7 +57,6 @@ from ansible_collections.iotfleet.provisioning.plugins.module_utils.certificates
     INTENT_SKEW_SECONDS,
     INTENT_SUFFIX,
     IntentOutcome,
-    _write_intent,
     clear_intent,
     intent_path,
     resolve_intent,
@@ -95,13 +95,9 @@ from ansible_collections.iotfleet.provisioning.plugins.module_utils.certificates
 )
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.certificates.validate import (
     ALL_STATUSES,
-    CSR_MAX_LENGTH,
-    DELETE_CONFLICT_WAITS,
     EXCLUSIVE_THING,
-    MAX_POLICIES_PER_CERTIFICATE,
     NON_EXCLUSIVE_THING,
     PAGE_SIZE,
-    PEM_MAX_LENGTH,
     SETTABLE_STATUSES,
     SOURCE_OPTIONS,
     DesiredCertificate,
@@ -115,22 +111,15 @@ from ansible_collections.iotfleet.provisioning.plugins.module_utils.certificates
     validate_thing_name,
 )
 
-# PendingFile: the unit tests patch it through this package, as before the split.
-from ansible_collections.iotfleet.provisioning.plugins.module_utils.crypto import PendingFile
-
 __all__ = [
     "ALL_STATUSES",
     "CREATE_OPERATIONS",
-    "CSR_MAX_LENGTH",
-    "DELETE_CONFLICT_WAITS",
     "EXCLUSIVE_THING",
     "INTENT_CALL_SECONDS",
     "INTENT_SKEW_SECONDS",
     "INTENT_SUFFIX",
-    "MAX_POLICIES_PER_CERTIFICATE",
     "NON_EXCLUSIVE_THING",
     "PAGE_SIZE",
-    "PEM_MAX_LENGTH",
     "SETTABLE_STATUSES",
     "SOURCE_OPTIONS",
     "CertificateQuery",
@@ -138,13 +127,11 @@ __all__ = [
     "DesiredThingPrincipal",
     "IntentOutcome",
     "Location",
-    "PendingFile",
     "Plan",
     "RemoteCertificate",
     "StateConflictError",
     "View",
     "Warn",
-    "_write_intent",
     "certificate_id_from_arn",
     "certificate_view",
     "check_policies_exist",

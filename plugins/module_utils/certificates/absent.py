@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Callable
 
 from ansible_collections.iotfleet.provisioning.plugins.module_utils import iot_access
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.certificates.intent import (
@@ -21,6 +21,7 @@ from ansible_collections.iotfleet.provisioning.plugins.module_utils.certificates
     Warn,
     _no_warn,
 )
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.ensure import Ensured
 
 # ---------------------------------------------------------------------------
 # Absent
@@ -33,23 +34,21 @@ def ensure_absent(
     check_mode: bool,
     warn: Warn = _no_warn,
     sleep: Callable[[float], None] = time.sleep,
-    report: Optional[Dict[str, Any]] = None,
-) -> Tuple[bool, Optional[View], None]:
-    """``report``, when given, receives the orphaned certificates found through an intent record."""
+) -> Ensured:
+    """The certificate removed (``remove_certificate``). ``extra`` holds the orphaned certificates found through an
+    intent record (``orphaned_certificates_deleted`` / ``_suspected``)."""
     location = locate_certificate(client, desired, warn)
     intent = resolve_intent(client, desired, location, check_mode, warn)
-    if report is not None:
-        report.update(intent.result())
     if location.certificate is None:
         if not check_mode:
             clear_intent(desired)
-        return bool(intent.deleted), None, None
+        return Ensured(bool(intent.deleted), None, None, intent.result())
     before = location.certificate.view
     if check_mode:
-        return True, before, None
+        return Ensured(True, before, None, intent.result())
     remove_certificate(client, before, sleep)
     clear_intent(desired)
-    return True, before, None
+    return Ensured(True, before, None, intent.result())
 
 
 def remove_certificate(client: Any, view: View, sleep: Callable[[float], None] = time.sleep) -> None:

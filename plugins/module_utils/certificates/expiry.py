@@ -14,7 +14,6 @@ import datetime
 import math
 from typing import Any, Dict, List, Mapping, Optional
 
-from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import ValidationError
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.certificates.info import (
     CertificateQuery,
     query_certificates,
@@ -25,6 +24,7 @@ from ansible_collections.iotfleet.provisioning.plugins.module_utils.certificates
 )
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.certificates.validate import View
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.crypto import CryptoError, load_certificate
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.errors import ValidationError
 
 try:
     from cryptography.hazmat.primitives.asymmetric import ec, rsa

@@ -7,10 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, List, Mapping, Optional
 
-from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import (
-    ValidationError,
-    paginate,
-)
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import paginate
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.certificates.read import (
     _iso,
     certificate_id_from_arn,
@@ -24,6 +21,7 @@ from ansible_collections.iotfleet.provisioning.plugins.module_utils.certificates
     validate_certificate_id,
     validate_thing_name,
 )
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.errors import ValidationError
 
 # ---------------------------------------------------------------------------
 # certificate_info

@@ -11,12 +11,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
-from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import (
-    ClientError,
-    ValidationError,
-    is_error,
-    paginate,
-)
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import ClientError, paginate
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.certificates.read import (
     Location,
     choose_certificate,
@@ -39,6 +34,7 @@ from ansible_collections.iotfleet.provisioning.plugins.module_utils.crypto impor
     read_file,
     write_file_atomic,
 )
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.errors import ValidationError, is_error
 
 # ---------------------------------------------------------------------------
 # Intent records of certificate-creating calls

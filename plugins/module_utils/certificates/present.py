@@ -12,13 +12,10 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import (
-    AwsCallError,
     BotoConnectionError,
     BotoCoreError,
     ClientError,
-    ValidationError,
     call_once,
-    is_error,
 )
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.certificates.intent import (
     CREATE_OPERATIONS,
@@ -50,6 +47,12 @@ from ansible_collections.iotfleet.provisioning.plugins.module_utils.crypto impor
     PendingFile,
     file_differs,
     write_file_atomic,
+)
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.ensure import Ensured
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.errors import (
+    AwsCallError,
+    ValidationError,
+    is_error,
 )
 
 # ---------------------------------------------------------------------------
@@ -123,18 +126,11 @@ def plan_certificate(desired: DesiredCertificate, before: View, remote_pem: Opti
     return plan, after
 
 
-def ensure_present(
-    client: Any,
-    desired: DesiredCertificate,
-    check_mode: bool,
-    warn: Warn = _no_warn,
-    report: Optional[Dict[str, Any]] = None,
-) -> Tuple[bool, Optional[View], Optional[View]]:
-    """``report``, when given, receives the orphaned certificates found through an intent record."""
+def ensure_present(client: Any, desired: DesiredCertificate, check_mode: bool, warn: Warn = _no_warn) -> Ensured:
+    """The certificate as the task asks for it: found and converged, or created. ``extra`` holds the orphaned
+    certificates found through an intent record (``orphaned_certificates_deleted`` / ``_suspected``)."""
     location = locate_certificate(client, desired, warn)
     intent = resolve_intent(client, desired, location, check_mode, warn)
-    if report is not None:
-        report.update(intent.result())
     if not check_mode:
         _remove_stale_temporaries(desired)
     if location.certificate is None:
@@ -146,7 +142,7 @@ def ensure_present(
         changed, before, after = converge_certificate(client, desired, location.certificate, check_mode)
     if not check_mode:
         clear_intent(desired)
-    return changed or bool(intent.deleted), before, after
+    return Ensured(changed or bool(intent.deleted), before, after, intent.result())
 
 
 _TEMPORARY = re.compile(r"^\.(?P<base>.+)\.[A-Za-z0-9_]{8}\.tmp$")

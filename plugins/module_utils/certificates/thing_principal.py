@@ -8,12 +8,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional, Tuple
 
-from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import (
-    ClientError,
-    ValidationError,
-    is_error,
-    paginate,
-)
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import ClientError, paginate
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.certificates.read import (
     describe_certificate,
 )
@@ -26,13 +21,15 @@ from ansible_collections.iotfleet.provisioning.plugins.module_utils.certificates
     validate_certificate_id,
     validate_thing_name,
 )
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.ensure import Ensured
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.errors import ValidationError, is_error
 
 # ---------------------------------------------------------------------------
 # thing_principal
 # ---------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(frozen=True)
 class DesiredThingPrincipal:
     thing: str
     principal: str
@@ -111,7 +108,7 @@ def thing_principal_view(thing: str, principal: str, principal_type: str) -> Vie
 
 def ensure_thing_principal_present(
     client: Any, desired: DesiredThingPrincipal, arn: Optional[str], check_mode: bool
-) -> Tuple[bool, Optional[View], Optional[View]]:
+) -> Ensured:
     """Attach ``arn`` (from ``resolve_principal``) to the thing with the wanted type."""
     if arn is None:
         raise StateConflictError("principal", f"no certificate {desired.principal} exists in this account and region")
@@ -120,33 +117,33 @@ def ensure_thing_principal_present(
         raise StateConflictError("thing", f"{desired.thing} does not exist; create it first")
     wanted_type = desired.principal_type
     if before is not None and (wanted_type is None or before["thing_principal_type"] == wanted_type):
-        return False, before, before
+        return Ensured(False, before, before)
     predicted = thing_principal_view(desired.thing, arn, wanted_type or NON_EXCLUSIVE_THING)
     if check_mode:
-        return True, before, predicted
+        return Ensured(True, before, predicted)
     if before is not None:
         # The type of an attachment is set when it is made: re-attach to change it.
         client.detach_thing_principal(thingName=desired.thing, principal=arn)
     kwargs = {"thingPrincipalType": wanted_type} if wanted_type else {}
     client.attach_thing_principal(thingName=desired.thing, principal=arn, **kwargs)
     _exists, after = read_thing_principal(client, desired.thing, arn)
-    return True, before, after or predicted
+    return Ensured(True, before, after or predicted)
 
 
 def ensure_thing_principal_absent(
     client: Any, desired: DesiredThingPrincipal, arn: Optional[str], check_mode: bool
-) -> Tuple[bool, Optional[View], None]:
+) -> Ensured:
     """Detach ``arn`` (from ``resolve_principal``; None when the certificate is gone) from the thing."""
     if arn is None:
-        return False, None, None
+        return Ensured(False)
     _exists, before = read_thing_principal(client, desired.thing, arn)
     if before is None:
-        return False, None, None
+        return Ensured(False)
     if check_mode:
-        return True, before, None
+        return Ensured(True, before, None)
     try:
         client.detach_thing_principal(thingName=desired.thing, principal=arn)
     except ClientError as e:
         if not is_error(e, "ResourceNotFoundException"):
             raise
-    return True, before, None
+    return Ensured(True, before, None)

@@ -8,10 +8,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Mapping, Optional
 
-from ansible_collections.iotfleet.provisioning.plugins.module_utils import retry, validation
-from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import (
-    ValidationError,
-)
+from ansible_collections.iotfleet.provisioning.plugins.module_utils import validation
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.crypto import (
     CryptoError,
     certificate_id,
@@ -21,7 +18,11 @@ from ansible_collections.iotfleet.provisioning.plugins.module_utils.crypto impor
     private_key_public_key,
     read_file,
 )
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.errors import ValidationError
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.validation import (
+    CERTIFICATE_PEM_MAX,
+    CSR_MAX,
+    MAX_POLICIES_PER_CERTIFICATE,
     check_policy_name,
     check_thing_name,
     validate_declared,
@@ -32,15 +33,8 @@ SETTABLE_STATUSES = ("ACTIVE", "INACTIVE", "REVOKED")
 ALL_STATUSES = ("ACTIVE", "INACTIVE", "REVOKED", "PENDING_TRANSFER", "REGISTER_INACTIVE", "PENDING_ACTIVATION")
 SOURCE_OPTIONS = ("create_keys", "csr", "csr_path", "certificate_pem", "certificate_pem_path", "certificate_id")
 
-# botocore IoT model: CertificateSigningRequest 1-4096, CertificatePem 1-65536, ThingName, PolicyName.
-CSR_MAX_LENGTH = validation.CSR_MAX
-PEM_MAX_LENGTH = validation.CERTIFICATE_PEM_MAX
-# AWS IoT quota: at most 10 policies attached to one certificate.
-MAX_POLICIES_PER_CERTIFICATE = validation.MAX_POLICIES_PER_CERTIFICATE
+# The limits (CSR and PEM lengths, policies per certificate) live in validation.py.
 PAGE_SIZE = 250
-
-# The waits between DeleteCertificate attempts (the schedule lives in retry.py).
-DELETE_CONFLICT_WAITS = retry.CERTIFICATE_DELETE.waits
 
 EXCLUSIVE_THING = "EXCLUSIVE_THING"
 NON_EXCLUSIVE_THING = "NON_EXCLUSIVE_THING"
@@ -229,22 +223,22 @@ def validate_certificate(params: Mapping[str, Any]) -> DesiredCertificate:
     elif option in ("csr", "csr_path"):
         desired.source = "csr"
         if option == "csr":
-            text = _check_length(params["csr"], "csr", CSR_MAX_LENGTH)
+            text = _check_length(params["csr"], "csr", CSR_MAX)
         else:
-            text = _read_text_option(params["csr_path"], "csr_path", CSR_MAX_LENGTH)
+            text = _read_text_option(params["csr_path"], "csr_path", CSR_MAX)
         desired.public_key = _parse(csr_public_key, text, option)
         desired.public_key_option = option
         desired.csr = text
     elif option in ("certificate_pem", "certificate_pem_path"):
         desired.source = "pem"
         if option == "certificate_pem":
-            text = _check_length(params["certificate_pem"], "certificate_pem", PEM_MAX_LENGTH)
+            text = _check_length(params["certificate_pem"], "certificate_pem", CERTIFICATE_PEM_MAX)
         else:
-            text = _read_text_option(params["certificate_pem_path"], "certificate_pem_path", PEM_MAX_LENGTH)
+            text = _read_text_option(params["certificate_pem_path"], "certificate_pem_path", CERTIFICATE_PEM_MAX)
         desired.certificate_id = _parse(certificate_id, text, option)
         desired.certificate_pem = text
         if params.get("ca_certificate_pem") is not None:
-            ca_text = _check_length(params["ca_certificate_pem"], "ca_certificate_pem", PEM_MAX_LENGTH)
+            ca_text = _check_length(params["ca_certificate_pem"], "ca_certificate_pem", CERTIFICATE_PEM_MAX)
             desired.ca_certificate_id = _parse(certificate_id, ca_text, "ca_certificate_pem")
             desired.ca_certificate_pem = ca_text
     elif option == "certificate_id":

@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from ansible_collections.iotfleet.provisioning.plugins.module_utils import ca
-from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import ValidationError
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.errors import ValidationError
 
 ACCOUNT = "123456789012"
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/jitp"
@@ -434,7 +434,8 @@ def test_reserved_tags_are_refused(pki):
 
 def test_register_default_mode_with_a_verification_certificate_made_from_the_ca_key(pki):
     iot = FakeIoT()
-    changed, before, after = present(iot, ca_certificate_pem=pki["pem"], ca_private_key_path=pki["key_path"])
+    done = present(iot, ca_certificate_pem=pki["pem"], ca_private_key_path=pki["key_path"])
+    changed, before, after = done.changed, done.before, done.after
     assert changed and before is None
     assert [op for op, _kwargs in iot.calls if op != "describe_ca_certificate"] == [
         "get_registration_code",
@@ -458,7 +459,7 @@ def test_register_default_mode_with_a_verification_certificate_made_from_the_ca_
 
 def test_check_mode_predicts_the_registration_without_any_mutating_call(pki):
     iot = FakeIoT()
-    changed, before, after = present(
+    done = present(
         iot,
         check_mode=True,
         ca_certificate_pem=pki["pem"],
@@ -467,6 +468,7 @@ def test_check_mode_predicts_the_registration_without_any_mutating_call(pki):
         registration_config={"template_name": "factory", "template_body": None, "role_arn": None},
         tags={"team": "fleet"},
     )
+    changed, before, after = done.changed, done.before, done.after
     assert changed and before is None
     assert iot.mutating() == [] and iot.cas == {}
     assert after == {
@@ -494,8 +496,9 @@ def test_a_second_run_changes_nothing_and_makes_no_mutating_call(pki):
     first = present(iot, **options)
     iot.calls.clear()
     for check_mode in (True, False):
-        changed, before, after = present(iot, check_mode=check_mode, **options)
-        assert not changed and before == after == first[2]
+        done = present(iot, check_mode=check_mode, **options)
+        changed, before, after = done.changed, done.before, done.after
+        assert not changed and before == after == first.after
     assert iot.mutating() == []
     assert "get_registration_code" not in [op for op, _kwargs in iot.calls]
 
@@ -505,7 +508,8 @@ def test_a_template_body_with_other_formatting_is_no_change(pki):
     body = {"template_name": None, "template_body": JITP_BODY, "role_arn": ROLE}
     present(iot, ca_certificate_pem=pki["pem"], ca_private_key_path=pki["key_path"], registration_config=body)
     reformatted = dict(body, template_body=json.dumps(JITP_BODY, indent=4, sort_keys=True))
-    changed, _before, after = present(iot, ca_certificate_pem=pki["pem"], registration_config=reformatted)
+    done = present(iot, ca_certificate_pem=pki["pem"], registration_config=reformatted)
+    changed, after = done.changed, done.after
     assert not changed
     assert after["registration_config"] == {"template_body": JITP_BODY, "role_arn": ROLE}
 
@@ -513,7 +517,8 @@ def test_a_template_body_with_other_formatting_is_no_change(pki):
 def test_register_with_a_given_verification_certificate(pki):
     iot = FakeIoT()
     proof = build(FakeIoT.CODE, "Factory CA", new_key().public_key(), pki["key"])
-    changed, _before, after = present(iot, ca_certificate_pem=pki["pem"], verification_certificate_pem=proof)
+    done = present(iot, ca_certificate_pem=pki["pem"], verification_certificate_pem=proof)
+    changed, after = done.changed, done.after
     assert changed and after["status"] == "ACTIVE"
     assert dict(iot.calls)["register_ca_certificate"]["verificationCertificate"] == proof
     assert "get_registration_code" not in [op for op, _kwargs in iot.calls]
@@ -521,14 +526,13 @@ def test_register_with_a_given_verification_certificate(pki):
 
 def test_register_sni_only_sends_no_verification(pki):
     iot = FakeIoT()
-    changed, _before, after = present(
-        iot, ca_certificate_pem=pki["pem"], certificate_mode="SNI_ONLY", status="INACTIVE"
-    )
+    done = present(iot, ca_certificate_pem=pki["pem"], certificate_mode="SNI_ONLY", status="INACTIVE")
+    changed, after = done.changed, done.after
     request = dict(iot.calls)["register_ca_certificate"]
     assert changed and "verificationCertificate" not in request
     assert request["certificateMode"] == "SNI_ONLY" and request["setAsActive"] is False
     assert after["certificate_mode"] == "SNI_ONLY" and after["status"] == "INACTIVE"
-    assert not present(iot, ca_certificate_pem=pki["pem"], certificate_mode="SNI_ONLY")[0]
+    assert not present(iot, ca_certificate_pem=pki["pem"], certificate_mode="SNI_ONLY").changed
 
 
 def test_default_mode_registration_needs_a_verification_source(pki):
@@ -543,7 +547,8 @@ def test_default_mode_registration_needs_a_verification_source(pki):
 def test_a_registered_ca_needs_no_verification_source(pki):
     iot = FakeIoT()
     present(iot, ca_certificate_pem=pki["pem"], ca_private_key_path=pki["key_path"])
-    changed, _before, after = present(iot, ca_certificate_pem=pki["pem"], status="INACTIVE")
+    done = present(iot, ca_certificate_pem=pki["pem"], status="INACTIVE")
+    changed, after = done.changed, done.after
     assert changed and after["status"] == "INACTIVE"
 
 
@@ -578,13 +583,13 @@ def registered(pki, **options):
 
 def test_status_and_auto_registration_change_in_place_in_one_call(pki):
     iot = registered(pki)
-    changed, before, after = present(
-        iot, check_mode=True, certificate_id=pki["id"], status="INACTIVE", auto_registration=True
-    )
+    done = present(iot, check_mode=True, certificate_id=pki["id"], status="INACTIVE", auto_registration=True)
+    changed, before, after = done.changed, done.before, done.after
     assert changed and iot.mutating() == []
     assert (before["status"], before["auto_registration_status"]) == ("ACTIVE", "DISABLE")
     assert (after["status"], after["auto_registration_status"]) == ("INACTIVE", "ENABLE")
-    changed, _before, real_after = present(iot, certificate_id=pki["id"], status="INACTIVE", auto_registration=True)
+    done = present(iot, certificate_id=pki["id"], status="INACTIVE", auto_registration=True)
+    changed, real_after = done.changed, done.after
     assert changed and real_after == after
     assert [c for c in iot.calls if c[0] in MUTATING] == [
         (
@@ -600,7 +605,8 @@ def test_unset_options_leave_the_remote_values_alone(pki):
         auto_registration=True,
         registration_config={"template_name": "factory", "template_body": None, "role_arn": None},
     )
-    changed, _before, after = present(iot, ca_certificate_pem=pki["pem"])
+    done = present(iot, ca_certificate_pem=pki["pem"])
+    changed, after = done.changed, done.after
     assert not changed and iot.mutating() == []
     assert after["registration_config"] == {"template_name": "factory"}
     assert after["auto_registration_status"] == "ENABLE"
@@ -609,7 +615,8 @@ def test_unset_options_leave_the_remote_values_alone(pki):
 def test_registration_config_is_replaced_when_different(pki):
     iot = registered(pki, registration_config={"template_name": "factory", "template_body": None, "role_arn": None})
     body = {"template_name": None, "template_body": JITP_BODY, "role_arn": ROLE}
-    changed, before, after = present(iot, certificate_id=pki["id"], registration_config=body)
+    done = present(iot, certificate_id=pki["id"], registration_config=body)
+    changed, before, after = done.changed, done.before, done.after
     assert changed
     assert before["registration_config"] == {"template_name": "factory"}
     assert after["registration_config"] == {"template_body": JITP_BODY, "role_arn": ROLE}
@@ -617,7 +624,7 @@ def test_registration_config_is_replaced_when_different(pki):
     assert set(request) == {"certificateId", "registrationConfig"}
     assert json.loads(request["registrationConfig"]["templateBody"]) == JITP_BODY
     back = {"template_name": "factory", "template_body": None, "role_arn": None}
-    assert present(iot, certificate_id=pki["id"], registration_config=back)[2]["registration_config"] == {
+    assert present(iot, certificate_id=pki["id"], registration_config=back).after["registration_config"] == {
         "template_name": "factory"
     }
 
@@ -637,24 +644,27 @@ def test_tags_replace_merge_and_keep_aws_tags(pki):
     assert iot.tags[arn] == {"team": "fleet", "env": "dev"}
     iot.tags[arn]["aws:cloudformation:stack"] = "s"
 
-    changed, _before, after = present(iot, certificate_id=pki["id"], tags={"owner": "ops"}, purge_tags=False)
+    done = present(iot, certificate_id=pki["id"], tags={"owner": "ops"}, purge_tags=False)
+    changed, after = done.changed, done.after
     assert changed and after["tags"] == {"team": "fleet", "env": "dev", "aws:cloudformation:stack": "s", "owner": "ops"}
     assert iot.mutating() == ["tag_resource"]
 
     iot.calls.clear()
-    changed, _before, after = present(iot, certificate_id=pki["id"], tags={"owner": "ops"})
+    done = present(iot, certificate_id=pki["id"], tags={"owner": "ops"})
+    changed, after = done.changed, done.after
     assert changed and after["tags"] == {"aws:cloudformation:stack": "s", "owner": "ops"}
     assert dict(iot.calls)["untag_resource"]["tagKeys"] == ["team", "env"]
     assert "tag_resource" not in iot.mutating()
 
     iot.calls.clear()
-    assert not present(iot, certificate_id=pki["id"], tags={"owner": "ops"})[0]
+    assert not present(iot, certificate_id=pki["id"], tags={"owner": "ops"}).changed
     assert iot.mutating() == []
 
 
 def test_tags_are_not_read_when_not_managed(pki):
     iot = registered(pki)
-    _changed, _before, after = present(iot, certificate_id=pki["id"], status="ACTIVE")
+    done = present(iot, certificate_id=pki["id"], status="ACTIVE")
+    after = done.after
     assert "tags" not in after
     assert "list_tags_for_resource" not in [op for op, _kwargs in iot.calls]
 
@@ -664,14 +674,17 @@ def test_tags_are_not_read_when_not_managed(pki):
 
 def test_remove_sets_inactive_then_deletes(pki):
     iot = registered(pki)
-    changed, before, after, removed = absent(iot, check_mode=True, ca_certificate_pem=pki["pem"])
+    done = absent(iot, check_mode=True, ca_certificate_pem=pki["pem"])
+    changed, before, after, removed = done.changed, done.before, done.after, done.extra["removed_device_certificates"]
     assert changed and before["status"] == "ACTIVE" and after is None and removed == []
     assert iot.mutating() == [] and pki["id"] in iot.cas
-    changed, _before, _after, removed = absent(iot, ca_certificate_pem=pki["pem"])
+    done = absent(iot, ca_certificate_pem=pki["pem"])
+    changed, removed = done.changed, done.extra["removed_device_certificates"]
     assert changed and removed == [] and iot.cas == {}
     assert iot.mutating() == ["update_ca_certificate", "delete_ca_certificate"]
     iot.calls.clear()
-    assert absent(iot, ca_certificate_pem=pki["pem"]) == (False, None, None, [])
+    done = absent(iot, ca_certificate_pem=pki["pem"])
+    assert (done.changed, done.before, done.after, done.extra["removed_device_certificates"]) == (False, None, None, [])
     assert iot.mutating() == []
 
 
@@ -696,10 +709,12 @@ def test_force_removes_device_certificates_in_the_safe_order_first(pki):
     second = iot.add_device(pki["id"], 1, status="INACTIVE")
     third = iot.add_device(pki["id"], 2)
     other_ca = iot.add_device("0" * 64, 3)
-    changed, _before, _after, removed = absent(iot, check_mode=True, ca_certificate_pem=pki["pem"], force=True)
+    done = absent(iot, check_mode=True, ca_certificate_pem=pki["pem"], force=True)
+    changed, removed = done.changed, done.extra["removed_device_certificates"]
     assert changed and removed == sorted([first, second, third]) and iot.mutating() == []
 
-    changed, _before, _after, removed = absent(iot, ca_certificate_pem=pki["pem"], force=True)
+    done = absent(iot, ca_certificate_pem=pki["pem"], force=True)
+    changed, removed = done.changed, done.extra["removed_device_certificates"]
     assert changed and removed == sorted([first, second, third])
     assert list(iot.devices) == [other_ca] and iot.cas == {}
     first_steps = [

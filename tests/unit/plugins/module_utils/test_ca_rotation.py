@@ -10,7 +10,7 @@ import pytest
 from test_ca import FakeIoT, absent, build, der_id, key_file, new_key, params, present
 
 from ansible_collections.iotfleet.provisioning.plugins.module_utils import ca
-from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import ValidationError
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.errors import ValidationError
 
 TEMPLATE = {"template_name": "fleet-jitp"}
 
@@ -67,7 +67,8 @@ def test_a_second_ca_for_the_template_needs_the_first_one_declared(old_and_new, 
     assert error.value.field == "fail_on_other_template_ca" and old["id"] in error.value.rule
     assert iot.mutating() == []
     # Declared (a planned rotation): registered beside it.
-    changed, before, after = register_new(iot, new, allowed_template_ca_ids=[old["id"].upper()])
+    done = register_new(iot, new, allowed_template_ca_ids=[old["id"].upper()])
+    changed, before, after = done.changed, done.before, done.after
     assert changed and before is None and after["status"] == "ACTIVE"
     assert sorted(iot.cas) == sorted([old["id"], new["id"]])
     # A third CA (say the new one's files were lost and a fresh CA made) is refused: the new one is not declared.
@@ -123,15 +124,18 @@ def test_the_guard_counts_active_device_certificates_and_refuses(old_and_new):
     for device in active:
         iot.update_certificate(certificateId=device, newStatus="INACTIVE")
     iot.calls.clear()
-    changed, before, after, removed = absent(iot, check_mode=True, **retire)
+    done = absent(iot, check_mode=True, **retire)
+    changed, before, after, removed = done.changed, done.before, done.after, done.extra["removed_device_certificates"]
     assert changed and before["status"] == "INACTIVE" and after is None and removed == [] and iot.mutating() == []
-    changed, _before, _after, removed = absent(iot, **retire)
+    done = absent(iot, **retire)
+    changed, removed = done.changed, done.extra["removed_device_certificates"]
     assert changed and removed == [] and old["id"] not in iot.cas
     # The CA was already INACTIVE: one call, the delete; the device certificates stay registered.
     assert iot.mutating() == ["delete_ca_certificate"]
     assert inactive in iot.devices and all(device in iot.devices for device in active)
     iot.calls.clear()
-    assert absent(iot, **retire) == (False, None, None, [])
+    done = absent(iot, **retire)
+    assert (done.changed, done.before, done.after, done.extra["removed_device_certificates"]) == (False, None, None, [])
     assert iot.mutating() == []
 
 

@@ -16,9 +16,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
-from ansible_collections.iotfleet.provisioning.plugins.module_utils import ca, local_ca
-from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import ValidationError
+from ansible_collections.iotfleet.provisioning.plugins.module_utils import ca, local_ca, x509_helpers
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.certificates import StateConflictError
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.errors import ValidationError
 
 NOW = datetime.datetime.now(datetime.timezone.utc)
 KEY_OPTIONS = ("ca_private_key_path", "ca_private_key_passphrase", "validate_only", "fail_on_other_template_ca")
@@ -123,7 +123,7 @@ def test_a_device_certificate_is_not_signed_by_a_weak_ca_nor_for_a_weak_csr(tmp_
     ca_path = tmp_path / "sha1.pem"
     ca_path.write_text(sha1_pem)
     with pytest.raises(ValidationError) as caught:
-        local_ca.load_signing_ca(str(ca_path), key_path)
+        x509_helpers.load_signing_ca(str(ca_path), key_path)
     assert str(caught.value).startswith("ca_certificate_path") and "SHA-1" in str(caught.value)
 
     strong_key = ec.generate_private_key(ec.SECP256R1())
@@ -209,7 +209,7 @@ def test_a_second_ca_for_the_same_template_is_refused_in_check_mode_too():
     assert [c[0] for c in client.calls] == ["list_ca_certificates", "list_ca_certificates"]
     # Only the inactive one left: registration goes ahead (check mode predicts it).
     client.cas = client.cas[:1]
-    assert ca.register(client, desired, check_mode=True)[0] is True
+    assert ca.register(client, desired, check_mode=True).changed is True
 
 
 def test_validate_only_and_the_guard_need_what_they_work_on():

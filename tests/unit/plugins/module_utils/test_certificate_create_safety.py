@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime
 import http.server
-import inspect
 import json
 import os
 import stat
@@ -24,9 +23,10 @@ import pytest
 from botocore.exceptions import ClientError
 from test_certificates import FakeIoT, client_error, csr_pem, key_pem, new_key, params
 
-from ansible_collections.iotfleet.provisioning.plugins.module_utils import aws
+from ansible_collections.iotfleet.provisioning.plugins.module_utils import aws, crypto, errors
 from ansible_collections.iotfleet.provisioning.plugins.module_utils import certificates as certs
-from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import AwsCallError, ValidationError
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.certificates.intent import _write_intent
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.errors import AwsCallError, ValidationError
 
 # --- a scripted endpoint -------------------------------------------------------------------------------------
 
@@ -133,7 +133,7 @@ def test_call_once_stops_at_other_errors_and_leaves_other_calls_retried(scripted
     handler.script = [(503, "ServiceUnavailableException")]
     with pytest.raises(ClientError) as caught:
         aws.call_once(client, "create_keys_and_certificate", setAsActive=False)
-    assert aws.error_code(caught.value) == "ServiceUnavailableException"
+    assert errors.error_code(caught.value) == "ServiceUnavailableException"
     assert _creates(handler) == 1
     # The hook is gone afterwards: the same call made normally is retried as before.
     with pytest.raises(ClientError):
@@ -168,14 +168,11 @@ def iot():
 
 def run(iot, check_mode=False, state="present", **kwargs):
     warnings = []
-    report = {"orphaned_certificates_deleted": [], "orphaned_certificates_suspected": []}
     desired = certs.validate_certificate(params(state=state, **kwargs))
     func = certs.ensure_present if state == "present" else certs.ensure_absent
     extra = {} if state == "present" else {"sleep": lambda _s: None}
-    if "report" in inspect.signature(func).parameters:  # (so that a run of the code before the fix is possible)
-        extra["report"] = report
     result = func(iot, desired, check_mode, warnings.append, **extra)
-    return result, report, warnings
+    return result, dict(result.extra), warnings
 
 
 def kill_after(iot, operation):
@@ -205,14 +202,14 @@ def test_unwritable_certificate_file_is_completed_by_the_rerun(iot, tmp_path, mo
     """The key is on disk, the certificate file could not be written (disk full): the message says a re-run
     completes it, and the re-run does (it used to refuse: "refusing to overwrite the key")."""
     opts = keys_opts(tmp_path)
-    real_commit = certs.PendingFile.commit
+    real_commit = crypto.PendingFile.commit
 
     def full_disk(self, data):
         if self.path.endswith(".pem"):
             raise OSError(28, "No space left on device")
         return real_commit(self, data)
 
-    monkeypatch.setattr(certs.PendingFile, "commit", full_disk)
+    monkeypatch.setattr(crypto.PendingFile, "commit", full_disk)
     with pytest.raises(ValidationError) as caught:
         run(iot, **opts)
     (cert_id,) = iot.certificates
@@ -222,9 +219,10 @@ def test_unwritable_certificate_file_is_completed_by_the_rerun(iot, tmp_path, mo
     assert iot.certificates[cert_id]["status"] == "INACTIVE"
     assert (tmp_path / "dev.key").exists() and not (tmp_path / "dev.pem").exists()
 
-    monkeypatch.setattr(certs.PendingFile, "commit", real_commit)
+    monkeypatch.setattr(crypto.PendingFile, "commit", real_commit)
     iot.calls.clear()
-    (changed, before, after), report, _w = run(iot, **opts)
+    done, report, _w = run(iot, **opts)
+    changed, before, after = done.changed, done.before, done.after
     assert changed and before["certificate_id"] == cert_id and before["status"] == "INACTIVE"
     assert after["certificate_id"] == cert_id and after["status"] == "ACTIVE"
     assert after["things"] == ["dev-1"] and after["policies"] == ["pol-a"]
@@ -238,7 +236,8 @@ def test_unwritable_certificate_file_is_completed_by_the_rerun(iot, tmp_path, mo
     # Completed: the record is gone and a third run reads only what it always read.
     assert not any(name.endswith(".create-intent.json") for name in os.listdir(tmp_path))
     iot.calls.clear()
-    (changed, _b, again), _r, _w = run(iot, **opts)
+    done, _r, _w = run(iot, **opts)
+    changed, again = done.changed, done.after
     assert not changed and again == after and iot.mutating_calls() == []
     assert "list_certificates" not in [op for op, _unused in iot.calls]
 
@@ -274,7 +273,8 @@ def test_killed_right_after_create_keys_the_rerun_reports_the_certificate(iot, t
     assert not (tmp_path / "dev.key").exists()
     assert os.listdir(tmp_path) == [".dev.key.create-intent.json"]
 
-    (changed, _b, after), report, warnings = run(iot, **opts)
+    done, report, warnings = run(iot, **opts)
+    changed, after = done.changed, done.after
     assert changed and after["status"] == "ACTIVE" and after["certificate_id"] != orphan
     assert report["orphaned_certificates_suspected"] == [orphan]
     assert report["orphaned_certificates_deleted"] == []
@@ -283,7 +283,8 @@ def test_killed_right_after_create_keys_the_rerun_reports_the_certificate(iot, t
     assert sorted(os.listdir(tmp_path)) == ["dev.key", "dev.pem"]
 
     iot.calls.clear()
-    (changed, _b, _a), report, warnings = run(iot, **opts)
+    done, report, warnings = run(iot, **opts)
+    changed = done.changed
     assert not changed and iot.mutating_calls() == [] and warnings == []
     assert report["orphaned_certificates_suspected"] == []
 
@@ -298,7 +299,7 @@ def test_a_lost_answer_reports_only_certificates_attached_to_nothing_in_the_wind
         run(iot, **opts)
     (orphan,) = set(iot.certificates) - {busy, active}
     iot.calls.clear()
-    (_c, _b, _a), report, _w = run(iot, **opts)
+    _done, report, _w = run(iot, **opts)
     assert report["orphaned_certificates_suspected"] == [orphan]
     assert {busy, active, orphan} <= set(iot.certificates)
     assert "delete_certificate" not in iot.mutating_calls()
@@ -315,7 +316,8 @@ def test_killed_right_after_create_from_csr_the_rerun_completes_that_certificate
     assert os.listdir(tmp_path) == [".dev.pem.create-intent.json"]
 
     iot.calls.clear()
-    (changed, before, after), report, _w = run(iot, **opts)
+    done, report, _w = run(iot, **opts)
+    changed, before, after = done.changed, done.before, done.after
     assert changed and before["certificate_id"] == cert_id and after["certificate_id"] == cert_id
     assert after["status"] == "ACTIVE" and after["things"] == ["dev-1"]
     assert "create_certificate_from_csr" not in iot.mutating_calls()
@@ -330,18 +332,20 @@ def test_duplicates_proven_by_the_public_key_are_deleted_others_are_not(iot, tmp
     key = new_key()
     opts = dict(csr=csr_pem(key), certificate_path=str(tmp_path / "dev.pem"), thing="dev-1")
     desired = certs.validate_certificate(params(**opts))
-    certs._write_intent(desired, {"operation": "CreateCertificateFromCsr", "started": time.time()})
+    _write_intent(desired, {"operation": "CreateCertificateFromCsr", "started": time.time()})
     first = iot.create_certificate_from_csr(certificateSigningRequest=opts["csr"])["certificateId"]
     second = iot.create_certificate_from_csr(certificateSigningRequest=opts["csr"])["certificateId"]
     other = iot.create_certificate_from_csr(certificateSigningRequest=csr_pem(new_key()))["certificateId"]
 
     # Check mode predicts the deletion and changes nothing, the record included.
     iot.calls.clear()
-    (changed, _b, _a), report, _w = run(iot, check_mode=True, **opts)
+    done, report, _w = run(iot, check_mode=True, **opts)
+    changed = done.changed
     assert changed and report["orphaned_certificates_deleted"] == [first]
     assert iot.mutating_calls() == [] and os.path.exists(desired.intent_path)
 
-    (changed, _before, after), report, _w = run(iot, **opts)
+    done, report, _w = run(iot, **opts)
+    changed, after = done.changed, done.after
     assert changed and after["certificate_id"] == second  # the newest of the two is completed
     assert report == {"orphaned_certificates_deleted": [first], "orphaned_certificates_suspected": []}
     assert set(iot.certificates) == {second, other}
@@ -353,22 +357,23 @@ def test_a_recorded_certificate_whose_key_is_gone_is_deleted(iot, tmp_path, monk
     """The key could not be written and deleting the certificate failed too: the record holds its id (proof),
     so the next run deletes it, then makes the device's certificate."""
     opts = keys_opts(tmp_path)
-    real_commit = certs.PendingFile.commit
+    real_commit = crypto.PendingFile.commit
 
     def failing(self, data):
         if self.path.endswith(".key"):
             raise OSError(28, "No space left on device")
         return real_commit(self, data)
 
-    monkeypatch.setattr(certs.PendingFile, "commit", failing)
+    monkeypatch.setattr(crypto.PendingFile, "commit", failing)
     iot.fail["delete_certificate"] = client_error("ServiceUnavailableException", "try later", "DeleteCertificate")
     with pytest.raises(ValidationError) as caught:
         run(iot, **opts)
     (lost,) = iot.certificates
     assert "next run deletes it" in caught.value.rule
-    monkeypatch.setattr(certs.PendingFile, "commit", real_commit)
+    monkeypatch.setattr(crypto.PendingFile, "commit", real_commit)
 
-    (changed, _b, after), report, _w = run(iot, **opts)
+    done, report, _w = run(iot, **opts)
+    changed, after = done.changed, done.after
     assert changed and report["orphaned_certificates_deleted"] == [lost]
     assert list(iot.certificates) == [after["certificate_id"]] and after["certificate_id"] != lost
 
@@ -383,19 +388,20 @@ def test_a_definite_refusal_removes_the_record(iot, tmp_path):
 
 def test_absent_finds_the_certificate_through_the_record(iot, tmp_path, monkeypatch):
     opts = keys_opts(tmp_path)
-    real_commit = certs.PendingFile.commit
+    real_commit = crypto.PendingFile.commit
 
     def commit_but_the_certificate(self, data):
         if self.path.endswith(".pem"):
             raise OSError(28, "full")
         return real_commit(self, data)
 
-    monkeypatch.setattr(certs.PendingFile, "commit", commit_but_the_certificate)
+    monkeypatch.setattr(crypto.PendingFile, "commit", commit_but_the_certificate)
     with pytest.raises(ValidationError):
         run(iot, **opts)
-    monkeypatch.setattr(certs.PendingFile, "commit", real_commit)
+    monkeypatch.setattr(crypto.PendingFile, "commit", real_commit)
     (cert_id,) = iot.certificates
-    (changed, before, _a), _r, _w = run(iot, state="absent", **opts)
+    done, _r, _w = run(iot, state="absent", **opts)
+    changed, before = done.changed, done.before
     assert changed and before["certificate_id"] == cert_id and iot.certificates == {}
     assert os.listdir(tmp_path) == ["dev.key"]
 
@@ -429,7 +435,8 @@ def test_a_lost_csr_answer_is_found_by_its_public_key_in_the_same_run(iot, tmp_p
         raise client_error("InternalFailureException", "internal error", "CreateCertificateFromCsr")
 
     iot.create_certificate_from_csr = ran_then_failed
-    (changed, _b, after), _r, _w = run(iot, **opts)
+    done, _r, _w = run(iot, **opts)
+    changed, after = done.changed, done.after
     (cert_id,) = iot.certificates
     assert changed and after["certificate_id"] == cert_id and after["status"] == "ACTIVE"
     assert iot.mutating_calls().count("create_certificate_from_csr") == 1
@@ -443,7 +450,8 @@ def test_a_csr_call_that_did_not_run_fails_and_keeps_the_record(iot, tmp_path):
         run(iot, **opts)
     assert "not retried" in str(caught.value) and iot.certificates == {}
     assert os.listdir(tmp_path) == [".dev.pem.create-intent.json"]
-    (changed, _b, after), _r, _w = run(iot, **opts)
+    done, _r, _w = run(iot, **opts)
+    changed, after = done.changed, done.after
     assert changed and list(iot.certificates) == [after["certificate_id"]]
     assert os.listdir(tmp_path) == ["dev.pem"]
 
@@ -454,7 +462,8 @@ def test_an_unreadable_record_still_finds_by_key_and_reports_nothing_unproven(io
     mine = iot.create_certificate_from_csr(certificateSigningRequest=opts["csr"])["certificateId"]
     iot.create_keys_and_certificate(setAsActive=False)  # someone else's, INACTIVE, attached to nothing
     (tmp_path / ".dev.pem.create-intent.json").write_text("{not json")
-    (changed, _b, after), report, warnings = run(iot, **opts)
+    done, report, warnings = run(iot, **opts)
+    changed, after = done.changed, done.after
     assert changed and after["certificate_id"] == mine
     assert report == {"orphaned_certificates_deleted": [], "orphaned_certificates_suspected": []}
     assert warnings == [] and len(iot.certificates) == 2
@@ -465,7 +474,8 @@ def test_an_unreadable_record_still_finds_by_key_and_reports_nothing_unproven(io
     (keys_dir / ".dev.key.create-intent.json").write_text("garbage")
     opts = keys_opts(keys_dir)
     opts["thing"] = "dev-2"
-    (changed, _b, _a), report, warnings = run(iot, **opts)
+    done, report, warnings = run(iot, **opts)
+    changed = done.changed
     assert changed and report["orphaned_certificates_suspected"] == [] and warnings == []
 
 
@@ -479,7 +489,8 @@ def test_a_lost_csr_answer_without_certificate_path_is_found_in_the_same_run(iot
         raise client_error("ServiceUnavailableException", "later", "CreateCertificateFromCsr")
 
     iot.create_certificate_from_csr = ran_then_failed
-    (changed, _b, after), _r, _w = run(iot, **opts)
+    done, _r, _w = run(iot, **opts)
+    changed, after = done.changed, done.after
     (cert_id,) = iot.certificates
     assert changed and after["certificate_id"] == cert_id and after["things"] == ["dev-1"]
     assert os.listdir(tmp_path) == []
@@ -498,7 +509,8 @@ def test_a_registration_repeated_after_a_lost_answer_is_not_a_failure(iot, tmp_p
         return real(**kwargs)  # botocore's retry
 
     iot.register_certificate_without_ca = registered_then_repeated
-    (changed, _b, after), _r, _w = run(iot, certificate_pem=pem, thing="dev-1")
+    done, _r, _w = run(iot, certificate_pem=pem, thing="dev-1")
+    changed, after = done.changed, done.after
     (cert_id,) = iot.certificates
     assert changed and after["certificate_id"] == cert_id and after["status"] == "ACTIVE"
     assert after["things"] == ["dev-1"]

@@ -11,8 +11,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
-from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import ValidationError
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.certificates import CertificateQuery, expiry
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.errors import ValidationError
 
 NOW = datetime.datetime(2026, 12, 5, 12, 0, tzinfo=datetime.timezone.utc)
 

@@ -20,7 +20,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from ansible_collections.iotfleet.provisioning.plugins.module_utils import certificates as certs
-from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import AwsCallError, ValidationError
+from ansible_collections.iotfleet.provisioning.plugins.module_utils import crypto
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.errors import AwsCallError, ValidationError
 
 ACCOUNT = "123456789012"
 MUTATING = (
@@ -478,7 +479,8 @@ def test_create_keys_full_cycle(iot, tmp_path):
         policies=["pol-a"],
     )
 
-    (changed, before, after), _unused = present(iot, check_mode=True, **opts)
+    done, _unused = present(iot, check_mode=True, **opts)
+    changed, before, after = done.changed, done.before, done.after
     assert changed and before is None
     assert after["certificate_id"] is None and after["status"] == "ACTIVE"
     assert after["things"] == ["dev-1"] and after["policies"] == ["pol-a"]
@@ -486,7 +488,8 @@ def test_create_keys_full_cycle(iot, tmp_path):
 
     old = os.umask(0)
     try:
-        (changed, before, after), _unused = present(iot, **opts)
+        done, _unused = present(iot, **opts)
+        changed, before, after = done.changed, done.before, done.after
     finally:
         os.umask(old)
     assert changed and before is None
@@ -509,16 +512,20 @@ def test_create_keys_full_cycle(iot, tmp_path):
     assert "PRIVATE KEY" not in repr(after)
 
     iot.calls.clear()
-    (changed, before, again), _unused = present(iot, check_mode=True, **opts)
+    done, _unused = present(iot, check_mode=True, **opts)
+    changed, before, again = done.changed, done.before, done.after
     assert not changed and again == after
-    (changed, before, again), _unused = present(iot, **opts)
+    done, _unused = present(iot, **opts)
+    changed, before, again = done.changed, done.before, done.after
     assert not changed and again == after
     assert iot.mutating_calls() == []
     assert len(iot.certificates) == 1
 
-    changed, before, gone = absent(iot, check_mode=True, **opts)
+    done = absent(iot, check_mode=True, **opts)
+    changed, before, gone = done.changed, done.before, done.after
     assert changed and before == after and gone is None and iot.mutating_calls() == []
-    changed, before, gone = absent(iot, **opts)
+    done = absent(iot, **opts)
+    changed, before, gone = done.changed, done.before, done.after
     assert changed and gone is None
     assert iot.mutating_calls() == [
         "update_certificate",
@@ -528,15 +535,18 @@ def test_create_keys_full_cycle(iot, tmp_path):
     ]
     assert iot.certificates == {} and "dev-1" in iot.things
     iot.calls.clear()
-    changed, before, gone = absent(iot, **opts)
+    done = absent(iot, **opts)
+    changed, before, gone = done.changed, done.before, done.after
     assert not changed and iot.mutating_calls() == []
 
 
 def test_create_keys_found_again_through_the_thing_without_certificate_path(iot, tmp_path):
     opts = dict(create_keys=True, private_key_path=str(tmp_path / "dev.key"), thing="dev-1")
-    (_unused, _unused, first), _unused = present(iot, **opts)
+    done, _unused = present(iot, **opts)
+    first = done.after
     iot.calls.clear()
-    (changed, _unused, again), _unused = present(iot, **opts)
+    done, _unused = present(iot, **opts)
+    changed, again = done.changed, done.after
     assert not changed and again["certificate_id"] == first["certificate_id"]
     assert iot.mutating_calls() == []
 
@@ -564,14 +574,14 @@ def test_certificate_path_of_another_live_certificate_is_not_overwritten(iot, tm
 
 
 def test_unwritable_key_after_creation_deletes_the_useless_certificate(iot, tmp_path, monkeypatch):
-    real_commit = certs.PendingFile.commit
+    real_commit = crypto.PendingFile.commit
 
     def failing_commit(self, data):
         if self.path.endswith(".key"):
             raise OSError(28, "No space left on device")
         return real_commit(self, data)
 
-    monkeypatch.setattr(certs.PendingFile, "commit", failing_commit)
+    monkeypatch.setattr(crypto.PendingFile, "commit", failing_commit)
     with pytest.raises(ValidationError) as caught:
         present(iot, create_keys=True, private_key_path=str(tmp_path / "dev.key"), thing="dev-1")
     assert "deactivated and deleted" in caught.value.rule
@@ -588,9 +598,10 @@ def test_missing_thing_fails_before_creating(iot, tmp_path):
 
 
 def test_missing_thing_in_check_mode_is_a_warning(iot, tmp_path):
-    (changed, _unused, after), warnings = present(
+    done, warnings = present(
         iot, check_mode=True, create_keys=True, private_key_path=str(tmp_path / "k.key"), thing="nope"
     )
+    changed, after = done.changed, done.after
     assert changed and after["things"] == ["nope"]
     assert any("does not exist" in w for w in warnings)
 
@@ -613,7 +624,8 @@ def test_failure_after_creation_leaves_no_active_certificate_and_a_rerun_complet
     assert cert_id in str(caught.value) and "run the task again" in str(caught.value)
     assert iot.certificates[cert_id]["status"] == "INACTIVE"
 
-    (changed, _unused, after), _unused = present(iot, **opts)
+    done, _unused = present(iot, **opts)
+    changed, after = done.changed, done.after
     assert changed and after["certificate_id"] == cert_id and after["status"] == "ACTIVE"
     assert after["policies"] == ["flaky-policy"]
     assert len(iot.certificates) == 1
@@ -642,9 +654,8 @@ def test_a_declared_policy_stands_in_only_in_check_mode(iot, tmp_path):
         certificate_path=str(tmp_path / "c"),
         policies=["made-earlier"],
     )
-    (changed, _before, after), _unused = present(
-        iot, check_mode=True, declared_resources={"policies": ["made-earlier"]}, **opts
-    )
+    done, _unused = present(iot, check_mode=True, declared_resources={"policies": ["made-earlier"]}, **opts)
+    changed, after = done.changed, done.after
     assert changed and after["policies"] == ["made-earlier"] and iot.mutating_calls() == []
     with pytest.raises(certs.StateConflictError):
         present(iot, declared_resources={"policies": ["made-earlier"]}, **opts)
@@ -657,19 +668,22 @@ def test_a_declared_policy_stands_in_only_in_check_mode(iot, tmp_path):
 def test_csr_rerun_mints_no_second_certificate(iot, tmp_path):
     key = new_key()
     opts = dict(csr=csr_pem(key), certificate_path=str(tmp_path / "dev.pem"), thing="dev-1")
-    (changed, _unused, first), _unused = present(iot, **opts)
+    done, _unused = present(iot, **opts)
+    changed, first = done.changed, done.after
     assert changed
     issued = iot.certificates[first["certificate_id"]]["certificatePem"]
     assert x509.load_pem_x509_certificate(issued.encode()).public_key().public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     ) == key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     iot.calls.clear()
-    (changed, _unused, again), _unused = present(iot, **opts)
+    done, _unused = present(iot, **opts)
+    changed, again = done.changed, done.after
     assert not changed and again == first and iot.mutating_calls() == []
 
     # The file is lost: the certificate is still found through the thing, and the file is written again.
     os.remove(tmp_path / "dev.pem")
-    (changed, _unused, again), _unused = present(iot, **opts)
+    done, _unused = present(iot, **opts)
+    changed, again = done.changed, done.after
     assert changed and again["certificate_id"] == first["certificate_id"]
     assert iot.mutating_calls() == []
     assert (tmp_path / "dev.pem").read_text() == issued
@@ -684,7 +698,8 @@ def test_several_certificates_with_the_same_key_prefer_the_active_one(iot):
     for made in (first, second):
         iot.attach_thing_principal(thingName="dev-1", principal=made["certificateArn"])
     iot.calls.clear()
-    (changed, _unused, after), warnings = present(iot, csr=csr, thing="dev-1")
+    done, warnings = present(iot, csr=csr, thing="dev-1")
+    changed, after = done.changed, done.after
     assert not changed and after["certificate_id"] == second["certificateId"]
     assert any("2 certificates" in w for w in warnings)
 
@@ -698,21 +713,25 @@ def test_pem_with_ca_registers_and_is_found_by_id(iot, tmp_path):
     dev_pem = issue(dev_key.public_key(), ca_key, "device", "fleet-ca")
     opts = dict(certificate_pem=dev_pem, ca_certificate_pem=ca_pem, certificate_path=str(tmp_path / "c.pem"))
 
-    (changed, _unused, predicted), _unused = present(iot, check_mode=True, **opts)
+    done, _unused = present(iot, check_mode=True, **opts)
+    changed, predicted = done.changed, done.after
     assert predicted["certificate_id"] == der_id(dev_pem) and predicted["ca_certificate_id"] == der_id(ca_pem)
-    (changed, _unused, after), _unused = present(iot, **opts)
+    done, _unused = present(iot, **opts)
+    changed, after = done.changed, done.after
     assert changed and after["certificate_id"] == der_id(dev_pem) and after["ca_certificate_id"] == der_id(ca_pem)
     # Registered INACTIVE, activated last.
     assert iot.mutating_calls() == ["register_certificate", "update_certificate"]
     assert iot.calls[[op for op, _unused in iot.calls].index("register_certificate")][1] == {"status": "INACTIVE"}
     assert iot.certificates[der_id(dev_pem)]["status"] == "ACTIVE"
     iot.calls.clear()
-    (changed, _unused, _unused), _unused = present(iot, **opts)
+    done, _unused = present(iot, **opts)
+    changed = done.changed
     assert not changed and iot.mutating_calls() == []
 
 
 def test_pem_without_ca_uses_register_without_ca(iot):
-    (changed, _unused, after), _unused = present(iot, certificate_pem=self_signed(new_key()), status="INACTIVE")
+    done, _unused = present(iot, certificate_pem=self_signed(new_key()), status="INACTIVE")
+    changed, after = done.changed, done.after
     assert changed and after["status"] == "INACTIVE"
     assert iot.mutating_calls() == ["register_certificate_without_ca"]
 
@@ -727,16 +746,19 @@ def test_certificate_id_cannot_create(iot):
 def test_status_is_updated_only_when_different(iot):
     made = iot.register_certificate_without_ca(certificatePem=self_signed(new_key()), status="ACTIVE")
     iot.calls.clear()
-    (changed, before, after), _unused = present(iot, certificate_id=made["certificateId"], status="ACTIVE")
+    done, _unused = present(iot, certificate_id=made["certificateId"], status="ACTIVE")
+    changed, before, after = done.changed, done.before, done.after
     assert not changed and iot.mutating_calls() == []
-    (changed, before, after), _unused = present(iot, certificate_id=made["certificateId"], status="INACTIVE")
+    done, _unused = present(iot, certificate_id=made["certificateId"], status="INACTIVE")
+    changed, before, after = done.changed, done.before, done.after
     assert changed and before["status"] == "ACTIVE" and after["status"] == "INACTIVE"
     assert iot.mutating_calls() == ["update_certificate"]
 
 
 def test_a_revoked_certificate_that_aws_will_not_reactivate_is_explained(iot, tmp_path):
     opts = dict(csr=csr_pem(new_key()), certificate_path=str(tmp_path / "dev.pem"))
-    (_unused, _unused, made), _unused = present(iot, **opts)
+    done, _unused = present(iot, **opts)
+    made = done.after
     iot.certificates[made["certificate_id"]]["status"] = "REVOKED"
     iot.fail["update_certificate"] = client_error("CertificateStateException", "revoked", "UpdateCertificate")
     with pytest.raises(AwsCallError) as caught:
@@ -801,7 +823,8 @@ def test_policy_swap_detaches_before_attaching(iot):
     made = iot.register_certificate_without_ca(certificatePem=self_signed(new_key()), status="ACTIVE")
     iot.attach_policy(policyName="pol-a", target=made["certificateArn"])
     iot.calls.clear()
-    (changed, before, after), _unused = present(iot, certificate_id=made["certificateId"], policies=["pol-b"])
+    done, _unused = present(iot, certificate_id=made["certificateId"], policies=["pol-b"])
+    changed, before, after = done.changed, done.before, done.after
     assert changed and before["policies"] == ["pol-a"] and after["policies"] == ["pol-b"]
     assert iot.mutating_calls() == ["detach_policy", "attach_policy"]
 
@@ -818,7 +841,8 @@ def test_absent_detaches_everything_across_pages_and_keeps_things(iot):
     for policy in ("pol-a", "pol-b", "pol-c"):
         iot.attach_policy(policyName=policy, target=arn)
     iot.calls.clear()
-    changed, before, after = absent(iot, certificate_id=made["certificateId"])
+    done = absent(iot, certificate_id=made["certificateId"])
+    changed, before, after = done.changed, done.before, done.after
     assert changed and after is None
     assert before["things"] == ["dev-1", "dev-2", "dev-3", "dev-4"]
     assert before["policies"] == ["pol-a", "pol-b", "pol-c"]
@@ -840,7 +864,8 @@ def test_absent_retries_a_delete_that_still_sees_a_detached_thing(iot):
     made = iot.register_certificate_without_ca(certificatePem=self_signed(new_key()), status="INACTIVE")
     iot.calls.clear()
     iot.fail["delete_certificate"] = client_error("DeleteConflictException", "things attached", "DeleteCertificate")
-    changed, _unused, _unused = absent(iot, certificate_id=made["certificateId"])
+    done = absent(iot, certificate_id=made["certificateId"])
+    changed = done.changed
     assert changed and iot.certificates == {}
     assert iot.mutating_calls() == ["delete_certificate", "delete_certificate"]
 
@@ -854,8 +879,10 @@ def test_absent_does_not_retry_other_errors(iot):
 
 def test_absent_by_csr_and_thing(iot):
     key = new_key()
-    (_unused, _unused, made), _unused = present(iot, csr=csr_pem(key), thing="dev-1")
-    changed, before, _unused = absent(iot, csr=csr_pem(key), thing="dev-1")
+    done, _unused = present(iot, csr=csr_pem(key), thing="dev-1")
+    made = done.after
+    done = absent(iot, csr=csr_pem(key), thing="dev-1")
+    changed, before = done.changed, done.before
     assert changed and before["certificate_id"] == made["certificate_id"] and iot.certificates == {}
 
 
@@ -890,31 +917,34 @@ def test_thing_principal_id_is_resolved_and_type_managed(iot):
     arn = certs.resolve_principal(iot, desired)
     assert arn == made["certificateArn"]
 
-    changed, before, after = certs.ensure_thing_principal_present(iot, desired, arn, True)
+    done = certs.ensure_thing_principal_present(iot, desired, arn, True)
+    changed, before, after = done.changed, done.before, done.after
     assert changed and before is None and after["thing_principal_type"] == "EXCLUSIVE_THING"
     assert iot.mutating_calls() == []
-    changed, _unused, after = certs.ensure_thing_principal_present(iot, desired, arn, False)
+    done = certs.ensure_thing_principal_present(iot, desired, arn, False)
+    changed, after = done.changed, done.after
     assert changed and after == {"thing": "dev-1", "principal": arn, "thing_principal_type": "EXCLUSIVE_THING"}
     iot.calls.clear()
-    assert certs.ensure_thing_principal_present(iot, desired, arn, False)[0] is False
+    assert certs.ensure_thing_principal_present(iot, desired, arn, False).changed is False
     assert iot.mutating_calls() == []
 
     # Unset exclusive keeps whatever type exists.
     loose = certs.validate_thing_principal(tp_params(principal=arn))
-    assert certs.ensure_thing_principal_present(iot, loose, arn, False)[0] is False
+    assert certs.ensure_thing_principal_present(iot, loose, arn, False).changed is False
     # A different type re-attaches.
     shared = certs.validate_thing_principal(tp_params(principal=arn, exclusive=False))
-    changed, before, after = certs.ensure_thing_principal_present(iot, shared, arn, False)
+    done = certs.ensure_thing_principal_present(iot, shared, arn, False)
+    changed, before, after = done.changed, done.before, done.after
     assert changed and before["thing_principal_type"] == "EXCLUSIVE_THING"
     assert after["thing_principal_type"] == "NON_EXCLUSIVE_THING"
     assert iot.mutating_calls() == ["detach_thing_principal", "attach_thing_principal"]
 
     iot.calls.clear()
     gone = certs.validate_thing_principal(tp_params(principal=arn, state="absent"))
-    assert certs.ensure_thing_principal_absent(iot, gone, arn, True)[0] is True
+    assert certs.ensure_thing_principal_absent(iot, gone, arn, True).changed is True
     assert iot.mutating_calls() == []
-    assert certs.ensure_thing_principal_absent(iot, gone, arn, False)[0] is True
-    assert certs.ensure_thing_principal_absent(iot, gone, arn, False)[0] is False
+    assert certs.ensure_thing_principal_absent(iot, gone, arn, False).changed is True
+    assert certs.ensure_thing_principal_absent(iot, gone, arn, False).changed is False
     assert iot.mutating_calls() == ["detach_thing_principal"]
 
 
@@ -925,7 +955,8 @@ def test_thing_principal_unknown_certificate_id(iot):
         certs.ensure_thing_principal_present(iot, desired, None, False)
     assert caught.value.field == "principal"
     absent_desired = certs.validate_thing_principal(tp_params(principal="c" * 64, state="absent"))
-    assert certs.ensure_thing_principal_absent(iot, absent_desired, None, False) == (False, None, None)
+    done = certs.ensure_thing_principal_absent(iot, absent_desired, None, False)
+    assert (done.changed, done.before, done.after) == (False, None, None)
 
 
 def test_thing_principal_missing_thing(iot):
