@@ -12,9 +12,11 @@ key's public key and the requested subject.
 from __future__ import annotations
 
 import os
-from typing import Any, Optional
+from dataclasses import dataclass
+from typing import Any, Dict, Mapping, Optional
 
 from ansible_collections.iotfleet.provisioning.plugins.module_utils import crypto
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.ensure import Ensured
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.errors import ValidationError
 
 try:
@@ -134,14 +136,25 @@ def make_csr(key: Any, subject: dict[str, str]) -> bytes:
     return builder.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM)
 
 
+@dataclass(frozen=True)
+class EnsuredKey(Ensured):
+    """What ``ensure_private_key`` did: ``before`` / ``after`` describe the key (``describe_key``; None where there
+    is none), ``extra`` holds ``key_action`` (kept, fixed mode, create, created, replaced). ``key`` is the key itself
+    for the caller's next step (None in check mode until it is made): a field of its own, so that a result built
+    from ``extra`` never carries key material."""
+
+    key: Any = None
+
+
 def ensure_private_key(
     path: str, spec: dict[str, Any], replace_mismatch: bool, check_mode: bool, kind: str = "device key"
-) -> tuple[bool, Optional[Any], dict[str, Any]]:
-    """Keep a matching key at `path`, or make one (0600, atomically). Returns (changed, key, info).
+) -> EnsuredKey:
+    """Keep a matching key at `path`, or make one (0600, atomically).
 
     ``kind`` names the key in the refusal message (a device key, a CA key, ...).
     """
     existing = crypto.read_file(path)
+    found = None
     if existing is not None:
         try:
             key = crypto.load_private_key(existing)
@@ -154,8 +167,8 @@ def ensure_private_key(
             if (os.stat(path).st_mode & 0o777) != crypto.PRIVATE_KEY_MODE:
                 if not check_mode:
                     os.chmod(path, crypto.PRIVATE_KEY_MODE)
-                return True, key, {"key": found, "action": "fixed mode"}
-            return False, key, {"key": found, "action": "kept"}
+                return EnsuredKey(True, found, found, {"key_action": "fixed mode"}, key=key)
+            return EnsuredKey(False, found, found, {"key_action": "kept"}, key=key)
         if not replace_mismatch:
             raise ValidationError(
                 "private_key_path",
@@ -163,10 +176,10 @@ def ensure_private_key(
                 f"a {kind} is never replaced silently: set force: true to replace it",
             )
     if check_mode:
-        return True, None, {"key": spec, "action": "create"}
+        return EnsuredKey(True, found, spec, {"key_action": "create"})
     key = generate_key(spec)
     crypto.write_file_atomic(path, private_key_pem(key), crypto.PRIVATE_KEY_MODE)
-    return True, key, {"key": spec, "action": "replaced" if existing is not None else "created"}
+    return EnsuredKey(True, found, spec, {"key_action": "replaced" if existing is not None else "created"}, key=key)
 
 
 def _spec_text(spec: dict[str, Any]) -> str:
@@ -181,21 +194,64 @@ def csr_matches(csr_pem: bytes, key: Any, subject: dict[str, str]) -> bool:
     return crypto.same_public_key(csr.public_key(), key.public_key()) and subject_of(csr.subject) == subject
 
 
-def ensure_csr(
-    key: Optional[Any], subject: dict[str, str], csr_path: Optional[str], check_mode: bool
-) -> tuple[bool, Optional[str]]:
-    """A CSR for `key` and `subject`: the one at csr_path when it still matches, else a new one."""
+def ensure_csr(key: Optional[Any], subject: dict[str, str], csr_path: Optional[str], check_mode: bool) -> Ensured:
+    """A CSR for `key` and `subject`: the one at csr_path when it still matches, else a new one.
+
+    ``after`` is the CSR (PEM text; None in check mode when a new one would be written), ``before`` the text of the
+    file at csr_path (None when there is none, or in check mode before the key exists).
+    """
     if key is None:  # check mode, key not made yet
-        return bool(csr_path), None
-    if csr_path:
-        existing = crypto.read_file(csr_path)
-        if existing is not None and csr_matches(existing, key, subject):
-            return False, existing.decode()
+        return Ensured(bool(csr_path))
+    existing = crypto.read_file(csr_path) if csr_path else None
+    before = existing.decode("ascii", "replace") if existing is not None else None
+    if existing is not None and csr_matches(existing, key, subject):
+        return Ensured(False, before, existing.decode())
     csr_pem = make_csr(key, subject)
     if not csr_path:
         # Nothing is stored, so nothing changed: the CSR is only returned.
-        return False, csr_pem.decode()
+        return Ensured(False, None, csr_pem.decode())
     if check_mode:
-        return True, None
+        return Ensured(True, before, None)
     crypto.write_file_atomic(csr_path, csr_pem, crypto.CERTIFICATE_MODE)
-    return True, csr_pem.decode()
+    return Ensured(True, before, csr_pem.decode())
+
+
+# ---------------------------------------------------------------------------
+# the csr module
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DesiredCsr:
+    """The csr module's options, checked: the key (``validate_key_spec``) and the CSR's subject."""
+
+    private_key_path: str
+    key_spec: Dict[str, Any]
+    subject: Dict[str, str]
+    csr_path: Optional[str] = None
+    force: bool = False
+
+
+def validate_csr(params: Mapping[str, Any]) -> DesiredCsr:
+    return DesiredCsr(
+        private_key_path=params["private_key_path"],
+        key_spec=validate_key_spec(params),
+        subject=validate_subject("subject", params["subject"]),
+        csr_path=params.get("csr_path"),
+        force=bool(params.get("force")),
+    )
+
+
+def ensure_key_and_csr(desired: DesiredCsr, check_mode: bool) -> Ensured:
+    """The private key (kept or made) and a CSR for it. ``before`` / ``after`` are what the diff shows (whether the
+    key existed; what happened to it and whether the CSR file was written); ``extra`` the module's ``csr``, ``key``
+    (its description) and ``key_action``."""
+    key = ensure_private_key(desired.private_key_path, desired.key_spec, desired.force, check_mode)
+    action = key.extra["key_action"]
+    csr = ensure_csr(key.key, desired.subject, desired.csr_path, check_mode)
+    return Ensured(
+        key.changed or csr.changed,
+        {"private_key": "absent" if action in ("create", "created") else "present"},
+        {"private_key": action, "csr_written": csr.changed},
+        {"csr": csr.after, "key": key.after, "key_action": action},
+    )

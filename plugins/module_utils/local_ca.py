@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: iotfleet.provisioning contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""A local certificate authority: the CA key and certificate, device certificates it signs, verification certificates.
+"""A local certificate authority: the CA key and certificate, and the device certificates it signs.
 
 Nothing here calls AWS. The CA's private key never leaves the host that runs the module; AWS IoT only ever sees
 the CA certificate and the certificates signed with the key.
@@ -14,11 +14,13 @@ the CA certificate and the certificates signed with the key.
 * ``validate_device_certificate(params)`` / ``ensure_device_certificate(desired, check_mode)``: a device
   certificate signed by the CA, for a CSR or for a device key made here, with the subject fields JITP templates
   read, clientAuth, and the authority key identifier; optionally a chain file (certificate, then CA certificate).
-* ``verification_certificate(ca_certificate, ca_key, registration_code)``: the certificate AWS IoT asks for when
-  a CA is registered in DEFAULT mode (subject CN = registration code, signed by the CA key, a throwaway key).
 
-Every ensure function returns ``(changed, before, after)``: views of the files (never key material), predicted
-without writing anything in check mode.
+The X.509 helpers both this file and ``ca`` use (signing, checks, views, the verification certificate of a CA
+registration) live in ``x509_helpers``; import them from there.
+
+Every ensure function returns an ``ensure.Ensured``: ``before`` / ``after`` are views of the files (never key
+material), predicted without writing anything in check mode; ``extra`` holds what the module returns beside them
+(``certificate_pem``, ``certificate_action``, ``reason``, ``key_action`` where a key is kept or made here).
 """
 
 from __future__ import annotations
@@ -26,9 +28,10 @@ from __future__ import annotations
 import datetime
 import os
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
 from ansible_collections.iotfleet.provisioning.plugins.module_utils import crypto, keys, validation
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.ensure import Ensured
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.errors import ValidationError
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.x509_helpers import (
     BACKDATE,
@@ -46,18 +49,14 @@ from ansible_collections.iotfleet.provisioning.plugins.module_utils.x509_helpers
     load_signing_ca,
     not_valid_after,
     predicted_view,
-    require_strong,
     signature_verifies,
-    strength_problem,
     utcnow,
-    verification_certificate,
 )
 
 DEFAULT_CA_VALIDITY_DAYS = 3650
 DEFAULT_DEVICE_VALIDITY_DAYS = 365
 DEFAULT_RENEW_MARGIN_DAYS = 30
 MAX_VALIDITY_DAYS = 36500
-CSR_MAX_LENGTH = validation.CSR_MAX
 
 
 # A file this task writes: its directory must exist and be writable (checked before any change).
@@ -168,23 +167,23 @@ def _local_ca_state(key_info: Optional[Dict[str, Any]], certificate: Optional[Vi
     return {"private_key": key_info, "certificate": certificate}
 
 
-@dataclass
-class LocalResult:
-    """What an ensure function did, besides (changed, before, after)."""
+def _outcome(
+    certificate_action: str, reason: Optional[str], pem: Optional[str], key_action: Optional[str]
+) -> Dict[str, Any]:
+    """An ensure function's ``extra``: the module's return values beside the files' views."""
+    extra = {"certificate_pem": pem, "certificate_action": certificate_action, "reason": reason}
+    if key_action is not None:
+        extra["key_action"] = key_action
+    return extra
 
-    key_action: Optional[str] = None
-    certificate_action: str = "kept"
-    reason: Optional[str] = None
-    pem: Optional[str] = None
-    notes: List[str] = field(default_factory=list)
+
+def _no_warn(_message: str) -> None:
+    return None
 
 
-def ensure_local_ca(
-    desired: DesiredLocalCA, check_mode: bool, now: Optional[datetime.datetime] = None
-) -> Tuple[bool, Optional[View], View, LocalResult]:
+def ensure_local_ca(desired: DesiredLocalCA, check_mode: bool, now: Optional[datetime.datetime] = None) -> Ensured:
     """Keep or make the CA key and self-signed certificate; in check mode only predict."""
     now = now or utcnow()
-    result = LocalResult()
     existing = _read_certificate_file(desired.certificate_path, "certificate_path", desired.force)
     key_exists = os.path.lexists(desired.private_key_path)
     if existing is not None and not key_exists and not desired.force:
@@ -198,38 +197,40 @@ def ensure_local_ca(
     if key_exists:
         current = load_private_key_file(desired.private_key_path, "private_key_path")
         before_key = keys.describe_key(current)
-    key_changed, key, key_info = keys.ensure_private_key(
-        desired.private_key_path, desired.key_spec, desired.force, check_mode, kind="CA key"
-    )
-    result.key_action = key_info["action"]
+    made = keys.ensure_private_key(desired.private_key_path, desired.key_spec, desired.force, check_mode, kind="CA key")
+    key, key_action = made.key, made.extra["key_action"]
     before = _local_ca_state(before_key, certificate_view(existing) if existing is not None else None)
 
     if existing is None:
-        result.reason = "there is no CA certificate"
+        reason = "there is no CA certificate"
     elif key is None:
-        result.reason = "the key is new"
+        reason = "the key is new"
     else:
-        result.reason = ca_renewal_reason(existing, key, desired.subject, desired.renew_margin_days, now)
-    if result.reason is None:
-        result.pem = certificate_pem(existing).decode("ascii")
-        after = _local_ca_state(key_info["key"], certificate_view(existing))
-        return key_changed, before, after, result
+        reason = ca_renewal_reason(existing, key, desired.subject, desired.renew_margin_days, now)
+    if reason is None:
+        pem = certificate_pem(existing).decode("ascii")
+        after = _local_ca_state(made.after, certificate_view(existing))
+        return Ensured(made.changed, before, after, _outcome("kept", None, pem, key_action))
 
-    result.certificate_action = "create" if existing is None else "renew"
     if check_mode:
         name = keys.x509_name(desired.subject)
         predicted = predicted_view(name, name, now - BACKDATE, now + datetime.timedelta(days=desired.validity_days))
-        return True, before, _local_ca_state(key_info["key"], predicted), result
+        action = "create" if existing is None else "renew"
+        return Ensured(True, before, _local_ca_state(made.after, predicted), _outcome(action, reason, None, key_action))
 
     certificate = build_ca_certificate(key, desired.subject, desired.validity_days, now)
     pem = certificate_pem(certificate)
     crypto.write_file_atomic(desired.certificate_path, pem, crypto.CERTIFICATE_MODE)
-    result.certificate_action = "created" if existing is None else "renewed"
-    result.pem = pem.decode("ascii")
-    return True, before, _local_ca_state(key_info["key"], certificate_view(certificate)), result
+    action = "created" if existing is None else "renewed"
+    return Ensured(
+        True,
+        before,
+        _local_ca_state(made.after, certificate_view(certificate)),
+        _outcome(action, reason, pem.decode("ascii"), key_action),
+    )
 
 
-def ensure_local_ca_absent(desired: DesiredLocalCA, check_mode: bool) -> Tuple[bool, Optional[View], None]:
+def ensure_local_ca_absent(desired: DesiredLocalCA, check_mode: bool) -> Ensured:
     """Remove the CA certificate and key files."""
     existing = _read_certificate_file(desired.certificate_path, "certificate_path", force=True)
     key_info = None
@@ -241,7 +242,7 @@ def ensure_local_ca_absent(desired: DesiredLocalCA, check_mode: bool) -> Tuple[b
     before = _local_ca_state(key_info, certificate_view(existing) if existing is not None else None)
     removed_certificate = _remove_file(desired.certificate_path, check_mode)
     removed_key = _remove_file(desired.private_key_path, check_mode)
-    return removed_certificate or removed_key, before, None
+    return Ensured(removed_certificate or removed_key, before, None)
 
 
 # ---------------------------------------------------------------------------
@@ -314,8 +315,8 @@ def validate_device_certificate(params: Mapping[str, Any]) -> DesiredDeviceCerti
             if data is None:
                 raise ValidationError("csr_path", f"{params['csr_path']} does not exist")
             text = data
-        if len(text) > CSR_MAX_LENGTH:
-            raise ValidationError(desired.source, f"must be at most {CSR_MAX_LENGTH} characters, got {len(text)}")
+        if len(text) > validation.CSR_MAX:
+            raise ValidationError(desired.source, f"must be at most {validation.CSR_MAX} characters, got {len(text)}")
         try:
             desired.csr = crypto.load_csr(text)
         except crypto.CryptoError as e:
@@ -382,22 +383,24 @@ def _device_state(certificate: Optional[View], chain: Optional[bool], key: Optio
 
 
 def ensure_device_certificate(
-    desired: DesiredDeviceCertificate, check_mode: bool, now: Optional[datetime.datetime] = None
-) -> Tuple[bool, View, View, LocalResult]:
-    """Keep or issue the device certificate (and key, and chain file); in check mode only predict."""
+    desired: DesiredDeviceCertificate,
+    check_mode: bool,
+    now: Optional[datetime.datetime] = None,
+    warn: Callable[[str], None] = _no_warn,
+) -> Ensured:
+    """Keep or issue the device certificate (and key, and chain file); in check mode only predict. ``warn`` gets
+    what the module reports as a warning (a certificate cut short by its CA's end)."""
     now = now or utcnow()
-    result = LocalResult()
     key_changed = False
-    key_info: Optional[Dict[str, Any]] = None
+    key_action: Optional[str] = None
+    after_key: Optional[Dict[str, Any]] = None
     before_key: Optional[Dict[str, Any]] = None
     if desired.source == "private_key_path":
         if os.path.lexists(desired.private_key_path):
             before_key = keys.describe_key(load_private_key_file(desired.private_key_path, "private_key_path"))
-        key_changed, key, key_info = keys.ensure_private_key(
-            desired.private_key_path, desired.key_spec, desired.force, check_mode
-        )
-        result.key_action = key_info["action"]
-        public_key = key.public_key() if key is not None else None
+        made = keys.ensure_private_key(desired.private_key_path, desired.key_spec, desired.force, check_mode)
+        key_changed, key_action, after_key = made.changed, made.extra["key_action"], made.after
+        public_key = made.key.public_key() if made.key is not None else None
     else:
         public_key = desired.csr.public_key()
 
@@ -413,39 +416,47 @@ def ensure_device_certificate(
         chain_before,
         before_key,
     )
-    after_key = key_info["key"] if key_info is not None else None
 
     if existing is None:
-        result.reason = "there is no certificate"
+        reason = "there is no certificate"
     elif public_key is None:
-        result.reason = "the device key is new"
+        reason = "the device key is new"
     else:
-        result.reason = device_renewal_reason(
+        reason = device_renewal_reason(
             existing, public_key, desired.subject, desired.ca_certificate, desired.renew_margin_days, now
         )
 
-    if result.reason is None:
+    if reason is None:
         pem = certificate_pem(existing)
-        result.pem = pem.decode("ascii")
         chain_changed = False
         if desired.chain_path:
             chain_changed = crypto.file_differs(desired.chain_path, pem + ca_pem)
             if chain_changed and not check_mode:
                 crypto.write_file_atomic(desired.chain_path, pem + ca_pem, crypto.CERTIFICATE_MODE)
         after = _device_state(certificate_view(existing), True if desired.chain_path else None, after_key)
-        return key_changed or chain_changed, before, after, result
+        return Ensured(
+            key_changed or chain_changed, before, after, _outcome("kept", None, pem.decode("ascii"), key_action)
+        )
 
-    result.certificate_action = "issue" if existing is None else "reissue"
     not_before = now - BACKDATE
     not_after = min(now + datetime.timedelta(days=desired.validity_days), not_valid_after(desired.ca_certificate))
+    note = None
     if not_after < now + datetime.timedelta(days=desired.validity_days):
-        result.notes.append(
+        note = (
             f"the certificate ends on {not_after.isoformat()}, when the CA certificate expires, "
             f"sooner than validity_days ({desired.validity_days}) asked for"
         )
     if check_mode:
         predicted = predicted_view(desired.subject, desired.ca_certificate.subject, not_before, not_after)
-        return True, before, _device_state(predicted, True if desired.chain_path else None, after_key), result
+        action = "issue" if existing is None else "reissue"
+        if note:
+            warn(note)
+        return Ensured(
+            True,
+            before,
+            _device_state(predicted, True if desired.chain_path else None, after_key),
+            _outcome(action, reason, None, key_action),
+        )
 
     certificate = issue_certificate(
         desired.ca_certificate, desired.ca_key, public_key, desired.subject, not_before, not_after
@@ -454,24 +465,22 @@ def ensure_device_certificate(
     crypto.write_file_atomic(desired.certificate_path, pem, crypto.CERTIFICATE_MODE)
     if desired.chain_path:
         crypto.write_file_atomic(desired.chain_path, pem + ca_pem, crypto.CERTIFICATE_MODE)
-    result.certificate_action = "issued" if existing is None else "reissued"
-    result.pem = pem.decode("ascii")
-    return (
+    if note:
+        warn(note)
+    return Ensured(
         True,
         before,
         _device_state(certificate_view(certificate), True if desired.chain_path else None, after_key),
-        result,
+        _outcome("issued" if existing is None else "reissued", reason, pem.decode("ascii"), key_action),
     )
 
 
-def ensure_device_certificate_absent(
-    desired: DesiredDeviceCertificate, check_mode: bool
-) -> Tuple[bool, Optional[View], None]:
+def ensure_device_certificate_absent(desired: DesiredDeviceCertificate, check_mode: bool) -> Ensured:
     """Remove the certificate, the chain file and, when given, the device key."""
     existing = _read_certificate_file(desired.certificate_path, "certificate_path", force=True)
     present = [p for p in (desired.certificate_path, desired.chain_path, desired.private_key_path) if p]
     if not any(os.path.lexists(p) for p in present):
-        return False, None, None
+        return Ensured(False)
     before: View = {"certificate": certificate_view(existing) if existing is not None else None}
     if desired.chain_path:
         before["chain_written"] = os.path.lexists(desired.chain_path)
@@ -480,28 +489,18 @@ def ensure_device_certificate_absent(
     changed = False
     for path in present:
         changed = _remove_file(path, check_mode) or changed
-    return changed, before, None
+    return Ensured(changed, before, None)
 
 
 __all__ = [
     "DesiredDeviceCertificate",
     "DesiredLocalCA",
-    "LocalResult",
-    "build_ca_certificate",
-    "certificate_view",
+    "ca_renewal_reason",
+    "device_renewal_reason",
     "ensure_device_certificate",
     "ensure_device_certificate_absent",
     "ensure_local_ca",
     "ensure_local_ca_absent",
-    "is_ca_certificate",
-    "issue_certificate",
-    "issued_by",
-    "key_strength_problem",
-    "load_private_key_file",
-    "load_signing_ca",
-    "require_strong",
-    "strength_problem",
     "validate_device_certificate",
     "validate_local_ca",
-    "verification_certificate",
 ]

@@ -155,12 +155,10 @@ def register(client: Any, desired: DesiredRegistration, check_mode: bool) -> dic
     if desired.private_key_path:
         # The key lives on the host that runs the module; only the CSR leaves it.
         subject = keys.validate_subject("csr_subject", desired.csr_subject or {"common_name": "iot-device"})
-        key_changed, key, _key_info = keys.ensure_private_key(
-            desired.private_key_path, desired.key_spec, False, check_mode
-        )
-        files_changed |= key_changed
-        if key is not None:
-            csr = keys.make_csr(key, subject).decode()
+        made = keys.ensure_private_key(desired.private_key_path, desired.key_spec, False, check_mode)
+        files_changed |= made.changed
+        if made.key is not None:
+            csr = keys.make_csr(made.key, subject).decode()
     csr_name = csr_parameter(template)
     if csr is not None:
         if csr_name is None:

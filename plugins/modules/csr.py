@@ -103,7 +103,7 @@ key_action:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.iotfleet.provisioning.plugins.module_utils import keys
-from ansible_collections.iotfleet.provisioning.plugins.module_utils.local_module import run_local
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.local_module import local_result, run_local
 
 
 def main() -> None:
@@ -117,27 +117,12 @@ def main() -> None:
         ),
         supports_check_mode=True,
     )
-    params = module.params
 
-    def apply() -> tuple:
-        spec = keys.validate_key_spec(params)
-        subject = keys.validate_subject("subject", params["subject"])
-        key_changed, key, key_info = keys.ensure_private_key(
-            params["private_key_path"], spec, params["force"], module.check_mode
-        )
-        csr_changed, csr_pem = keys.ensure_csr(key, subject, params["csr_path"], module.check_mode)
-        result = dict(
-            changed=key_changed or csr_changed,
-            csr=csr_pem,
-            private_key_path=params["private_key_path"],
-            key=key_info["key"],
-            key_action=key_info["action"],
-        )
-        if params["csr_path"]:
-            result["csr_path"] = params["csr_path"]
-        before = {"private_key": "absent" if key_info["action"] in ("create", "created") else "present"}
-        after = {"private_key": key_info["action"], "csr_written": csr_changed}
-        return result, before, after
+    def apply() -> dict:
+        desired = keys.validate_csr(module.params)
+        done = keys.ensure_key_and_csr(desired, module.check_mode)
+        fields = {"csr_path": desired.csr_path} if desired.csr_path else {}
+        return local_result(module, done, private_key_path=desired.private_key_path, **fields)
 
     run_local(module, apply, files="the key or CSR", crypto_field="private_key_path")
 

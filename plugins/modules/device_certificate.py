@@ -237,7 +237,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.iotfleet.provisioning.plugins.module_utils import keys
 from ansible_collections.iotfleet.provisioning.plugins.module_utils import local_ca as backend
-from ansible_collections.iotfleet.provisioning.plugins.module_utils.local_module import run_local
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.local_module import local_result, run_local
 
 
 def main() -> None:
@@ -261,30 +261,24 @@ def main() -> None:
         supports_check_mode=True,
     )
 
-    def apply() -> tuple:
+    def apply() -> dict:
         desired = backend.validate_device_certificate(module.params)
         if desired.state == "absent":
-            changed, before, after = backend.ensure_device_certificate_absent(desired, module.check_mode)
-            result = dict(changed=changed, certificate=None, certificate_pem=None)
+            done = backend.ensure_device_certificate_absent(desired, module.check_mode)
+            fields = dict(certificate=None, certificate_pem=None)
         else:
-            changed, before, after, done = backend.ensure_device_certificate(desired, module.check_mode)
-            result = dict(
-                changed=changed,
-                certificate=after["certificate"],
-                certificate_pem=done.pem,
-                certificate_action=done.certificate_action,
-                reason=done.reason,
-            )
+            done = backend.ensure_device_certificate(desired, module.check_mode, warn=module.warn)
+            fields = dict(certificate=done.after["certificate"])
             if desired.private_key_path:
-                result.update(key=after.get("private_key"), key_action=done.key_action)
-            for note in done.notes:
-                module.warn(note)
-        result.update(
+                fields.update(key=done.after.get("private_key"))
+        return local_result(
+            module,
+            done,
             certificate_path=desired.certificate_path,
             chain_path=desired.chain_path,
             private_key_path=desired.private_key_path,
+            **fields,
         )
-        return result, before, after
 
     run_local(module, apply, files="the certificate files")
 

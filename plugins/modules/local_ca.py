@@ -175,7 +175,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.iotfleet.provisioning.plugins.module_utils import keys
 from ansible_collections.iotfleet.provisioning.plugins.module_utils import local_ca as backend
-from ansible_collections.iotfleet.provisioning.plugins.module_utils.local_module import run_local
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.local_module import local_result, run_local
 
 
 def main() -> None:
@@ -193,24 +193,17 @@ def main() -> None:
         supports_check_mode=True,
     )
 
-    def apply() -> tuple:
+    def apply() -> dict:
         desired = backend.validate_local_ca(module.params)
         if desired.state == "absent":
-            changed, before, after = backend.ensure_local_ca_absent(desired, module.check_mode)
-            result = dict(changed=changed, certificate=None, certificate_pem=None)
+            done = backend.ensure_local_ca_absent(desired, module.check_mode)
+            fields = dict(certificate=None, certificate_pem=None)
         else:
-            changed, before, after, done = backend.ensure_local_ca(desired, module.check_mode)
-            result = dict(
-                changed=changed,
-                certificate=after["certificate"],
-                certificate_pem=done.pem,
-                key=after["private_key"],
-                key_action=done.key_action,
-                certificate_action=done.certificate_action,
-                reason=done.reason,
-            )
-        result.update(private_key_path=desired.private_key_path, certificate_path=desired.certificate_path)
-        return result, before, after
+            done = backend.ensure_local_ca(desired, module.check_mode)
+            fields = dict(certificate=done.after["certificate"], key=done.after["private_key"])
+        return local_result(
+            module, done, private_key_path=desired.private_key_path, certificate_path=desired.certificate_path, **fields
+        )
 
     run_local(module, apply, files="the CA files")
 

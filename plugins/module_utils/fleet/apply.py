@@ -11,8 +11,8 @@ import time
 from typing import Any, Callable, Dict, List, Tuple
 
 from ansible_collections.iotfleet.provisioning.plugins.module_utils import crypto, iot_access, retry
-from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import ClientError, is_error
-from ansible_collections.iotfleet.provisioning.plugins.module_utils.errors import ValidationError
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import ClientError
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.errors import ValidationError, is_error
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.fleet import billing
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.fleet.local import (
     CallRecord,
@@ -37,7 +37,7 @@ from ansible_collections.iotfleet.provisioning.plugins.module_utils.fleet.state 
     cert_id_of_arn,
 )
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.keys import ensure_private_key, make_csr
-from ansible_collections.iotfleet.provisioning.plugins.module_utils.things import (
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.things.common import (
     visible_attributes,
 )
 
@@ -83,7 +83,7 @@ def _create_certificate(call: Call, spec: FleetSpec, device: DesiredDevice, plan
         if existing is not None:
             key = crypto.load_private_key(existing)
         else:
-            _changed, key, _info = ensure_private_key(paths["key"], KEY_SPEC, False, False)
+            key = ensure_private_key(paths["key"], KEY_SPEC, False, False).key
         csr = make_csr(key, {"common_name": device.name}).decode()
         with crypto.PendingFile(paths["cert"], crypto.CERTIFICATE_MODE) as cert_file:
             response = _recorded_call(

@@ -86,7 +86,7 @@ def issue_certificate(call: Call, spec: FleetSpec, device: DesiredDevice, plan: 
             if existing is not None:
                 key = crypto.load_private_key(existing)  # step 1 began in an earlier run: same key
             else:
-                _changed, key, _info = ensure_private_key(paths["next_key"], rot.key_spec, False, False)
+                key = ensure_private_key(paths["next_key"], rot.key_spec, False, False).key
             csr = make_csr(key, {"common_name": name}).decode()
         with crypto.PendingFile(paths["next_cert"], crypto.CERTIFICATE_MODE) as cert_file:
             response = _recorded_call(

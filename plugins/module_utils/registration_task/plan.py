@@ -45,8 +45,9 @@ def prepare_csr(desired: DesiredTask, device: Dict[str, Any], check_mode: bool) 
         changed = True
         if not check_mode:
             os.makedirs(directory, DEVICE_DIR_MODE, exist_ok=True)
-    key_changed, key, _info = keys.ensure_private_key(key_path, desired.key_spec, False, check_mode)
-    changed |= key_changed
+    made = keys.ensure_private_key(key_path, desired.key_spec, False, check_mode)
+    changed |= made.changed
+    key = made.key
     if key is None:  # check mode: the key would be made now
         key = keys.generate_key(desired.key_spec)
         device["key_missing"] = True

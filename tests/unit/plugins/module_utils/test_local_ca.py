@@ -15,8 +15,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from ansible_collections.iotfleet.provisioning.plugins.module_utils import local_ca
-from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import ValidationError
+from ansible_collections.iotfleet.provisioning.plugins.module_utils import local_ca, x509_helpers
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.errors import ValidationError
 
 SUBJECT = {"common_name": "Factory CA", "organization": "Example Corp", "country": "DE"}
 DEVICE_SUBJECT = {
@@ -130,9 +130,10 @@ def test_local_ca_refuses_a_missing_directory(ca_params, tmp_path):
 
 
 def test_local_ca_creates_a_ca_key_and_self_signed_ca_certificate(ca_params):
-    changed, before, after, done = make_ca(ca_params)
+    done = make_ca(ca_params)
+    changed, before, after = done.changed, done.before, done.after
     assert changed and before is None
-    assert done.key_action == "created" and done.certificate_action == "created"
+    assert done.extra["key_action"] == "created" and done.extra["certificate_action"] == "created"
     assert mode(ca_params["private_key_path"]) == 0o600
     assert mode(ca_params["certificate_path"]) == 0o644
     key = load_key(ca_params["private_key_path"])
@@ -151,7 +152,7 @@ def test_local_ca_creates_a_ca_key_and_self_signed_ca_certificate(ca_params):
     assert ext(cert, x509.SubjectKeyIdentifier).value == x509.SubjectKeyIdentifier.from_public_key(key.public_key())
     lifetime = cert.not_valid_after_utc - cert.not_valid_before_utc
     assert datetime.timedelta(days=3650) <= lifetime <= datetime.timedelta(days=3650, minutes=10)
-    assert after["certificate"]["certificate_id"] == local_ca.crypto.certificate_id(done.pem)
+    assert after["certificate"]["certificate_id"] == local_ca.crypto.certificate_id(done.extra["certificate_pem"])
     assert after["certificate"]["subject"] == {
         "country": "DE",
         "organization": "Example Corp",
@@ -162,9 +163,10 @@ def test_local_ca_creates_a_ca_key_and_self_signed_ca_certificate(ca_params):
 
 
 def test_local_ca_check_mode_predicts_and_writes_nothing(ca_params):
-    changed, before, after, done = make_ca(ca_params, check_mode=True)
+    done = make_ca(ca_params, check_mode=True)
+    changed, before, after = done.changed, done.before, done.after
     assert changed and before is None
-    assert done.key_action == "create" and done.certificate_action == "create"
+    assert done.extra["key_action"] == "create" and done.extra["certificate_action"] == "create"
     assert after["certificate"]["certificate_id"] is None
     assert after["certificate"]["subject_dn"] == "CN=Factory CA,O=Example Corp,C=DE"
     assert not os.path.exists(ca_params["private_key_path"])
@@ -176,10 +178,11 @@ def test_local_ca_second_run_keeps_key_and_certificate(ca_params):
     key_bytes = read(ca_params["private_key_path"])
     cert_bytes = read(ca_params["certificate_path"])
     for check_mode in (True, False):
-        changed, before, after, done = make_ca(ca_params, check_mode=check_mode)
+        done = make_ca(ca_params, check_mode=check_mode)
+        changed, before, after = done.changed, done.before, done.after
         assert not changed
         assert before == after
-        assert done.certificate_action == "kept" and done.reason is None
+        assert done.extra["certificate_action"] == "kept" and done.extra.get("reason") is None
     assert read(ca_params["private_key_path"]) == key_bytes
     assert read(ca_params["certificate_path"]) == cert_bytes
 
@@ -189,11 +192,13 @@ def test_local_ca_renews_with_the_same_key_when_the_subject_changes(ca_params):
     key_bytes = read(ca_params["private_key_path"])
     old = load_cert(ca_params["certificate_path"])
     ca_params["subject"] = {"common_name": "Factory CA 2"}
-    changed, before, after, done = make_ca(ca_params, check_mode=True)
-    assert changed and done.certificate_action == "renew" and done.reason == "its subject differs"
+    done = make_ca(ca_params, check_mode=True)
+    changed, before, after = done.changed, done.before, done.after
+    assert changed and done.extra["certificate_action"] == "renew" and done.extra["reason"] == "its subject differs"
     assert load_cert(ca_params["certificate_path"]) == old
-    changed, before, after, done = make_ca(ca_params)
-    assert changed and done.certificate_action == "renewed"
+    done = make_ca(ca_params)
+    changed, before, after = done.changed, done.before, done.after
+    assert changed and done.extra["certificate_action"] == "renewed"
     new = load_cert(ca_params["certificate_path"])
     assert new.subject.rfc4514_string() == "CN=Factory CA 2"
     assert spki(new) == spki(old)
@@ -205,10 +210,11 @@ def test_local_ca_renews_within_the_margin_only(ca_params):
     make_ca(ca_params)
     cert = load_cert(ca_params["certificate_path"])
     just_outside = cert.not_valid_after_utc - datetime.timedelta(days=31)
-    assert make_ca(ca_params, check_mode=True, now=just_outside)[0] is False
+    assert make_ca(ca_params, check_mode=True, now=just_outside).changed is False
     inside = cert.not_valid_after_utc - datetime.timedelta(days=29)
-    changed, _before, _after, done = make_ca(ca_params, now=inside)
-    assert changed and done.reason == "it expires within renew_margin_days (30)"
+    done = make_ca(ca_params, now=inside)
+    changed = done.changed
+    assert changed and done.extra["reason"] == "it expires within renew_margin_days (30)"
     assert load_cert(ca_params["certificate_path"]).not_valid_after_utc > cert.not_valid_after_utc
 
 
@@ -221,8 +227,9 @@ def test_local_ca_never_replaces_a_missing_key_silently(ca_params):
     assert "set force: true to make a new CA" in error.value.rule
     assert not os.path.exists(ca_params["private_key_path"])
     ca_params["force"] = True
-    changed, _before, _after, done = make_ca(ca_params)
-    assert changed and done.key_action == "created" and done.certificate_action == "renewed"
+    done = make_ca(ca_params)
+    changed = done.changed
+    assert changed and done.extra["key_action"] == "created" and done.extra["certificate_action"] == "renewed"
     assert spki(load_cert(ca_params["certificate_path"])) == spki(load_key(ca_params["private_key_path"]))
 
 
@@ -232,8 +239,9 @@ def test_local_ca_never_replaces_a_key_of_another_type_silently(ca_params):
     with pytest.raises(ValidationError, match="a CA key is never replaced silently"):
         make_ca(ca_params)
     ca_params["force"] = True
-    changed, _before, after, done = make_ca(ca_params)
-    assert changed and done.key_action == "replaced"
+    done = make_ca(ca_params)
+    changed, after = done.changed, done.after
+    assert changed and done.extra["key_action"] == "replaced"
     assert isinstance(load_key(ca_params["private_key_path"]), rsa.RSAPrivateKey)
     assert after["private_key"] == {"type": "RSA", "size": 2048}
     assert spki(load_cert(ca_params["certificate_path"])) == spki(load_key(ca_params["private_key_path"]))
@@ -245,7 +253,7 @@ def test_local_ca_refuses_to_overwrite_a_file_that_is_not_a_certificate(ca_param
     with pytest.raises(ValidationError, match=r"certificate_path: .* exists but is not a PEM-encoded"):
         make_ca(ca_params)
     ca_params["force"] = True
-    assert make_ca(ca_params)[0]
+    assert make_ca(ca_params).changed
     load_cert(ca_params["certificate_path"])
 
 
@@ -266,8 +274,9 @@ def test_local_ca_replaces_a_certificate_that_is_not_a_ca(ca_params):
     )
     with open(ca_params["certificate_path"], "wb") as handle:
         handle.write(leaf.public_bytes(serialization.Encoding.PEM))
-    changed, _before, _after, done = make_ca(ca_params)
-    assert changed and done.reason == "it is not a CA certificate"
+    done = make_ca(ca_params)
+    changed = done.changed
+    assert changed and done.extra["reason"] == "it is not a CA certificate"
     assert ext(load_cert(ca_params["certificate_path"]), x509.BasicConstraints).value.ca
 
 
@@ -275,12 +284,14 @@ def test_local_ca_absent_removes_both_files_then_reports_no_change(ca_params):
     make_ca(ca_params)
     ca_params["state"] = "absent"
     desired = local_ca.validate_local_ca(ca_params)
-    changed, before, after = local_ca.ensure_local_ca_absent(desired, check_mode=True)
+    done = local_ca.ensure_local_ca_absent(desired, check_mode=True)
+    changed, before, after = done.changed, done.before, done.after
     assert changed and before["certificate"]["subject_dn"] == "CN=Factory CA,O=Example Corp,C=DE" and after is None
     assert os.path.exists(ca_params["private_key_path"]) and os.path.exists(ca_params["certificate_path"])
-    assert local_ca.ensure_local_ca_absent(desired, check_mode=False)[0]
+    assert local_ca.ensure_local_ca_absent(desired, check_mode=False).changed
     assert not os.path.exists(ca_params["private_key_path"]) and not os.path.exists(ca_params["certificate_path"])
-    assert local_ca.ensure_local_ca_absent(desired, check_mode=False) == (False, None, None)
+    done = local_ca.ensure_local_ca_absent(desired, check_mode=False)
+    assert (done.changed, done.before, done.after) == (False, None, None)
 
 
 # --- device certificates -------------------------------------------------------------------------------------
@@ -313,14 +324,16 @@ def device_params(tmp_path, ca_files):
     }
 
 
-def issue(params, check_mode=False, now=None):
-    return local_ca.ensure_device_certificate(local_ca.validate_device_certificate(params), check_mode, now=now)
+def issue(params, check_mode=False, now=None, warn=None):
+    desired = local_ca.validate_device_certificate(params)
+    return local_ca.ensure_device_certificate(desired, check_mode, now=now, warn=warn or (lambda _message: None))
 
 
 def test_device_certificate_with_a_new_key_signed_by_the_ca(device_params):
-    changed, before, after, done = issue(device_params)
+    done = issue(device_params)
+    changed, before, after = done.changed, done.before, done.after
     assert changed and before == {"certificate": None, "chain_written": False}
-    assert done.key_action == "created" and done.certificate_action == "issued"
+    assert done.extra["key_action"] == "created" and done.extra["certificate_action"] == "issued"
     ca = load_cert(device_params["ca_certificate_path"])
     cert = load_cert(device_params["certificate_path"])
     key = load_key(device_params["private_key_path"])
@@ -356,15 +369,17 @@ def test_device_certificate_is_kept_on_a_second_run(device_params):
     issue(device_params)
     files = {p: read(device_params[p]) for p in ("certificate_path", "chain_path", "private_key_path")}
     for check_mode in (True, False):
-        changed, before, after, done = issue(device_params, check_mode=check_mode)
+        done = issue(device_params, check_mode=check_mode)
+        changed, before, after = done.changed, done.before, done.after
         assert not changed and before == after
-        assert done.certificate_action == "kept" and done.key_action == "kept"
+        assert done.extra["certificate_action"] == "kept" and done.extra["key_action"] == "kept"
     assert {p: read(device_params[p]) for p in files} == files
 
 
 def test_device_certificate_check_mode_writes_nothing(device_params):
-    changed, _before, after, done = issue(device_params, check_mode=True)
-    assert changed and done.certificate_action == "issue" and done.key_action == "create"
+    done = issue(device_params, check_mode=True)
+    changed, after = done.changed, done.after
+    assert changed and done.extra["certificate_action"] == "issue" and done.extra["key_action"] == "create"
     assert after["certificate"]["certificate_id"] is None
     assert after["certificate"]["subject"] == DEVICE_SUBJECT
     for path in ("certificate_path", "chain_path", "private_key_path"):
@@ -375,8 +390,9 @@ def test_a_lost_chain_file_is_written_again_without_a_new_certificate(device_par
     issue(device_params)
     cert_bytes = read(device_params["certificate_path"])
     os.unlink(device_params["chain_path"])
-    changed, before, after, done = issue(device_params)
-    assert changed and done.certificate_action == "kept"
+    done = issue(device_params)
+    changed, before, after = done.changed, done.before, done.after
+    assert changed and done.extra["certificate_action"] == "kept"
     assert before["chain_written"] is False and after["chain_written"] is True
     assert read(device_params["certificate_path"]) == cert_bytes
     assert read(device_params["chain_path"]).startswith(cert_bytes)
@@ -392,24 +408,26 @@ def test_device_certificate_from_a_csr_certifies_the_csr_key_with_its_subject(de
     csr_path = tmp_path / "device.csr"
     csr_path.write_bytes(csr.public_bytes(serialization.Encoding.PEM))
     device_params.update(private_key_path=None, subject=None, csr_path=str(csr_path))
-    changed, _before, after, done = issue(device_params)
+    done = issue(device_params)
+    changed, after = done.changed, done.after
     cert = load_cert(device_params["certificate_path"])
-    assert changed and done.key_action is None
+    assert changed and done.extra.get("key_action") is None
     assert spki(cert) == spki(device_key)
     assert cert.subject.rfc4514_string() == "CN=from-csr"
     assert after["certificate"]["subject"] == {"common_name": "from-csr"}
-    assert not issue(device_params)[0]
+    assert not issue(device_params).changed
     # The same CSR given as content finds the same certificate.
     device_params.update(csr_path=None, csr=csr_path.read_text())
-    assert not issue(device_params)[0]
+    assert not issue(device_params).changed
 
 
 def test_device_certificate_is_reissued_when_subject_or_ca_changes(device_params, tmp_path):
     issue(device_params)
     first = load_cert(device_params["certificate_path"])
     device_params["subject"] = dict(DEVICE_SUBJECT, serial_number="SN-0002")
-    changed, _before, _after, done = issue(device_params)
-    assert changed and done.reason == "its subject differs" and done.certificate_action == "reissued"
+    done = issue(device_params)
+    changed = done.changed
+    assert changed and done.extra["reason"] == "its subject differs" and done.extra["certificate_action"] == "reissued"
     second = load_cert(device_params["certificate_path"])
     assert spki(second) == spki(first)
 
@@ -421,8 +439,9 @@ def test_device_certificate_is_reissued_when_subject_or_ca_changes(device_params
     }
     make_ca(other)
     device_params.update(ca_certificate_path=other["certificate_path"], ca_private_key_path=other["private_key_path"])
-    changed, _before, _after, done = issue(device_params)
-    assert changed and done.reason == "it is not signed by this CA"
+    done = issue(device_params)
+    changed = done.changed
+    assert changed and done.extra["reason"] == "it is not signed by this CA"
     verify(load_cert(device_params["certificate_path"]), load_cert(other["certificate_path"]).public_key())
 
 
@@ -442,9 +461,9 @@ def test_device_certificate_from_an_rsa_ca(tmp_path):
         "subject": {"common_name": "d"},
         "certificate_path": str(tmp_path / "d.pem"),
     }
-    assert issue(params)[0]
+    assert issue(params).changed
     verify(load_cert(params["certificate_path"]), load_cert(ca["certificate_path"]).public_key())
-    assert not issue(params)[0]
+    assert not issue(params).changed
 
 
 def test_device_certificate_ends_with_the_ca(device_params, tmp_path):
@@ -456,11 +475,12 @@ def test_device_certificate_ends_with_the_ca(device_params, tmp_path):
     }
     make_ca(short)
     device_params.update(ca_certificate_path=short["certificate_path"], ca_private_key_path=short["private_key_path"])
-    _changed, _before, _after, done = issue(device_params)
+    warnings = []
+    issue(device_params, warn=warnings.append)
     ca = load_cert(short["certificate_path"])
     assert load_cert(device_params["certificate_path"]).not_valid_after_utc == ca.not_valid_after_utc
-    assert "when the CA certificate expires" in done.notes[0]
-    assert not issue(device_params)[0]
+    assert "when the CA certificate expires" in warnings[0]
+    assert not issue(device_params).changed
 
 
 @pytest.mark.parametrize(
@@ -537,13 +557,15 @@ def test_device_certificate_absent_removes_certificate_chain_and_key(device_para
     issue(device_params)
     device_params["state"] = "absent"
     desired = local_ca.validate_device_certificate(device_params)
-    changed, before, after = local_ca.ensure_device_certificate_absent(desired, check_mode=True)
+    done = local_ca.ensure_device_certificate_absent(desired, check_mode=True)
+    changed, before, after = done.changed, done.before, done.after
     assert changed and before["certificate"]["subject"] == DEVICE_SUBJECT and after is None
     assert os.path.exists(device_params["certificate_path"])
-    assert local_ca.ensure_device_certificate_absent(desired, check_mode=False)[0]
+    assert local_ca.ensure_device_certificate_absent(desired, check_mode=False).changed
     for path in ("certificate_path", "chain_path", "private_key_path"):
         assert not os.path.exists(device_params[path])
-    assert local_ca.ensure_device_certificate_absent(desired, check_mode=False) == (False, None, None)
+    done = local_ca.ensure_device_certificate_absent(desired, check_mode=False)
+    assert (done.changed, done.before, done.after) == (False, None, None)
 
 
 # --- verification certificates -------------------------------------------------------------------------------
@@ -553,7 +575,7 @@ def test_verification_certificate_has_the_code_as_cn_and_is_signed_by_the_ca(ca_
     ca = load_cert(ca_files[0])
     ca_key = load_key(ca_files[1])
     code = "a" * 64
-    pem = local_ca.verification_certificate(ca, ca_key, code)
+    pem = x509_helpers.verification_certificate(ca, ca_key, code)
     cert = x509.load_pem_x509_certificate(pem.encode())
     assert cert.subject.rfc4514_string() == f"CN={code}"
     assert cert.issuer == ca.subject
@@ -578,7 +600,7 @@ def test_issued_by_rejects_a_forged_issuer_name(ca_files, tmp_path):
         .not_valid_after(now + datetime.timedelta(days=1))
         .sign(impostor, hashes.SHA256())
     )
-    assert not local_ca.issued_by(forged, ca)
+    assert not x509_helpers.issued_by(forged, ca)
 
 
 def test_a_certificate_without_client_auth_is_issued_again(device_params):
@@ -586,7 +608,7 @@ def test_a_certificate_without_client_auth_is_issued_again(device_params):
     ca = load_cert(device_params["ca_certificate_path"])
     key = load_key(device_params["private_key_path"])
     now = datetime.datetime.now(datetime.timezone.utc)
-    server_style = local_ca.issue_certificate(
+    server_style = x509_helpers.issue_certificate(
         ca,
         load_key(device_params["ca_private_key_path"]),
         key.public_key(),
@@ -597,8 +619,9 @@ def test_a_certificate_without_client_auth_is_issued_again(device_params):
     )
     with open(device_params["certificate_path"], "wb") as handle:
         handle.write(server_style.public_bytes(serialization.Encoding.PEM))
-    changed, _before, _after, done = issue(device_params)
-    assert changed and done.reason == "it lacks the clientAuth extended key usage"
+    done = issue(device_params)
+    changed = done.changed
+    assert changed and done.extra["reason"] == "it lacks the clientAuth extended key usage"
     assert list(ext(load_cert(device_params["certificate_path"]), x509.ExtendedKeyUsage).value) == [
         ExtendedKeyUsageOID.CLIENT_AUTH
     ]
