@@ -188,12 +188,11 @@ from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import (
     BOTO3_IMPORT_ERROR,
     HAS_BOTO3,
     MISSING_REGION_MESSAGE,
-    AwsCallError,
     BotoCoreError,
     ClientError,
-    ValidationError,
     make_client,
 )
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.errors import AwsCallError, ValidationError
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.inventory_things import (
     read_registry,
     validate_filters,

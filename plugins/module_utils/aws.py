@@ -15,16 +15,11 @@ from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from ansible.module_utils.basic import AnsibleModule, env_fallback, missing_required_lib
 
-# Errors live in errors.py (importable without boto3); re-exported here for the modules that import them from aws.
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.ensure import Ensured
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.ensure import result as ensured_result
-from ansible_collections.iotfleet.provisioning.plugins.module_utils.errors import (
-    ERROR_HINTS,
-    AwsCallError,
-    ValidationError,
-    error_code,
-    is_error,
-)
+
+# The errors live in errors.py (importable without boto3); import them from there.
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.errors import AwsCallError, ValidationError
 
 try:
     import boto3
@@ -371,27 +366,13 @@ class IoTModule:
             self.module.exit_json(**result)
 
 
-def result_with_diff(module: IoTModule, changed: bool, before: Any, after: Any, **extra: Any) -> dict[str, Any]:
-    """The standard result: changed, the resource as it is now (or would be), and diff when asked."""
-    result: dict[str, Any] = dict(changed=changed, **extra)
-    if module.diff_mode:
-        result["diff"] = {"before": before or {}, "after": after or {}}
-    return result
-
-
 __all__ = [
-    "ERROR_HINTS",
-    "AwsCallError",
     "IoTModule",
-    "ValidationError",
     "aws_common_argument_spec",
     "botocore",
     "call_once",
-    "error_code",
-    "is_error",
     "iter_pages",
     "make_client",
     "paginate",
-    "result_with_diff",
     "snake_dict",
 ]

@@ -223,10 +223,6 @@ def is_transient(error: BaseException) -> bool:
     return False
 
 
-# Full-jitter exponential backoff for retry number ``attempt`` (1-based); the schedule lives in retry.py.
-backoff_delay = retry.backoff_delay
-
-
 class Caller:
     """Makes every AWS call of a fleet run: paced, retried, counted. Thread-safe."""
 
@@ -278,7 +274,7 @@ class Caller:
                         self.throttles += 1
                 if throttle:
                     self.budget.throttled(operation)
-                self.sleep(backoff_delay(attempt, rng=self.rng))
+                self.sleep(retry.backoff_delay(attempt, rng=self.rng))
                 continue
             self.budget.succeeded(operation)
             return response

@@ -15,13 +15,8 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Iterable, Mapping, Optional
 
-from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import (
-    ClientError,
-    ValidationError,
-    is_error,
-    iter_pages,
-    paginate,
-)
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import ClientError, iter_pages, paginate
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.errors import ValidationError, is_error
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.indexing import THING_INDEX, require_thing_indexing
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.validation import (
     check_attribute_name,

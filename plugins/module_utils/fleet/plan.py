@@ -32,7 +32,7 @@ from ansible_collections.iotfleet.provisioning.plugins.module_utils.fleet.state 
     Snapshot,
     cert_id_of_arn,
 )
-from ansible_collections.iotfleet.provisioning.plugins.module_utils.things import (
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.things.common import (
     attribute_delta,
     attributes_after,
 )

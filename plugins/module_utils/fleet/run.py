@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Mapping, Optional, Set, Tuple
 
 from ansible_collections.iotfleet.provisioning.plugins.module_utils import crypto, iot_access
-from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import ClientError, is_error
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import ClientError
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.errors import is_error
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.fleet.apply import (
     DeviceFailure,
     _remove_stale_temporaries,

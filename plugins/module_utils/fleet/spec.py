@@ -9,7 +9,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Mapping, Optional, Set, Tuple
 
-from ansible_collections.iotfleet.provisioning.plugins.module_utils import crypto, retry
+from ansible_collections.iotfleet.provisioning.plugins.module_utils import crypto
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.certificates import validate_policy_names
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.errors import ValidationError
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.fleet.expiry import (
@@ -73,8 +73,6 @@ CREATE_OPERATIONS = {
     "create_certificate_from_csr": "CreateCertificateFromCsr",
 }
 KEY_SPEC = {"type": "EC", "curve": "P-256"}
-# The waits between the fleet's delete attempts (the schedules live in retry.py).
-DELETE_WAITS = retry.FLEET_CERTIFICATE_DELETE.waits
 # What the plan, the diff and the report say of a device whose key is not in output_dir on this machine.
 KEY_NOT_HERE = "not on this controller"
 

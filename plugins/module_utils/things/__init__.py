@@ -15,17 +15,5 @@ Only what the user manages is compared: an option left unset keeps the remote
 value, so server-added fields never cause a change.
 
 The package, by resource: common (shared helpers, results), thing, thing_type, thing_group and
-info (thing_info). Import each name from its module. The three names below are re-exported only for the fleet
-(``fleet/plan.py``, ``fleet/apply.py``), which still imports them from the package; once it imports them from
-``things.common`` this file needs no imports.
+info (thing_info). Import each name from its module: this file re-exports nothing.
 """
-
-from __future__ import annotations
-
-from ansible_collections.iotfleet.provisioning.plugins.module_utils.things.common import (
-    attribute_delta,
-    attributes_after,
-    visible_attributes,
-)
-
-__all__ = ["attribute_delta", "attributes_after", "visible_attributes"]

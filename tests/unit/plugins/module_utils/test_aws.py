@@ -12,7 +12,7 @@ from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from botocore.exceptions import ClientError, NoRegionError
 from botocore.stub import Stubber
 
-from ansible_collections.iotfleet.provisioning.plugins.module_utils import aws
+from ansible_collections.iotfleet.provisioning.plugins.module_utils import aws, errors
 
 
 class _ScriptedIoT(http.server.BaseHTTPRequestHandler):
@@ -74,7 +74,7 @@ def test_limit_exceeded_is_not_retried(scripted_server):
     client = _client(url, max_attempts=5)
     with pytest.raises(ClientError) as raised:
         client.attach_policy(policyName="p", target="arn:aws:iot:us-east-1:123456789012:cert/abc")
-    assert aws.error_code(raised.value) == "LimitExceededException"
+    assert errors.error_code(raised.value) == "LimitExceededException"
     assert len(handler.requests) == 1
 
 
@@ -85,7 +85,7 @@ def test_throttling_is_retried_up_to_max_attempts(scripted_server):
     client = _client(url, max_attempts=3)
     with pytest.raises(ClientError) as raised:
         client.describe_thing(thingName="t")
-    assert aws.error_code(raised.value) == "ThrottlingException"
+    assert errors.error_code(raised.value) == "ThrottlingException"
     assert len(handler.requests) == 3
 
 
@@ -104,7 +104,7 @@ def test_error_message_has_operation_code_message_request_id_and_hint(scripted_s
     handler.body = {"__type": "ResourceNotFoundException", "message": "Thing t not found"}
     with pytest.raises(ClientError) as raised:
         _client(url).describe_thing(thingName="t")
-    error = aws.AwsCallError.from_client_error(raised.value)
+    error = errors.AwsCallError.from_client_error(raised.value)
     text = str(error)
     assert text.startswith("DescribeThing failed with ResourceNotFoundException: Thing t not found")
     assert "(request id req-1234)" in text
@@ -174,7 +174,7 @@ def test_snake_dict_keeps_user_keys():
 
 
 def test_validation_error_names_field_and_rule():
-    error = aws.ValidationError("name", "must match [a-zA-Z0-9:_-]+")
+    error = errors.ValidationError("name", "must match [a-zA-Z0-9:_-]+")
     assert str(error) == "name: must match [a-zA-Z0-9:_-]+"
     assert error.field == "name"
 

@@ -8,15 +8,15 @@ import time
 import pytest
 
 from ansible_collections.iotfleet.provisioning.plugins.module_utils import fleet
-from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import ValidationError
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.errors import ValidationError
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.fleet_progress import Progress
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.fleet_rate import (
     DEFAULT_TPS,
     Caller,
     OperationBudget,
     RateBudget,
-    backoff_delay,
 )
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.retry import backoff_delay
 
 try:
     from botocore.exceptions import ClientError, ConnectionClosedError

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.iotfleet.provisioning.plugins.module_utils import fleet
-from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import ValidationError
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.errors import ValidationError
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.fleet_rate import (
     ENGINE_OPERATIONS,
     Caller,

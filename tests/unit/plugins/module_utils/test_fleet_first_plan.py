@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.iotfleet.provisioning.plugins.module_utils import fleet
-from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import ValidationError
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.errors import ValidationError
 
 ARN = "arn:aws:iot:eu-west-1:123456789012:cert/"
 

@@ -13,7 +13,7 @@ import stat
 import pytest
 
 from ansible_collections.iotfleet.provisioning.plugins.module_utils import crypto, fleet
-from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import ValidationError
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.errors import ValidationError
 
 try:
     from cryptography import x509

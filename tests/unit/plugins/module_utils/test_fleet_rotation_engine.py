@@ -15,7 +15,7 @@ import pytest
 from moto.core.config import default_user_config
 
 from ansible_collections.iotfleet.provisioning.plugins.module_utils import crypto, fleet
-from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import ValidationError
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.errors import ValidationError
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.fleet_rate import (
     ENGINE_OPERATIONS,
     Caller,
