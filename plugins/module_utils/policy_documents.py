@@ -189,7 +189,8 @@ def documents_equal(current: Any, desired: Any) -> bool:
 
 
 def parse_remote_document(text: Any) -> Any:
-    """A document as AWS returns it (a JSON string), as a dict; text that is not JSON stays text."""
+    """A JSON document as AWS returns it (a string: a policy document, a CA's registration template body), parsed;
+    text that is not JSON stays text."""
     if not isinstance(text, str):
         return text
     try:

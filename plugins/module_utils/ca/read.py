@@ -5,27 +5,17 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any, Dict, List, Mapping, Optional
 
 from ansible_collections.iotfleet.provisioning.plugins.module_utils import tagging
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.aws import ClientError, paginate
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.ca.validate import PAGE_SIZE, View
 from ansible_collections.iotfleet.provisioning.plugins.module_utils.errors import is_error
+from ansible_collections.iotfleet.provisioning.plugins.module_utils.policy_documents import parse_remote_document
 
 
 def _iso(value: Any) -> Any:
     return value.isoformat() if hasattr(value, "isoformat") else value
-
-
-def _body_of(text: Any) -> Any:
-    """A registration config's templateBody parsed as JSON (AWS stores a string), or the string itself."""
-    if not isinstance(text, str):
-        return text
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
 
 
 def registration_config_view(config: Optional[Mapping[str, Any]]) -> Optional[Dict[str, Any]]:
@@ -37,7 +27,7 @@ def registration_config_view(config: Optional[Mapping[str, Any]]) -> Optional[Di
     if "templateName" in config:
         view["template_name"] = config["templateName"]
     if "templateBody" in config:
-        view["template_body"] = _body_of(config["templateBody"])
+        view["template_body"] = parse_remote_document(config["templateBody"])
     if "roleArn" in config:
         view["role_arn"] = config["roleArn"]
     return view
