@@ -21,7 +21,40 @@ if LOCAL_IOT not in sys.path:
 
 from device_sdk import Device, DeviceRefused, clear_events, dataplane_info
 
-__all__ = ["Device", "DeviceRefused", "clear_events", "dataplane_info", "prove_device", "refusals", "refused"]
+ARN = "arn:aws:iot:us-east-1:123456789012"
+# The roles' device policy (roles/jitp/tasks/main.yml, roles/bulk/README.md) for this account.
+DEVICE_POLICY = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Action": "iot:Connect",
+            "Resource": f"{ARN}:client/${{iot:Connection.Thing.ThingName}}",
+            "Condition": {"Bool": {"iot:Connection.Thing.IsAttached": "true"}},
+        },
+        {
+            "Effect": "Allow",
+            "Action": ["iot:Publish", "iot:Receive"],
+            "Resource": f"{ARN}:topic/devices/${{iot:Connection.Thing.ThingName}}/*",
+        },
+        {
+            "Effect": "Allow",
+            "Action": "iot:Subscribe",
+            "Resource": f"{ARN}:topicfilter/devices/${{iot:Connection.Thing.ThingName}}/*",
+        },
+    ],
+}
+
+__all__ = [
+    "DEVICE_POLICY",
+    "Device",
+    "DeviceRefused",
+    "clear_events",
+    "dataplane_info",
+    "prove_device",
+    "refusals",
+    "refused",
+]
 
 
 def refused(info: dict[str, Any], cert: str, key: str, client_id: str) -> None:

@@ -26,34 +26,13 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from device_client import Device, clear_events, dataplane_info, refusals, refused
+from device_client import DEVICE_POLICY, Device, clear_events, dataplane_info, refusals, refused
 from harness import REPO, control, iot_client, recap, reset_endpoint, run_playbook
 
 PLAYBOOK = os.path.join(REPO, "playbooks", "certificate_rotation.yml")
 THING = "rot-dev"
+
 POLICY = "rot-device-policy"
-ARN = "arn:aws:iot:us-east-1:123456789012"
-DEVICE_POLICY = {
-    "Version": "2012-10-17",
-    "Statement": [
-        {
-            "Effect": "Allow",
-            "Action": "iot:Connect",
-            "Resource": f"{ARN}:client/${{iot:Connection.Thing.ThingName}}",
-            "Condition": {"Bool": {"iot:Connection.Thing.IsAttached": "true"}},
-        },
-        {
-            "Effect": "Allow",
-            "Action": ["iot:Publish", "iot:Receive"],
-            "Resource": f"{ARN}:topic/devices/${{iot:Connection.Thing.ThingName}}/*",
-        },
-        {
-            "Effect": "Allow",
-            "Action": "iot:Subscribe",
-            "Resource": f"{ARN}:topicfilter/devices/${{iot:Connection.Thing.ThingName}}/*",
-        },
-    ],
-}
 
 
 def _old_certificate(directory) -> tuple[str, str]:

@@ -23,33 +23,11 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from device_client import clear_events, dataplane_info, prove_device, refusals, refused
+from device_client import DEVICE_POLICY, clear_events, dataplane_info, prove_device, refusals, refused
 from harness import iot_client, recap, reset_endpoint, run_playbook
 
-ARN = "arn:aws:iot:us-east-1:123456789012"
 POLICY = "device-least-privilege"
-# The roles' device policy (roles/jitp/tasks/main.yml, roles/bulk/README.md) for this account.
-DEVICE_POLICY = {
-    "Version": "2012-10-17",
-    "Statement": [
-        {
-            "Effect": "Allow",
-            "Action": "iot:Connect",
-            "Resource": f"{ARN}:client/${{iot:Connection.Thing.ThingName}}",
-            "Condition": {"Bool": {"iot:Connection.Thing.IsAttached": "true"}},
-        },
-        {
-            "Effect": "Allow",
-            "Action": ["iot:Publish", "iot:Receive"],
-            "Resource": f"{ARN}:topic/devices/${{iot:Connection.Thing.ThingName}}/*",
-        },
-        {
-            "Effect": "Allow",
-            "Action": "iot:Subscribe",
-            "Resource": f"{ARN}:topicfilter/devices/${{iot:Connection.Thing.ThingName}}/*",
-        },
-    ],
-}
+
 
 HEADER = """
 - name: Devices for the data plane
